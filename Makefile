@@ -1,0 +1,51 @@
+# Two commands matter: `make demo` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: venv lint test test-fast demo sandbox bench soak lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/dev.txt requirements/constraints.txt sandbox/pyproject.toml tap-sfmc-de/pyproject.toml target-insider-one/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -c requirements/constraints.txt -r requirements/dev.txt
+	@touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## The whole suite: lint, unit tests, sandbox tests, end-to-end tests.
+test: lint
+	$(BIN)/python -m pytest
+
+## Unit tests only (no meltano, no subprocesses).
+test-fast: venv
+	$(BIN)/python -m pytest -m "not e2e"
+
+## Start the sandbox, run the pipeline twice through Meltano, show what arrived.
+demo: venv
+	$(BIN)/python scripts/demo.py
+
+## Run the sandbox in the foreground (Ctrl-C to stop).
+sandbox: venv
+	$(BIN)/sandbox serve
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+soak: venv
+	$(BIN)/python -m benchmarks.soak
+
+## Re-pin every dependency from a fresh resolve (needs PyPI).
+lock:
+	rm -rf /tmp/lock-venv && $(PYTHON) -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install --quiet -r requirements/dev.txt
+	/tmp/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .meltano output .pytest_cache .ruff_cache

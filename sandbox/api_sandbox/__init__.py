@@ -1,0 +1,1 @@
+"""Local emulator of the SFMC and Insider One APIs."""
