@@ -1,6 +1,130 @@
-"""Sandbox command line (skeleton)."""
+"""``sandbox serve``: start both emulators and print one JSON ready line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from api_sandbox.app import Sandbox
+from api_sandbox.config import ConfigError, SandboxConfig
+from api_sandbox.server import SandboxServer
+
+_SPECIAL_KEYS = ("des", "faults", "scenarios", "demo_de")
 
 
-def main() -> None:
-    """Entry point."""
-    raise SystemExit("sandbox: not implemented yet")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the SFMC and Insider emulators on 127.0.0.1")
+    serve.add_argument("--sfmc-port", type=int, default=8801, help="0 picks a free port")
+    serve.add_argument("--insider-port", type=int, default=8802, help="0 picks a free port")
+    serve.add_argument("--rows", type=int, default=5000, help="rows in the demo DE")
+    serve.add_argument("--seed", type=int, default=42, help="generator seed")
+    serve.add_argument(
+        "--de-key", default="Customers", help="external key (and name) of the demo DE"
+    )
+    serve.add_argument("--config", type=Path, help="JSON file: switches plus des/faults/scenarios")
+    serve.add_argument("--filter-mode", choices=("honoured", "ignored"))
+    serve.add_argument("--orderby-mode", choices=("honoured", "ignored"))
+    serve.add_argument("--snapshot", action="store_true", help="request tokens pin the result set")
+    serve.add_argument("--token-lifetime", type=int, help="access token lifetime in seconds")
+    serve.add_argument("--scopes", help="space-separated scopes granted to the package")
+    serve.add_argument(
+        "--fault", action="append", default=[], help="fault rule as JSON (repeatable)"
+    )
+    serve.add_argument(
+        "--set", action="append", default=[], metavar="NAME=JSON", help="any switch (repeatable)"
+    )
+    return parser
+
+
+def build_sandbox(args: argparse.Namespace) -> Sandbox:
+    """Turn CLI arguments (and the optional config file) into a Sandbox.
+
+    Raises:
+        ConfigError: on bad switches.
+    """
+    file_cfg: dict[str, Any] = {}
+    if args.config:
+        file_cfg = json.loads(args.config.read_text(encoding="utf-8"))
+    config = SandboxConfig()
+    config.update({k: v for k, v in file_cfg.items() if k not in _SPECIAL_KEYS})
+    overrides: dict[str, Any] = {}
+    if args.filter_mode:
+        overrides["filter_mode"] = args.filter_mode
+    if args.orderby_mode:
+        overrides["orderby_mode"] = args.orderby_mode
+    if args.snapshot:
+        overrides["request_token_snapshot"] = True
+    if args.token_lifetime is not None:
+        overrides["token_lifetime_seconds"] = args.token_lifetime
+    if args.scopes is not None:
+        overrides["granted_scopes"] = args.scopes.split()
+    for item in args.set:
+        name, _, raw = item.partition("=")
+        try:
+            overrides[name] = json.loads(raw)
+        except ValueError:
+            overrides[name] = raw  # bare strings need no JSON quoting
+    config.update(overrides)
+    specs: list[dict[str, Any]] = []
+    extra = list(file_cfg.get("des", []))
+    if file_cfg.get("demo_de", True) and not any(
+        str(s.get("key", "")).lower() == args.de_key.lower() for s in extra
+    ):
+        specs.append(
+            {"key": args.de_key, "name": args.de_key, "size": args.rows, "seed": args.seed}
+        )
+    specs.extend(extra)
+    faults = list(file_cfg.get("faults", [])) + [json.loads(f) for f in args.fault]
+    return Sandbox(config, specs, faults, file_cfg.get("scenarios", []))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run until SIGTERM/SIGINT."""
+    try:
+        app = build_sandbox(args)
+    except (ConfigError, ValueError, OSError) as exc:
+        sys.stderr.write(f"sandbox: {exc}\n")
+        return 2
+    sfmc = SandboxServer(args.sfmc_port, "sfmc", app)
+    insider = SandboxServer(args.insider_port, "insider", app)
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        for s in (sfmc, insider)
+    ]
+    for t in threads:
+        t.start()
+    sys.stdout.write(json.dumps({"sfmc_url": sfmc.url, "insider_url": insider.url}) + "\n")
+    sys.stdout.flush()
+    while not stop.wait(0.5):
+        pass
+    for s in (sfmc, insider):
+        s.shutdown()
+        s.server_close()
+    sys.stderr.write("sandbox: stopped\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        raise SystemExit(serve(args))
+
+
+if __name__ == "__main__":
+    main()

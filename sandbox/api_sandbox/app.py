@@ -1,0 +1,125 @@
+"""The sandbox's shared state: one object both HTTP servers talk to."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from typing import Any
+
+from api_sandbox.config import SandboxConfig
+from api_sandbox.faults import Faults
+from api_sandbox.insider import Insider
+from api_sandbox.scenarios import Scenarios
+from api_sandbox.sfmc_auth import Auth
+from api_sandbox.sfmc_rowset import Rowset
+from api_sandbox.sfmc_soap import Soap
+from api_sandbox.store import Store
+
+
+class Sandbox:
+    """Config, data and counters; ``reset`` restores the startup state."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        de_specs: list[dict[str, Any]],
+        faults: list[dict[str, Any]] | None = None,
+        scenarios: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self._startup_config = copy.deepcopy(config.to_json())
+        self._startup_specs = copy.deepcopy(de_specs)
+        self._startup_faults = copy.deepcopy(faults or [])
+        self._startup_scenarios = copy.deepcopy(scenarios or [])
+        self.store = Store()
+        self.auth = Auth(config)
+        self.rowset = Rowset(config, self.store)
+        self.soap = Soap(config, self.store)
+        self.insider = Insider(config)
+        self.faults = Faults()
+        self.scenarios = Scenarios()
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.pages_served: Counter[str] = Counter()
+        self.rows_served: Counter[str] = Counter()
+        self.faults_fired: Counter[str] = Counter()
+        self._load_startup()
+
+    def _load_startup(self) -> None:
+        for spec in self._startup_specs:
+            self.store.create_from_spec(spec)
+        self.faults.add(copy.deepcopy(self._startup_faults))
+        for sc in self._startup_scenarios:
+            self.scenarios.add(sc)
+
+    def reset(self) -> None:
+        """Back to the startup state: config, DEs, tokens, faults, logs, counters."""
+        with self._lock:
+            self.config.update(copy.deepcopy(self._startup_config))
+            self.rowset.reset()
+            self.soap.reset()
+            self.store.clear()
+            self.auth.reset()
+            self.insider.reset()
+            self.faults.clear()
+            self.scenarios.clear()
+            for counter in (
+                self.requests,
+                self.statuses,
+                self.pages_served,
+                self.rows_served,
+                self.faults_fired,
+            ):
+                counter.clear()
+            self._load_startup()
+
+    def count(self, endpoint: str, status: int) -> None:
+        """Per-endpoint request and status counters."""
+        with self._lock:
+            self.requests[endpoint] += 1
+            self.statuses[f"{endpoint}:{status}"] += 1
+
+    def page_served(self, de_key: str, page: int, rows: int) -> list[dict[str, Any]]:
+        """Count a served page and fire due scenarios; returns the changes made."""
+        with self._lock:
+            self.pages_served[de_key] += 1
+            self.rows_served[de_key] += rows
+        changes = []
+        for sc in self.scenarios.due(de_key, page):
+            de = self.store.get(sc.de_key)
+            if de is not None:
+                changes.append(
+                    self.store.mutate(
+                        de, sc.update, sc.insert, sc.delete, trigger=f"scenario:after_page={page}"
+                    )
+                )
+        return changes
+
+    def state(self) -> dict[str, Any]:
+        """Everything tests may want to assert on, as JSON."""
+        with self._lock:
+            counters = {
+                "requests": dict(self.requests),
+                "statuses": dict(self.statuses),
+                "pages_served": dict(self.pages_served),
+                "rows_served": dict(self.rows_served),
+                "faults_fired": dict(self.faults_fired),
+                "tokens_minted": self.auth.minted,
+                "refresh_tokens_used": len(self.auth.used_refresh),
+                "upsert_requests": len(self.insider.requests),
+                "users_accepted": self.insider.users_accepted,
+                "users_rejected": self.insider.users_rejected,
+                "profiles": len(self.insider.profiles),
+            }
+        return {
+            "config": self.config.to_json(),
+            "counters": counters,
+            "faults": self.faults.to_json(),
+            "scenarios": self.scenarios.to_json(),
+            "des": [
+                {**de.describe(), "rows": self.store.count(de, None), "changes": len(de.changes)}
+                for de in list(self.store.des.values())
+            ],
+        }

@@ -1,0 +1,98 @@
+"""Runtime switches. Each one exists because the sources disagree or are silent.
+
+Everything here can be set from ``--config FILE.json``, CLI flags, or
+``POST /_sandbox/config`` on either server.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DEFAULT_SCOPES = [
+    "data_extensions_read",
+    "data_extensions_write",
+    "offline",
+    "list_and_subscribers_read",
+]
+
+
+class ConfigError(ValueError):
+    """Unknown switch or invalid value."""
+
+
+@dataclass
+class SandboxConfig:
+    """All switches with their defaults (the most commonly observed behaviour)."""
+
+    # --- SFMC auth -----------------------------------------------------------------
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105 - published demo credential
+    account_id: str = "100001"
+    granted_scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SCOPES))
+    token_lifetime_seconds: int = 1079  # what live responses show (sfmc-api.md §1.4)
+    refresh_token_lifetime_seconds: int = 30 * 86400
+    auth_code: str = "sandbox-auth-code"
+    redirect_uri: str = "http://127.0.0.1/callback"
+    # Real acceptance of form-encoded token bodies is unconfirmed; default rejects them.
+    accept_form_token_body: bool = False
+    token_rate_limit_per_minute: int | None = None
+    # --- REST rowset ---------------------------------------------------------------
+    filter_mode: str = "honoured"  # "honoured" | "ignored" (mcecli says ignored)
+    orderby_mode: str = "honoured"  # "honoured" | "ignored"
+    request_token_snapshot: bool = False  # False = every page re-runs the query (harsh)
+    request_token_lifetime_seconds: int = 1200  # real lifetime unknown
+    max_page_size: int = 2500  # above it: capped (real behaviour unknown)
+    default_page_size: int = 2500  # responses show 2500 when none was sent
+    accept_unprefixed_params: bool = True  # rowset also reads page/pageSize without "$"
+    # --- SOAP ------------------------------------------------------------------------
+    soap_max_batch_size: int = 2500
+    # --- Insider ---------------------------------------------------------------------
+    insider_partner: str = "sandboxpartner"
+    insider_api_key: str = "sandbox-api-key"
+    insider_auth_failure_status: int = 403  # 401 "Partner token authentication failed." variant
+    insider_max_users: int = 1000
+    insider_max_users_status: int = 400  # undocumented; 400 is a guess
+    insider_max_body_bytes: int = 5_000_000
+    insider_oversize_status: int = 400  # AE-ERR says 400; 413 is worth testing too
+    # --- both --------------------------------------------------------------------------
+    latency: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
+
+    _CHOICES = {  # noqa: RUF012 - class-level constant, not a field
+        "filter_mode": ("honoured", "ignored"),
+        "orderby_mode": ("honoured", "ignored"),
+        "insider_auth_failure_status": (401, 403),
+        "insider_oversize_status": (400, 413),
+    }
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial update, validating names, types and choices.
+
+        Raises:
+            ConfigError: for unknown keys or bad values.
+        """
+        known = {f.name: f for f in fields(self)}
+        candidate = copy.deepcopy(self)
+        for name, value in changes.items():
+            if name not in known:
+                raise ConfigError(f"unknown switch {name!r}")
+            current = getattr(self, name)
+            if current is not None and value is not None:
+                expected = type(current)
+                if expected is int and isinstance(value, float) and value.is_integer():
+                    value = int(value)  # noqa: PLW2901 - normalising JSON numbers
+                if not isinstance(value, expected) or (
+                    isinstance(value, bool) and expected is not bool
+                ):
+                    raise ConfigError(f"{name} must be {expected.__name__}, got {value!r}")
+            choices = self._CHOICES.get(name)
+            if choices and value not in choices:
+                raise ConfigError(f"{name} must be one of {choices}")
+            setattr(candidate, name, copy.deepcopy(value))
+        for f in fields(self):
+            setattr(self, f.name, getattr(candidate, f.name))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict of all switches."""
+        return asdict(self)

@@ -1,0 +1,264 @@
+"""Deterministic fake rows for Data Extensions.
+
+Rows come out in *stored* form (see ``fields.py``) so a million of them load into
+sqlite without per-value conversion. Well-known Customers columns get realistic values
+(messy phones, non-ASCII names, bad emails, nulls); any other column gets a plain value
+for its type, so arbitrary test DEs can be generated too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from api_sandbox import sfmc_time
+from api_sandbox.fields import Field
+
+FIRST_NAMES = (
+    "Ada", "Alan", "Grace", "Linus", "Zoë", "Łukasz", "Ayşe", "Mehmet", "José", "Søren",
+    "Chloé", "Björn", "Anaïs", "Jürgen", "María", "Noah", "Olivia", "Liam", "Emma", "Yuki",
+    "Wei", "Priya", "Omar", "Fatma", "Élodie", "Dvořák", "Siobhán", "Ngozi", "Kai", "Ines",
+)  # fmt: skip
+LAST_NAMES = (
+    "Lovelace", "Turing", "Hopper", "Torvalds", "Şahin", "Kowalski", "Yılmaz", "García",  # noqa: RUF001 - Turkish dotless i
+    "Müller", "Kierkegaard", "Dubois", "Andersson", "Nowak", "O'Brien", "Smith", "Jones",
+    "Tanaka", "Chen", "Patel", "Haddad", "Öztürk", "Novák", "Brontë", "Okafor", "Silva",
+)  # fmt: skip
+CITIES = (
+    ("London", "GB"), ("Manchester", "GB"), ("Istanbul", "TR"), ("İzmir", "TR"),
+    ("Berlin", "DE"), ("München", "DE"), ("Paris", "FR"), ("Kraków", "PL"),
+    ("New York", "US"), ("Chicago", "US"), ("São Paulo", "BR"), ("Singapore", "SG"),
+    ("Tokyo", "JP"), ("Madrid", "ES"), ("Århus", "DK"),
+)  # fmt: skip
+_PHONE_SHAPES = (
+    # (weight, kind) - national formats need the country to normalise, some are junk.
+    (40, "e164"), (12, "gb_national"), (10, "us_national"), (8, "intl_spaced"),
+    (8, "double_zero"), (6, "extension"), (4, "tr_national"), (4, "short"), (3, "letters"),
+    (5, "null"),
+)  # fmt: skip
+_BAD_EMAILS = ("not-an-email", "john.doe@", "a@b", "@example.com", "jane doe@example")
+_DOMAINS = ("example.com", "example.org", "mail.example.net", "example.co.uk")
+
+
+@dataclass
+class GeneratorParams:
+    """Knobs for generated data; every value has a deterministic default."""
+
+    modified_start: str = "2024-01-01T00:00:00"
+    modified_end: str = "2025-06-30T23:59:59"
+    bulk_block_size: int = 2600  # just over one 2,500-row page: a timestamp spans pages
+    bulk_blocks: int | None = None  # default: 1 + rows // 100,000 (0 for tiny DEs)
+    null_rate: float = 0.05
+    bad_email_rate: float = 0.03
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> GeneratorParams:
+        """Build from a JSON object, rejecting unknown keys."""
+        data = dict(data or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown generator parameters: {sorted(unknown)}")
+        return cls(**data)
+
+
+def customers_fields() -> list[Field]:
+    """The demo ``Customers`` DE definition."""
+    return [
+        Field("SubscriberKey", "Text", is_primary_key=True, max_length=100),
+        Field("EmailAddress", "EmailAddress"),
+        Field("Phone", "Phone"),
+        Field("FirstName", "Text", max_length=100),
+        Field("LastName", "Text", max_length=100),
+        Field("City", "Text", max_length=100),
+        Field("Country", "Text", max_length=2),
+        Field("BirthDate", "Date"),
+        Field("LoyaltyPoints", "Number"),
+        Field("LifetimeValue", "Decimal", max_length=12, scale=2),
+        Field("EmailOptIn", "Boolean"),
+        Field("ModifiedDate", "Date", is_required=True, default_value="Now()"),
+    ]
+
+
+Gen = Callable[[int, random.Random, dict[str, Any]], Any]
+
+
+def _phone(rng: random.Random) -> str | None:  # noqa: PLR0911 - one return per shape
+    kind = rng.choices([k for _, k in _PHONE_SHAPES], [w for w, _ in _PHONE_SHAPES])[0]
+    a, b = rng.randint(1000, 9999), rng.randint(1000, 9999)
+    if kind == "e164":
+        return rng.choice(
+            (f"+447700{a:04d}{b % 1000:03d}", f"+1202555{a:04d}", f"+90532{a}{b % 1000:03d}")
+        )
+    if kind == "gb_national":
+        return f"020 7946 {a:04d}"
+    if kind == "us_national":
+        return f"(202) 555-{a:04d}"
+    if kind == "intl_spaced":
+        return f"+49 (0)30 {a} {b}"
+    if kind == "double_zero":
+        return f"00 44 20 7946 {a:04d}"
+    if kind == "extension":
+        return f"202-555-{a:04d} ext. {b % 1000}"
+    if kind == "tr_national":
+        return f"0532 {a % 1000:03d} {b % 100:02d} {a % 100:02d}"
+    if kind == "short":
+        return str(a)
+    if kind == "letters":
+        return rng.choice(("1-800-FLOWERS", "call me", "n/a"))
+    return None
+
+
+def _known_generators(params: GeneratorParams) -> dict[str, Gen]:
+    """Realistic generators for the Customers columns, keyed by lowercased name."""
+    null = params.null_rate
+    birth_lo = sfmc_time.parse_datetime("1940-01-01T00:00:00")
+    birth_span_days = 365 * 65
+
+    def email(i: int, rng: random.Random, _row: dict[str, Any]) -> str | None:
+        roll = rng.random()
+        if roll < null / 2:
+            return None
+        if roll < null / 2 + params.bad_email_rate:
+            return rng.choice(_BAD_EMAILS)
+        return f"customer{i}@{_DOMAINS[i % len(_DOMAINS)]}"
+
+    def first(_i: int, rng: random.Random, _row: dict[str, Any]) -> str | None:
+        return None if rng.random() < null / 2 else rng.choice(FIRST_NAMES)
+
+    def last(_i: int, rng: random.Random, _row: dict[str, Any]) -> str | None:
+        return None if rng.random() < null / 2 else rng.choice(LAST_NAMES)
+
+    def city(_i: int, rng: random.Random, row: dict[str, Any]) -> str | None:
+        name, country = rng.choice(CITIES)
+        row["_country"] = country
+        return None if rng.random() < null else name
+
+    def country(_i: int, rng: random.Random, row: dict[str, Any]) -> str | None:
+        return None if rng.random() < null / 2 else row.get("_country", "GB")
+
+    def birth(_i: int, rng: random.Random, _row: dict[str, Any]) -> int | None:
+        if rng.random() < null * 3:
+            return None
+        return birth_lo + rng.randrange(birth_span_days) * 86400  # midnight, as DEs store dates
+
+    def points(_i: int, rng: random.Random, _row: dict[str, Any]) -> int | None:
+        return None if rng.random() < null else rng.randint(0, 250_000)
+
+    def ltv(_i: int, rng: random.Random, _row: dict[str, Any]) -> int | None:
+        return None if rng.random() < null else rng.randint(0, 5_000_000)  # cents
+
+    def optin(_i: int, rng: random.Random, _row: dict[str, Any]) -> int | None:
+        return None if rng.random() < null / 2 else int(rng.random() < 0.7)  # noqa: PLR2004
+
+    return {
+        "emailaddress": email,
+        "phone": lambda _i, rng, _row: _phone(rng),
+        "firstname": first,
+        "lastname": last,
+        "city": city,
+        "country": country,
+        "birthdate": birth,
+        "loyaltypoints": points,
+        "lifetimevalue": ltv,
+        "emailoptin": optin,
+    }
+
+
+def _generic(field: Field, start: int, span: int) -> Gen:  # noqa: PLR0911 - one per type
+    kind = field.field_type
+    name = field.name
+    if kind == "Number":
+        return lambda i, rng, _row: i if field.is_primary_key else rng.randint(0, 100_000)
+    if kind == "Decimal":
+        return lambda _i, rng, _row: rng.randint(0, 10 ** min(field.max_length or 18, 9))
+    if kind == "Boolean":
+        return lambda _i, rng, _row: int(rng.random() < 0.5)  # noqa: PLR2004
+    if kind == "Date":
+        return lambda _i, rng, _row: start + rng.randrange(span)
+    if kind == "EmailAddress":
+        return lambda i, _rng, _row: f"user{i}@example.com"
+    if kind == "Phone":
+        return lambda _i, rng, _row: f"+1202555{rng.randint(0, 9999):04d}"
+    if kind == "Locale":
+        return lambda _i, rng, _row: rng.choice(("en-US", "en-GB", "tr-TR", "de-DE"))
+    if field.is_primary_key:
+        return lambda i, _rng, _row: f"{name[:4].upper()}{i:08d}"
+    return lambda i, rng, _row: f"{name}-{i}-{rng.randint(0, 999)}"
+
+
+def generate_rows(
+    fields: list[Field],
+    count: int,
+    seed: int,
+    params: GeneratorParams | None = None,
+    *,
+    start_index: int = 0,
+    stream: str = "base",
+) -> Iterator[tuple[Any, ...]]:
+    """Yield ``count`` rows in stored form, in field order.
+
+    Args:
+        fields: DE definition.
+        count: number of rows.
+        seed: base seed; the same (fields, count, seed, params) always gives the same rows.
+        params: generator knobs.
+        start_index: index of the first row (inserted rows continue after the base rows).
+        stream: separates independent random streams (base rows, inserts, updates).
+    """
+    params = params or GeneratorParams()
+    rng = random.Random(f"{seed}:{stream}:{start_index}")
+    known = _known_generators(params)
+    mod_lo = sfmc_time.parse_datetime(params.modified_start)
+    mod_hi = sfmc_time.parse_datetime(params.modified_end)
+    span = max(1, mod_hi - mod_lo)
+    gens: list[Gen] = []
+    modified_pos = None
+    for pos, field in enumerate(fields):
+        lname = field.name.lower()
+        if field.is_primary_key and field.field_type in {"Text", "EmailAddress"}:
+            if lname == "subscriberkey":
+                gens.append(lambda i, _rng, _row: f"SK{i:08d}")
+            else:
+                gens.append(_generic(field, mod_lo, span))
+        elif lname == "modifieddate" and field.field_type == "Date":
+            modified_pos = pos
+            gens.append(lambda _i, rng, _row: mod_lo + rng.randrange(span))
+        elif lname in known and not field.is_primary_key:
+            gens.append(known[lname])
+        else:
+            gens.append(_generic(field, mod_lo, span))
+
+    blocks = _bulk_blocks(count, params, rng, mod_lo, span) if stream == "base" else []
+    block_iter = iter(blocks)
+    block = next(block_iter, None)
+    for offset in range(count):
+        i = start_index + offset
+        row: dict[str, Any] = {}
+        values = [gen(i, rng, row) for gen in gens]
+        while block is not None and offset >= block[0] + block[1]:
+            block = next(block_iter, None)
+        if modified_pos is not None and block is not None and block[0] <= offset:
+            values[modified_pos] = block[2]
+        yield tuple(values)
+
+
+def _bulk_blocks(
+    count: int, params: GeneratorParams, rng: random.Random, lo: int, span: int
+) -> list[tuple[int, int, int]]:
+    """(first offset, size, shared ModifiedDate) of each bulk-import block, in order."""
+    size = params.bulk_block_size
+    blocks = params.bulk_blocks
+    if blocks is None:
+        blocks = 1 + count // 100_000 if count >= 2 * size else 0
+    if blocks <= 0 or size <= 0 or count < size:
+        return []
+    slot = count // blocks
+    out = []
+    for b in range(blocks):
+        room = max(0, slot - size)
+        begin = b * slot + (rng.randrange(room) if room else 0)
+        out.append((begin, min(size, count - begin), lo + rng.randrange(span)))
+    return out

@@ -1,0 +1,295 @@
+"""Insider One ``POST /api/user/v1/upsert`` emulation.
+
+Request checks, per-user validation with the platform's error keys, and an in-memory
+profile store.
+
+Validation keys and messages follow insider-api.md §2.2/§8.2. Rules the sources do not
+spell out (attributes-or-events key, >1,000 users, invalid JSON) are marked as guesses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from api_sandbox.config import SandboxConfig
+
+EMAIL_RULE = r"regexp(^.+@.+\..+$)"
+PHONE_RULE = r"regexp(^\+[1-9]\d{6,14}$)"
+EVENT_RULE = r"regexp(^[a-z0-9][a-zA-Z0-9._-]*$)"
+_EMAIL_RE = re.compile(r"^.+@.+\..+$", re.DOTALL)
+_PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$", re.ASCII)  # Go's \d is ASCII-only
+_EVENT_RE = re.compile(r"^[a-z0-9][a-zA-Z0-9._-]*$")
+_IDENTIFIER_KEYS = ("email", "phone_number", "uuid", "custom")
+_PURCHASE_PARAMS = ("event_group_id", "currency", "unit_sale_price", "quantity")
+ACCESS_DENIED = {
+    "success": False,
+    "message": "Access Denied. You do not have sufficient access to perform this action.",
+}
+AUTH_FAILED = {"success": False, "message": "Partner token authentication failed."}
+DEFAULT_COLUMNS = [
+    {"key": "em", "display_name": "Email", "type": "string"},
+    {"key": "pn", "display_name": "Phone Number", "type": "string"},
+    {"key": "na", "display_name": "Name", "type": "string"},
+    {"key": "su", "display_name": "Surname", "type": "string"},
+    {"key": "co", "display_name": "Country", "type": "string"},
+    {"key": "ci", "display_name": "City", "type": "string"},
+    {"key": "eo", "display_name": "Email Optin", "type": "boolean"},
+    {"key": "bi", "display_name": "Birthday", "type": "date"},
+]
+
+
+class UpsertRejectedError(Exception):
+    """A whole-request rejection (4xx) with its JSON body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+
+
+def validate_user(index: int, user: Any) -> dict[str, list[str]]:  # noqa: PLR0912 - mirrors the rule list
+    """Errors for one user, keyed ``users.<i>.<path>.<rule>``; empty when valid."""
+    errors: dict[str, list[str]] = {}
+
+    def add(path: str, message: str) -> None:
+        errors.setdefault(f"users.{index}.{path}", []).append(message)
+
+    if not isinstance(user, dict):
+        add("type(object)", f"user must be an object: {json.dumps(user)}")  # key is a guess
+        return errors
+    identifiers = user.get("identifiers")
+    insider_id = user.get("insider_id")
+    if not identifiers and not insider_id:
+        add("identifiers.required", "either insider_id or idenifiers must be specified")
+        add("insider_id.required", "either insider_id or idenifiers must be specified")
+    if isinstance(identifiers, dict):
+        for key, value in identifiers.items():
+            if key not in _IDENTIFIER_KEYS:
+                add(
+                    "identifiers.*.in(defaults_column)",
+                    "key must be one of phone_number(pn), email(em) or uuid",
+                )
+            elif key == "custom":
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, str) for v in value.values()
+                ):
+                    add(
+                        "identifiers.*.type(string)",
+                        f"custom identifiers must be strings: {json.dumps(value)}",
+                    )
+            elif not isinstance(value, str):
+                add("identifiers.*.type(string)", f"{key} must be string: {json.dumps(value)}")
+            elif key == "email" and not _EMAIL_RE.match(value):
+                add(f"identifiers.*.{EMAIL_RULE}", f"not a valid email address: {value}")
+            elif key == "phone_number" and not _PHONE_RE.match(value):
+                add(f"identifiers.*.{PHONE_RULE}", f"user has an invalid phone number: {value}")
+    elif identifiers is not None and identifiers != {}:
+        add("identifiers.type(object)", "identifiers must be an object")  # key is a guess
+    attributes = user.get("attributes")
+    events = user.get("events")
+    if not (isinstance(attributes, dict) and attributes) and not (
+        isinstance(events, list) and events
+    ):
+        # The rule is documented, its error key is not: this key is the sandbox's guess.
+        add("attributes.required", "either attributes or events must be specified")
+    if isinstance(events, list):
+        for j, event in enumerate(events):
+            name = event.get("event_name") if isinstance(event, dict) else None
+            if not isinstance(name, str) or not _EVENT_RE.match(name):
+                add(f"events.{j}.event_name.*.{EVENT_RULE}", f"invalid event name: {name}")
+            elif name == "purchase":
+                params = event.get("event_params") or {}
+                for p in _PURCHASE_PARAMS:
+                    if p not in params:
+                        add(
+                            f"events.{j}.event_params.*.required",
+                            f"{p} parameter is required on purchase event",
+                        )
+    return errors
+
+
+@dataclass
+class Profile:
+    """A stored user profile."""
+
+    pid: int
+    identifiers: dict[str, Any] = field(default_factory=dict)
+    insider_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    upserts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Admin JSON."""
+        return {
+            "id": self.pid,
+            "identifiers": self.identifiers,
+            "insider_id": self.insider_id,
+            "attributes": self.attributes,
+            "events": self.events,
+            "upserts": self.upserts,
+        }
+
+
+def _merge_attrs(target: dict[str, Any], incoming: dict[str, Any], append: bool) -> None:
+    for key, value in incoming.items():
+        if key == "custom" and isinstance(value, dict):
+            _merge_attrs(target.setdefault("custom", {}), value, append)
+        elif append and isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = target[key] + value
+        else:
+            target[key] = value
+
+
+class Insider:
+    """Upsert endpoint state: profiles, request log, counters."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self.profiles: dict[int, Profile] = {}
+        self.index: dict[str, int] = {}  # "email:x" -> profile id
+        self.requests: list[dict[str, Any]] = []
+        self.users_accepted = 0
+        self.users_rejected = 0
+        self._ids = itertools.count(1)
+
+    def reset(self) -> None:
+        """Forget profiles, requests and counters."""
+        with self._lock:
+            self.profiles.clear()
+            self.index.clear()
+            self.requests.clear()
+            self.users_accepted = self.users_rejected = 0
+            self._ids = itertools.count(1)
+
+    def check_auth(self, partner: str | None, token: str | None) -> None:
+        """Header check; partner must match exactly (uppercase fails).
+
+        Raises:
+            UpsertRejectedError: on bad credentials.
+        """
+        if partner != self.config.insider_partner or token != self.config.insider_api_key:
+            if self.config.insider_auth_failure_status == 401:  # noqa: PLR2004
+                raise UpsertRejectedError(401, AUTH_FAILED)
+            raise UpsertRejectedError(403, ACCESS_DENIED)
+
+    def parse(self, content_type: str, raw: bytes) -> dict[str, Any]:
+        """Whole-request checks: content type, size, JSON, users.
+
+        Raises:
+            UpsertRejectedError: for any request-level 4xx.
+        """
+        cfg = self.config
+        if "application/json" not in content_type.lower():
+            raise UpsertRejectedError(400, {"error": "content type must be application/json"})
+        limit = cfg.insider_max_body_bytes
+        if len(raw) > limit:
+            raise UpsertRejectedError(
+                cfg.insider_oversize_status,
+                {"error": f"request body is bigger than maximum allowed size {limit:,} bytes"},
+            )
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            # Body shape for invalid JSON is uncertain (§9 q6).
+            raise UpsertRejectedError(
+                400, {"error": "Request data is not in valid JSON format."}
+            ) from None
+        if not isinstance(body, dict) or "users" not in body or body["users"] is None:
+            raise UpsertRejectedError(400, {"error": "users must be defined: bad request"})
+        if not isinstance(body["users"], list):
+            raise UpsertRejectedError(400, {"error": "users must be an array: bad request"})
+        if len(body["users"]) > cfg.insider_max_users:
+            # Undocumented: status and message are the sandbox's guess.
+            raise UpsertRejectedError(
+                cfg.insider_max_users_status,
+                {"error": f"users cannot be more than {cfg.insider_max_users}: bad request"},
+            )
+        return body
+
+    def upsert(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate users, store the valid ones and build the 200 body."""
+        users = body["users"]
+        errors: dict[str, list[str]] = {}
+        ok = 0
+        failed = 0
+        top_append = _append_flag(body, default=True)
+        with self._lock:
+            for i, user in enumerate(users):
+                user_errors = validate_user(i, user)
+                if user_errors:
+                    failed += 1
+                    for key, msgs in user_errors.items():
+                        errors.setdefault(key, []).extend(msgs)
+                    continue
+                ok += 1
+                self._store(user, _append_flag(user, default=top_append))
+            self.users_accepted += ok
+            self.users_rejected += failed
+        fail: dict[str, Any] = {"count": failed, "errors": errors} if failed else {}
+        return {"data": {"successful": {"count": ok} if ok else {}, "fail": fail}}
+
+    def _store(self, user: dict[str, Any], append: bool) -> None:
+        identifiers = dict(user.get("identifiers") or {})
+        keys = [f"{k}:{v}" for k, v in identifiers.items() if k != "custom"]
+        keys += [f"custom.{k}:{v}" for k, v in (identifiers.get("custom") or {}).items()]
+        if user.get("insider_id"):
+            keys.append(f"insider_id:{user['insider_id']}")
+        matches = sorted({self.index[k] for k in keys if k in self.index})
+        if matches:
+            profile = self.profiles[matches[0]]
+            for other_id in matches[1:]:  # identifiers shared across profiles: merge them
+                other = self.profiles.pop(other_id)
+                _merge_attrs(profile.attributes, other.attributes, append=True)
+                _merge_identifiers(profile.identifiers, other.identifiers)
+                profile.events.extend(other.events)
+                profile.upserts += other.upserts
+                for k, pid in self.index.items():
+                    if pid == other_id:
+                        self.index[k] = profile.pid
+        else:
+            profile = Profile(next(self._ids))
+            self.profiles[profile.pid] = profile
+        _merge_identifiers(profile.identifiers, identifiers)
+        if user.get("insider_id"):
+            profile.insider_id = user["insider_id"]
+        _merge_attrs(profile.attributes, user.get("attributes") or {}, append)
+        profile.events.extend(user.get("events") or [])
+        profile.upserts += 1
+        for k in keys:
+            self.index[k] = profile.pid
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append to the request log."""
+        entry.setdefault("time", time.time())
+        with self._lock:
+            self.requests.append(entry)
+
+    def profiles_json(self) -> list[dict[str, Any]]:
+        """All profiles in creation order."""
+        with self._lock:
+            return [p.to_json() for p in sorted(self.profiles.values(), key=lambda p: p.pid)]
+
+
+def _merge_identifiers(target: dict[str, Any], incoming: dict[str, Any]) -> None:
+    for key, value in incoming.items():
+        if key == "custom" and isinstance(value, dict):
+            target.setdefault("custom", {}).update(value)
+        else:
+            target.setdefault(key, value)  # upsert does not change an existing identifier
+
+
+def _append_flag(obj: dict[str, Any], default: bool) -> bool:
+    """``append`` wins over ``not_append`` when both are present (PM, AC-UPSERT)."""
+    if isinstance(obj.get("append"), bool):
+        return obj["append"]
+    if isinstance(obj.get("not_append"), bool):
+        return not obj["not_append"]
+    return default

@@ -1,0 +1,324 @@
+"""HTTP plumbing: one handler class, two servers (SFMC and Insider) on 127.0.0.1.
+
+Every non-admin request goes: read body -> latency -> fault rules -> endpoint. Admin
+routes under ``/_sandbox/`` skip latency and faults so tests can always steer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from api_sandbox import admin
+from api_sandbox.app import Sandbox
+from api_sandbox.faults import FaultRule
+from api_sandbox.insider import DEFAULT_COLUMNS, UpsertRejectedError
+from api_sandbox.sfmc_auth import TokenError
+from api_sandbox.sfmc_rowset import DOC_URL, FORBIDDEN, NOT_AUTHORIZED
+from api_sandbox.sfmc_soap import SoapError, fault, parse_request
+
+ROWSET_PREFIX = "/data/v1/customobjectdata/"
+READ_SCOPE = "data_extensions_read"
+_PLAIN_5XX = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its role and the shared sandbox."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, role: str, app: Sandbox) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.role = role
+        self.app = app
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests for either role."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs
+    server: SandboxServer
+    server_version = "api-sandbox"
+    sys_version = ""
+    _ENDPOINT_BY_ROUTE: ClassVar[dict[tuple[str, str], str]] = {
+        ("POST", "/v2/token"): "token",
+        ("POST", "/service.asmx"): "soap",
+        ("POST", "/api/user/v1/upsert"): "upsert",
+        ("POST", "/api/user/v3/metadata/columns"): "columns",
+    }
+
+    # -- plumbing ---------------------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Quiet default logging; ``_log`` writes one line per request instead."""
+
+    def _log(self, status: int | str, started: float) -> None:
+        # Path only: query strings hold filters, never secrets; headers are never logged.
+        elapsed = (time.perf_counter() - started) * 1000
+        line = f"{self.server.role} {self.command} {self.path} -> {status} ({elapsed:.1f} ms)\n"
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)  # adds the Date header the tap relies on
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), headers=headers)
+
+    def do_GET(self) -> None:
+        """GET entry point."""
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        """POST entry point."""
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        """DELETE entry point."""
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        """PUT entry point (only to answer 404/405 properly)."""
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        started = time.perf_counter()
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        body = self._read_body()
+        app = self.server.app
+        if path.startswith("/_sandbox/") or path == "/_sandbox":
+            status, obj = admin.handle(
+                app, self.server.role, self.command, path, query=query, raw=body
+            )
+            self._json(status, obj)
+            self._log(status, started)
+            return
+        endpoint = self._endpoint(path)
+        if endpoint is None:
+            status = 596 if self.server.role == "sfmc" else 404  # SFMC: "service not found"
+            self._json(status, {"message": "Not Found", "errorcode": 0, "documentation": DOC_URL})
+            self._log(status, started)
+            return
+        latency = app.config.latency.get(endpoint, app.config.latency.get("*", 0.0))
+        if latency:
+            time.sleep(latency)
+        rule = app.faults.check(endpoint)
+        if rule is not None:
+            app.faults_fired[endpoint] += 1
+            if rule.action == "drop":
+                app.count(endpoint, 0)
+                self._drop()
+                self._log("dropped", started)
+                return
+            if rule.action == "delay":
+                time.sleep(rule.delay_seconds)
+            else:
+                status = self._fault(endpoint, rule)
+                app.count(endpoint, status)
+                self._log(f"{status} (fault)", started)
+                return
+        status = getattr(self, f"_ep_{endpoint}")(path, query, body)
+        app.count(endpoint, status)
+        self._log(status, started)
+
+    def _endpoint(self, path: str) -> str | None:
+        route = (self.command, path.lower().rstrip("/") or "/")
+        name = self._ENDPOINT_BY_ROUTE.get(route)
+        role = self.server.role
+        if name in {"token", "soap"}:
+            return name if role == "sfmc" else None
+        if name in {"upsert", "columns"}:
+            return name if role == "insider" else None
+        if role == "sfmc" and self.command == "GET" and path.startswith(ROWSET_PREFIX):
+            return "rowset"
+        return None
+
+    def _drop(self) -> None:
+        """Close the socket without answering."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # peer already gone: nothing to drop
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _fault(self, endpoint: str, rule: FaultRule) -> int:  # noqa: PLR0912 - per API family
+        status = rule.status
+        headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+        if rule.body is not None:
+            if isinstance(rule.body, str):
+                self._send(status, rule.body.encode(), "text/plain; charset=utf-8", headers)
+            else:
+                self._json(status, rule.body, headers)
+            return status
+        if status in _PLAIN_5XX and endpoint != "soap":
+            # Gateways answer 5xx with HTML, not JSON: clients must not assume a JSON body.
+            text = f"<html><body><h1>{status} {_PLAIN_5XX[status]}</h1></body></html>"
+            self._send(status, text.encode(), "text/html", headers)
+        elif endpoint == "soap":
+            message = rule.message or "Server was unable to process request."
+            self._send(
+                status, fault("soap:Server", message).encode(), "text/xml; charset=utf-8", headers
+            )
+        elif endpoint in {"upsert", "columns"}:
+            if status == 429:  # noqa: PLR2004
+                obj: dict[str, Any] = {"error": rule.message or "rejected: too many requests"}
+            elif status == 403:  # noqa: PLR2004
+                obj = {"success": False, "message": rule.message or "Request Limit Exceeded"}
+            else:
+                obj = {
+                    "success": False,
+                    "message": rule.message
+                    or "The request processing has failed because of an unknown error.",
+                }
+            self._json(status, obj, headers)
+        else:
+            code = rule.errorcode if rule.errorcode is not None else (50100 if status == 429 else 0)  # noqa: PLR2004
+            if code == 50200:  # noqa: PLR2004
+                message = "Your requests are temporarily blocked."
+            elif status == 429:  # noqa: PLR2004
+                message = "Rate limit exceeded"
+            else:
+                message = "Error"
+            obj = {"message": rule.message or message, "errorcode": code, "documentation": DOC_URL}
+            if code == 50100 and rule.retry_after is not None:  # noqa: PLR2004
+                obj["retryAfter"] = rule.retry_after
+            self._json(status, obj, headers)
+        return status
+
+    # -- SFMC ---------------------------------------------------------------------------
+    def _ep_token(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        app = self.server.app
+        try:
+            request = app.auth.parse_body(self.headers.get("Content-Type") or "", body)
+            reply = app.auth.grant(request, self.server.url)
+        except TokenError as exc:
+            headers = {"Retry-After": "60"} if exc.status == 429 else None  # noqa: PLR2004
+            self._json(exc.status, exc.body, headers)
+            return exc.status
+        self._json(200, reply)
+        return 200
+
+    def _bearer(self) -> str | None:
+        value = self.headers.get("Authorization") or ""
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    def _ep_rowset(self, path: str, query: dict[str, str], _body: bytes) -> int:
+        app = self.server.app
+        tok = app.auth.check(self._bearer())
+        if tok is None:
+            self._json(*NOT_AUTHORIZED)
+            return 401
+        if READ_SCOPE not in tok.scopes:  # scope is checked before the key is resolved
+            self._json(*FORBIDDEN)
+            return 403
+        rest = path[len(ROWSET_PREFIX) :].strip("/").split("/")
+        if len(rest) == 3 and rest[0].lower() == "key" and rest[2].lower() == "rowset":  # noqa: PLR2004
+            status, obj, de_key = app.rowset.by_key(rest[1], query)
+        elif len(rest) == 3 and rest[0].lower() == "token" and rest[2].lower() == "rowset":  # noqa: PLR2004
+            status, obj, de_key = app.rowset.by_token(rest[1], query)
+        else:
+            status, obj, de_key = (
+                404,
+                {"message": "Not Found", "errorcode": 30003, "documentation": DOC_URL},
+                None,
+            )
+        payload = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        self._send(status, payload)
+        if de_key is not None and status == 200:  # noqa: PLR2004
+            # Changes land *after* the page left, as a concurrent writer's would.
+            app.page_served(de_key, obj["page"], len(obj.get("items", ())))
+        return status
+
+    def _ep_soap(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        app = self.server.app
+        xml_type = "text/xml; charset=utf-8"
+        try:
+            req = parse_request(body)
+        except SoapError as exc:
+            self._send(500, fault(exc.code, str(exc)).encode(), xml_type)
+            return 500
+        tok = app.auth.check(req.token)
+        if tok is None:
+            self._send(500, fault("q0:Security", "Token Expired").encode(), xml_type)
+            return 500
+        xml, de_key, rows = app.soap.retrieve(req, has_scope=READ_SCOPE in tok.scopes)
+        self._send(200, xml.encode("utf-8"), xml_type)
+        if de_key is not None and rows:
+            app.rows_served[f"soap:{de_key}"] += rows
+        return 200
+
+    # -- Insider --------------------------------------------------------------------------
+    def _ep_upsert(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        app = self.server.app
+        entry: dict[str, Any] = {
+            "bytes": len(body),
+            "partner": self.headers.get("X-PARTNER-NAME"),
+            "platform": self.headers.get("X-PLATFORM-NAME"),
+            "users": None,
+            "skip_hook": None,
+        }
+        try:
+            app.insider.check_auth(
+                self.headers.get("X-PARTNER-NAME"), self.headers.get("X-REQUEST-TOKEN")
+            )
+            request = app.insider.parse(self.headers.get("Content-Type") or "", body)
+            entry["users"] = len(request["users"])
+            entry["skip_hook"] = request.get("skip_hook", False)
+            reply = app.insider.upsert(request)
+        except UpsertRejectedError as exc:
+            entry["status"] = exc.status
+            app.insider.record(entry)
+            self._json(exc.status, exc.body)
+            return exc.status
+        entry["status"] = 200
+        entry["successful"] = reply["data"]["successful"].get("count", 0)
+        entry["failed"] = reply["data"]["fail"].get("count", 0)
+        app.insider.record(entry)
+        self._json(200, reply)
+        return 200
+
+    def _ep_columns(self, _path: str, _query: dict[str, str], _body: bytes) -> int:
+        app = self.server.app
+        try:
+            app.insider.check_auth(
+                self.headers.get("X-PARTNER-NAME"), self.headers.get("X-REQUEST-TOKEN")
+            )
+        except UpsertRejectedError as exc:
+            self._json(exc.status, exc.body)
+            return exc.status
+        self._json(200, DEFAULT_COLUMNS)
+        return 200

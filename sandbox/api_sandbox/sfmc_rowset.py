@@ -1,0 +1,188 @@
+"""REST ``GET /data/v1/customobjectdata/{key/<key>|token/<t>}/rowset``.
+
+Reproduces the observed quirks (sfmc-api.md §2): lowercased names, keys/values split,
+all-string values, ``count`` = total matches, ``links.next`` only when another page
+exists, ``items`` absent on empty pages, and continuation through ``requestToken``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from api_sandbox import sfmc_time
+from api_sandbox.config import SandboxConfig
+from api_sandbox.filters import Filter, FilterError, parse_rest_filter, parse_rest_order
+from api_sandbox.store import DataExtension, Order, Store
+
+DOC_URL = (
+    "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/error-handling.htm"
+)
+
+
+def rest_error(status: int, message: str, errorcode: int) -> tuple[int, dict[str, Any]]:
+    """The generic SFMC REST error body."""
+    return status, {"message": message, "errorcode": errorcode, "documentation": DOC_URL}
+
+
+NOT_AUTHORIZED = rest_error(401, "Not Authorized", 0)
+FORBIDDEN = rest_error(403, "Insufficient privileges to complete this action.", 20000)
+
+
+@dataclass
+class RequestToken:
+    """The query behind a ``requestToken``: continuation pages re-use it."""
+
+    token: str
+    de_key: str
+    flt: Filter | None
+    order: Order | None
+    page_size: int
+    expires_at: float
+    snapshot: str | None = None
+
+
+class Rowset:
+    """Rowset endpoint state (request tokens) and page rendering."""
+
+    def __init__(self, config: SandboxConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._lock = threading.Lock()
+        self.tokens: dict[str, RequestToken] = {}
+
+    def reset(self) -> None:
+        """Forget request tokens and their snapshots."""
+        with self._lock:
+            tokens, self.tokens = self.tokens, {}
+        for tok in tokens.values():
+            if tok.snapshot:
+                self.store.drop_snapshot(tok.snapshot)
+
+    def _sweep(self) -> None:
+        now = time.time()
+        with self._lock:
+            dead = [t for t in self.tokens.values() if t.expires_at <= now]
+            for tok in dead:
+                del self.tokens[tok.token]
+        for tok in dead:
+            if tok.snapshot:
+                self.store.drop_snapshot(tok.snapshot)
+
+    def _params(self, query: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in query.items():
+            lname = name.lower()
+            if lname.startswith("$"):
+                out[lname[1:]] = value
+            elif self.config.accept_unprefixed_params:
+                # Observed: the endpoint also reads names without "$" (§2.2).
+                out.setdefault(lname, value)
+        return out
+
+    def _page_args(self, params: dict[str, str], default_size: int) -> tuple[int, int]:
+        try:
+            page = int(params.get("page", "1"))
+            size = int(params.get("pagesize", str(default_size)))
+        except ValueError:
+            raise FilterError("$page and $pageSize must be integers") from None
+        if page < 1 or size < 1:
+            raise FilterError("$page and $pageSize must be positive")
+        # Above the maximum: capped silently. Real behaviour is unknown (§2.2, §8 q2).
+        return page, min(size, self.config.max_page_size)
+
+    def by_key(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
+        """First request: ``/key/{key}/rowset``. Returns (status, body, de_key served)."""
+        de = self.store.get(key)
+        if de is None:
+            status, body = rest_error(404, f"Data extension with key '{key}' was not found.", 30003)
+            return status, body, None
+        params = self._params(query)
+        try:
+            page, size = self._page_args(params, self.config.default_page_size)
+            flt = None
+            order = None
+            if params.get("filter") and self.config.filter_mode == "honoured":
+                flt = parse_rest_filter(params["filter"], de.by_lower)
+            if params.get("orderby") and self.config.orderby_mode == "honoured":
+                order = parse_rest_order(params["orderby"], de.by_lower)
+        except FilterError as exc:
+            status, body = rest_error(400, str(exc), 10001)
+            return status, body, None
+        self._sweep()
+        tok = RequestToken(
+            token=str(uuid.uuid4()),
+            de_key=de.key,
+            flt=flt,
+            order=order,
+            page_size=size,
+            expires_at=time.time() + self.config.request_token_lifetime_seconds,
+        )
+        if self.config.request_token_snapshot:
+            tok.snapshot = self.store.snapshot(de, flt, order)
+        with self._lock:
+            self.tokens[tok.token] = tok
+        return 200, self._render(de, tok, page, size), de.key
+
+    def by_token(self, token: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
+        """Continuation: ``/token/{requestToken}/rowset?$page=N``."""
+        with self._lock:
+            tok = self.tokens.get(token)
+        # An expired or unknown request token's real response is unknown (§2.3); 404.
+        if tok is None or tok.expires_at <= time.time():
+            status, body = rest_error(404, "Request token was not found or has expired.", 30003)
+            return status, body, None
+        de = self.store.get(tok.de_key)
+        if de is None:
+            status, body = rest_error(404, "Data extension was not found.", 30003)
+            return status, body, None
+        try:
+            page, size = self._page_args(self._params(query), tok.page_size)
+        except FilterError as exc:
+            status, body = rest_error(400, str(exc), 10001)
+            return status, body, None
+        return 200, self._render(de, tok, page, size), de.key
+
+    def _render(self, de: DataExtension, tok: RequestToken, page: int, size: int) -> dict[str, Any]:
+        offset = (page - 1) * size
+        if tok.snapshot:
+            count = self.store.snapshot_count(tok.snapshot)
+            rows = self.store.snapshot_page(tok.snapshot, size, offset) if offset < count else []
+        else:
+            count = self.store.count(de, tok.flt)
+            rows = self.store.select(de, tok.flt, tok.order, size, offset) if offset < count else []
+        base = f"/v1/customobjectdata/token/{tok.token}/rowset?$page="
+        links = {"self": f"{base}{page}"}
+        if page * size < count:
+            links["next"] = f"{base}{page + 1}"
+        body: dict[str, Any] = {
+            "links": links,
+            "requestToken": tok.token,
+            "tokenExpireDateUtc": sfmc_time.utc_naive_iso(tok.expires_at - time.time()),
+            "customObjectId": de.object_id,
+            "customObjectKey": de.key,
+            "pageSize": size,
+            "page": page,
+            "count": count,
+            "top": 0,
+        }
+        if rows:
+            body["items"] = render_items(de, rows)
+        return body
+
+
+def render_items(de: DataExtension, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows as ``{"keys": {...}, "values": {...}}`` with lowercased names, string values."""
+    plan = [(i, f.name.lower(), f.is_primary_key, f.to_wire) for i, f in enumerate(de.fields)]
+    keys_plan = [(i, n, w) for i, n, pk, w in plan if pk]
+    vals_plan = [(i, n, w) for i, n, pk, w in plan if not pk]
+    return [
+        {
+            "keys": {n: w(row[i]) for i, n, w in keys_plan},
+            "values": {n: w(row[i]) for i, n, w in vals_plan},
+        }
+        for row in rows
+    ]

@@ -1,0 +1,358 @@
+"""In-memory Data Extensions backed by sqlite.
+
+SQL strings are built from internal table names (``de_N``) and positional column names
+(``cN``) only; user values always travel as parameters, hence the file-wide S608 waiver.
+
+sqlite gives filtering, ordering and LIMIT/OFFSET paging for free and copes with a
+million rows. Default order is ``rowid`` (insertion order): an UPDATE keeps a row's
+rowid, so updates never move rows, while inserts append and deletes shift offsets,
+which is exactly what makes offset paging over a live table harsh.
+"""
+
+# ruff: noqa: S608
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from api_sandbox import sfmc_time
+from api_sandbox.fields import Field
+from api_sandbox.filters import Filter, compile_sql
+from api_sandbox.generator import GeneratorParams, customers_fields, generate_rows
+
+Order = list[tuple[Field, bool]]
+
+
+class StoreError(ValueError):
+    """Invalid DE definition or rows (admin API answers 400)."""
+
+
+@dataclass
+class DataExtension:
+    """One DE: its definition plus bookkeeping for generated inserts and changes."""
+
+    key: str
+    name: str
+    fields: list[Field]
+    table: str
+    seed: int = 1
+    params: GeneratorParams = field(default_factory=GeneratorParams)
+    next_index: int = 0
+    mutations: int = 0
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def object_id(self) -> str:
+        """Stable GUID, like ``customObjectId``."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-de:{self.key}"))
+
+    @property
+    def by_lower(self) -> dict[str, Field]:
+        """Fields by lowercased name (REST is case-insensitive)."""
+        return {f.name.lower(): f for f in self.fields}
+
+    @property
+    def pk_fields(self) -> list[Field]:
+        """Primary-key fields in definition order."""
+        return [f for f in self.fields if f.is_primary_key]
+
+    @property
+    def modified_field(self) -> Field | None:
+        """The column the sandbox stamps on change (``ModifiedDate`` if present)."""
+        f = self.by_lower.get("modifieddate")
+        return f if f is not None and f.field_type == "Date" else None
+
+    def column_sql(self, f: Field) -> str:
+        """Sqlite column name for a field (names are positional, not user-supplied)."""
+        return f"c{self.fields.index(f)}"
+
+    @property
+    def select_list(self) -> str:
+        """All columns in definition order."""
+        return ", ".join(f"c{i}" for i in range(len(self.fields)))
+
+    def describe(self) -> dict[str, Any]:
+        """Admin JSON summary."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "object_id": self.object_id,
+            "fields": [f.to_json() for f in self.fields],
+        }
+
+
+class Store:
+    """All DEs in one in-memory sqlite database, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self.lock = threading.RLock()
+        self.des: dict[str, DataExtension] = {}
+        self._table_ids = itertools.count(1)
+
+    # -- definitions -------------------------------------------------------------
+    def get(self, key: str, *, by_name: bool = False) -> DataExtension | None:
+        """Find a DE by external key (case-insensitive), optionally also by name."""
+        with self.lock:
+            de = self.des.get(key.lower())
+            if de is None and by_name:
+                de = next((d for d in self.des.values() if d.name.lower() == key.lower()), None)
+            return de
+
+    def create_from_spec(self, spec: dict[str, Any]) -> DataExtension:
+        """Create or replace a DE from an admin/config spec.
+
+        Spec keys: ``key`` (required), ``name`` (defaults to key), ``fields`` (list; default
+        the Customers definition), ``rows`` (explicit rows, list of objects) or
+        ``size``/``seed``/``params`` for generated rows.
+
+        Raises:
+            StoreError: on an invalid spec.
+        """
+        try:
+            key = str(spec["key"])
+            fields = (
+                [Field.from_json(f) for f in spec["fields"]]
+                if spec.get("fields")
+                else customers_fields()
+            )
+            params = GeneratorParams.from_json(spec.get("params"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"invalid DE spec: {exc}") from exc
+        lowered = [f.name.lower() for f in fields]
+        if len(set(lowered)) != len(lowered):
+            raise StoreError("field names must be unique case-insensitively")
+        de = DataExtension(
+            key=key,
+            name=str(spec.get("name") or key),
+            fields=fields,
+            table=f"de_{next(self._table_ids)}",
+            seed=int(spec.get("seed", 1)),
+            params=params,
+        )
+        with self.lock:
+            self.drop(key)
+            cols = ", ".join(f"c{i} {f.sql_type}" for i, f in enumerate(fields))
+            self.conn.execute(f"CREATE TABLE {de.table} ({cols})")
+            if spec.get("rows") is not None:
+                rows = [self._row_from_json(de, r) for r in spec["rows"]]
+                de.next_index = len(rows)
+            else:
+                size = int(spec.get("size", 0))
+                rows = generate_rows(fields, size, de.seed, params)
+                de.next_index = size
+            marks = ",".join("?" for _ in fields)
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.executemany(f"INSERT INTO {de.table} VALUES ({marks})", rows)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.conn.execute("ROLLBACK")
+                self.conn.execute(f"DROP TABLE {de.table}")
+                raise StoreError(f"cannot load rows: {exc}") from exc
+            self._index(de)
+            self.des[key.lower()] = de
+        return de
+
+    def _index(self, de: DataExtension) -> None:
+        pks = [de.column_sql(f) for f in de.pk_fields]
+        if pks:
+            try:
+                self.conn.execute(
+                    f"CREATE UNIQUE INDEX {de.table}_pk ON {de.table} ({', '.join(pks)})"
+                )
+            except sqlite3.IntegrityError as exc:
+                self.conn.execute(f"DROP TABLE {de.table}")
+                raise StoreError(f"duplicate primary key: {exc}") from exc
+        for f in de.fields:
+            if f.field_type == "Date":  # incremental reads filter and sort on dates
+                col = de.column_sql(f)
+                self.conn.execute(f"CREATE INDEX {de.table}_{col} ON {de.table} ({col})")
+
+    def _row_from_json(self, de: DataExtension, row: dict[str, Any]) -> tuple[Any, ...]:
+        lowered = {str(k).lower(): v for k, v in row.items()}
+        unknown = set(lowered) - set(de.by_lower)
+        if unknown:
+            raise StoreError(f"unknown columns {sorted(unknown)}")
+        try:
+            return tuple(f.to_stored(lowered.get(f.name.lower())) for f in de.fields)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def drop(self, key: str) -> bool:
+        """Remove a DE; returns whether it existed."""
+        with self.lock:
+            de = self.des.pop(key.lower(), None)
+            if de is None:
+                return False
+            self.conn.execute(f"DROP TABLE IF EXISTS {de.table}")
+            return True
+
+    def clear(self) -> None:
+        """Remove every DE and snapshot."""
+        with self.lock:
+            for key in list(self.des):
+                self.drop(key)
+            for (name,) in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'"
+            ).fetchall():
+                self.conn.execute(f"DROP TABLE {name}")
+
+    # -- queries -----------------------------------------------------------------
+    @staticmethod
+    def _where(de: DataExtension, flt: Filter | None) -> tuple[str, list[Any]]:
+        if flt is None:
+            return "", []
+        sql, params = compile_sql(flt, de.column_sql)
+        return f" WHERE {sql}", params
+
+    @staticmethod
+    def _order(de: DataExtension, order: Order | None) -> str:
+        terms = [f"{de.column_sql(f)} {'DESC' if desc else 'ASC'}" for f, desc in order or []]
+        # rowid breaks ties so paging is deterministic; absent an order it *is* the order.
+        return " ORDER BY " + ", ".join([*terms, "rowid"])
+
+    def count(self, de: DataExtension, flt: Filter | None) -> int:
+        """Number of rows matching ``flt``."""
+        where, params = self._where(de, flt)
+        with self.lock:
+            return self.conn.execute(f"SELECT count(*) FROM {de.table}{where}", params).fetchone()[
+                0
+            ]
+
+    def select(
+        self, de: DataExtension, flt: Filter | None, order: Order | None, limit: int, offset: int
+    ) -> list[tuple[Any, ...]]:
+        """One page of stored rows."""
+        where, params = self._where(de, flt)
+        order_sql = self._order(de, order)
+        sql = f"SELECT {de.select_list} FROM {de.table}{where}{order_sql} LIMIT ? OFFSET ?"
+        with self.lock:
+            return self.conn.execute(sql, [*params, limit, offset]).fetchall()
+
+    def snapshot(self, de: DataExtension, flt: Filter | None, order: Order | None) -> str:
+        """Copy the current result set into a table; returns its name."""
+        where, params = self._where(de, flt)
+        name = f"snap_{next(self._table_ids)}"
+        with self.lock:
+            self.conn.execute(
+                f"CREATE TABLE {name} AS SELECT {de.select_list} FROM {de.table}{where}"
+                f"{self._order(de, order)}",
+                params,
+            )
+        return name
+
+    def snapshot_count(self, name: str) -> int:
+        """Rows in a snapshot table."""
+        with self.lock:
+            return self.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+
+    def snapshot_page(self, name: str, limit: int, offset: int) -> list[tuple[Any, ...]]:
+        """One page of a snapshot (its rowids are 1..n in result order)."""
+        with self.lock:
+            return self.conn.execute(
+                f"SELECT * FROM {name} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (offset, offset + limit),
+            ).fetchall()
+
+    def drop_snapshot(self, name: str) -> None:
+        """Forget a snapshot table."""
+        with self.lock:
+            self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def typed_rows(self, de: DataExtension, limit: int | None, offset: int) -> list[dict[str, Any]]:
+        """Rows in insertion order as JSON-friendly typed values."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {de.select_list} FROM {de.table} ORDER BY rowid LIMIT ? OFFSET ?",
+                (-1 if limit is None else limit, offset),
+            ).fetchall()
+        return [{f.name: f.to_typed(v) for f, v in zip(de.fields, r, strict=True)} for r in rows]
+
+    # -- live changes --------------------------------------------------------------
+    def pk_of(self, de: DataExtension, row: tuple[Any, ...], rowid: int) -> Any:
+        """Primary key as the tap would see it (wire string, dict for compound keys)."""
+        pks = de.pk_fields
+        if not pks:
+            return {"_rowid": rowid}
+        values = {f.name: f.to_wire(row[de.fields.index(f)]) for f in pks}
+        return next(iter(values.values())) if len(values) == 1 else values
+
+    def mutate(
+        self,
+        de: DataExtension,
+        update: int = 0,
+        insert: int = 0,
+        delete: int = 0,
+        trigger: str = "admin",
+    ) -> dict[str, Any]:
+        """Update, insert and delete rows now; returns (and records) the change.
+
+        Rows to update/delete are picked deterministically from the DE's seed and its
+        mutation counter. Updated and inserted rows get ModifiedDate = sandbox now.
+        """
+        with self.lock:
+            de.mutations += 1
+            rng = random.Random(f"{de.seed}:mutate:{de.mutations}")
+            now = sfmc_time.now_system_seconds()
+            mod = de.modified_field
+            mod_pos = de.fields.index(mod) if mod else None
+            rowids = [r for (r,) in self.conn.execute(f"SELECT rowid FROM {de.table}")]
+            picked = rng.sample(rowids, min(len(rowids), update + delete))
+            to_update, to_delete = picked[:update], picked[update : update + delete]
+            change: dict[str, Any] = {
+                "at": sfmc_time.format_iso(now),
+                "trigger": trigger,
+                "updated": [],
+                "inserted": [],
+                "deleted": [],
+            }
+            pk_pos = {de.fields.index(f) for f in de.pk_fields}
+            fresh = generate_rows(
+                de.fields,
+                len(to_update),
+                de.seed,
+                de.params,
+                start_index=de.mutations,
+                stream="update",
+            )
+            self.conn.execute("BEGIN")
+            for rowid, new in zip(to_update, fresh, strict=True):
+                old = self.conn.execute(
+                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
+                ).fetchone()
+                values = [
+                    o if i in pk_pos else n for i, (o, n) in enumerate(zip(old, new, strict=True))
+                ]
+                if mod_pos is not None:
+                    values[mod_pos] = now
+                sets = ", ".join(f"c{i} = ?" for i in range(len(values)) if i not in pk_pos)
+                self.conn.execute(
+                    f"UPDATE {de.table} SET {sets} WHERE rowid = ?",
+                    [v for i, v in enumerate(values) if i not in pk_pos] + [rowid],
+                )
+                change["updated"].append(self.pk_of(de, tuple(values), rowid))
+            for rowid in to_delete:
+                old = self.conn.execute(
+                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
+                ).fetchone()
+                self.conn.execute(f"DELETE FROM {de.table} WHERE rowid = ?", (rowid,))
+                change["deleted"].append(self.pk_of(de, old, rowid))
+            marks = ",".join("?" for _ in de.fields)
+            for new in generate_rows(
+                de.fields, insert, de.seed, de.params, start_index=de.next_index, stream="insert"
+            ):
+                values = list(new)
+                if mod_pos is not None:
+                    values[mod_pos] = now
+                cur = self.conn.execute(f"INSERT INTO {de.table} VALUES ({marks})", values)
+                change["inserted"].append(self.pk_of(de, tuple(values), cur.lastrowid or 0))
+            de.next_index += insert
+            self.conn.execute("COMMIT")
+            de.changes.append(change)
+            return change
