@@ -1,19 +1,219 @@
-"""tap-sfmc-de entry point (skeleton; real work lands with the tap issue)."""
+"""tap-sfmc-de: config schema, validation and discovery."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
+
+from tap_sfmc_de.auth import TokenManager
+from tap_sfmc_de.client import HttpClient
+from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.schema import DEField, stream_name_for_key
+from tap_sfmc_de.settings import DEFAULT_TOKEN_STORE, Settings
+from tap_sfmc_de.soap import retrieve_fields
+from tap_sfmc_de.streams import DataExtensionStream
+
+CHOICE = th.StringType
+
+
+def _p(name: str, kind: th.JSONTypeHelper, description: str, **kwargs: object) -> th.Property:
+    return th.Property(name, kind, description=description, **kwargs)  # type: ignore[arg-type]
+
+
+CONFIG_SCHEMA = th.PropertiesList(
+    _p("client_id", th.StringType, "API Integration client id.", required=True),
+    _p(
+        "client_secret", th.StringType, "API Integration client secret.", required=True, secret=True
+    ),
+    _p(
+        "subdomain",
+        th.StringType,
+        "Tenant subdomain: 28 characters, starts with 'mc', lowercase letters, digits, hyphens.",
+        required=True,
+    ),
+    _p("account_id", th.StringType, "MID of the business unit; default is the package's own BU."),
+    _p(
+        "auth_flow",
+        CHOICE,
+        "client_credentials (Server-to-Server package) or refresh_token (Web App package).",
+        default="client_credentials",
+        allowed_values=["client_credentials", "refresh_token"],
+    ),
+    _p(
+        "refresh_token",
+        th.StringType,
+        "Initial refresh token (refresh_token flow); rotated tokens live in token_store_path.",
+        secret=True,
+    ),
+    _p(
+        "token_store_path",
+        th.StringType,
+        "File (mode 0600, fcntl-locked) that keeps the newest refresh token.",
+        default=DEFAULT_TOKEN_STORE,
+    ),
+    _p("redirect_uri", th.StringType, "Web App redirect URI; used only by tap-sfmc-de-auth."),
+    _p(
+        "scopes",
+        th.StringType,
+        "Space-separated scopes to request (default: all). Must include data_extensions_read.",
+    ),
+    _p(
+        "data_extension_keys",
+        th.ArrayType(th.StringType),
+        "DE external keys (CustomerKey, not the name); one stream per key, named de_<key>.",
+        required=True,
+    ),
+    _p(
+        "replication_key",
+        th.StringType,
+        "Date field that every writer sets on every insert and update.",
+        default="ModifiedDate",
+    ),
+    _p(
+        "replication_keys_by_de",
+        th.ObjectType(additional_properties=th.StringType),
+        'Per-DE-key override of replication_key, e.g. {"Orders": "UpdatedAt"}.',
+    ),
+    _p(
+        "fetch_mode",
+        CHOICE,
+        "incremental (windows on replication_key) or full (every row on every pass).",
+        default="incremental",
+        allowed_values=["incremental", "full"],
+    ),
+    _p(
+        "filter_support",
+        CHOICE,
+        "Is REST $filter honoured? auto probes once per run; server/client force it.",
+        default="auto",
+        allowed_values=["auto", "server", "client"],
+    ),
+    _p("start_date", th.DateTimeType, "Lower bound of the first window (no bookmark yet)."),
+    _p("page_size", th.IntegerType, "Rows per rowset page (1-2500).", default=2500),
+    _p(
+        "max_pages_per_run",
+        th.IntegerType,
+        "Data pages per stream per run (probe requests not counted).",
+        default=50,
+    ),
+    _p(
+        "sfmc_timezone_offset",
+        th.StringType,
+        "Fixed UTC offset of SFMC date values (no DST).",
+        default="-06:00",
+    ),
+    _p(
+        "clock_margin_seconds",
+        th.IntegerType,
+        "Seconds subtracted from the server clock for a window's upper bound.",
+        default=1,
+    ),
+    _p(
+        "auth_base_url",
+        th.StringType,
+        "Override of https://<subdomain>.auth.marketingcloudapis.com/ (http only on loopback).",
+    ),
+    _p("request_timeout", th.NumberType, "Seconds per HTTP request.", default=300),
+    _p(
+        "max_retries",
+        th.IntegerType,
+        "Retries of a transient failure (429, 5xx, timeouts, dropped connections).",
+        default=5,
+    ),
+    _p(
+        "backoff_base_seconds",
+        th.NumberType,
+        "First backoff delay; doubles per retry, with jitter.",
+        default=2,
+    ),
+    _p(
+        "backoff_max_seconds",
+        th.NumberType,
+        "Cap of one backoff delay (errorcode 50200 waits 4x longer).",
+        default=60,
+    ),
+).to_dict()
 
 
 class TapSfmcDe(Tap):
     """Reads the rows of SFMC Data Extensions."""
 
     name = "tap-sfmc-de"
-    config_jsonschema = th.PropertiesList(
-        th.Property("client_id", th.StringType, required=True),
-    ).to_dict()
+    dynamic_catalog = True
+    config_jsonschema = CONFIG_SCHEMA
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.STATE,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+    ]
 
-    def discover_streams(self) -> list:
-        """Return no streams yet."""
-        return []
+    def discover_streams(self) -> list[DataExtensionStream]:
+        """One stream per configured DE key, schema from SOAP DataExtensionField.
+
+        Returns:
+            The streams.
+
+        Raises:
+            SfmcConfigError: For unknown keys, name collisions or a missing replication key.
+        """
+        settings = Settings.from_config(self.config)
+        http = HttpClient(settings.retry, logger=self.logger.getChild("http"))
+        tokens = TokenManager(settings, http)
+        streams: list[DataExtensionStream] = []
+        names: dict[str, str] = {}
+        for key in settings.data_extension_keys:
+            name = stream_name_for_key(key)
+            if name in names:
+                raise SfmcConfigError(
+                    f"DE keys '{names[name]}' and '{key}' both map to stream {name}."
+                )
+            names[name] = key
+            fields = retrieve_fields(http, tokens, key)
+            if not fields:
+                raise SfmcConfigError(
+                    f"No fields found for DE key '{key}': use the external key (CustomerKey), not "
+                    "the DE name, and check the business unit (account_id)."
+                )
+            if settings.fetch_mode == "incremental":
+                check_replication_key(key, settings.replication_key_for(key), fields)
+            streams.append(
+                DataExtensionStream(
+                    self, de_key=key, fields=fields, settings=settings, http=http, tokens=tokens
+                )
+            )
+        return streams
+
+
+def check_replication_key(de_key: str, rk: str, fields: list[DEField]) -> None:
+    """Fail discovery unless the replication key exists and is a Date field.
+
+    Args:
+        de_key: DE external key.
+        rk: Replication key name.
+        fields: The DE's fields.
+
+    Raises:
+        SfmcConfigError: With the fix.
+    """
+    match = next((f for f in fields if f.name.lower() == rk.lower()), None)
+    fix = (
+        f"add a Date field '{rk}' to DE '{de_key}' and have every writer set it on every "
+        "insert and update (DEs have no built-in modified date; a Now() default only fires "
+        "on insert), choose another field with replication_keys_by_de, or use fetch_mode full"
+    )
+    if match is None:
+        raise SfmcConfigError(f"DE '{de_key}' has no field '{rk}' for incremental sync: {fix}.")
+    if match.field_type.lower() != "date":
+        raise SfmcConfigError(
+            f"Field '{match.name}' of DE '{de_key}' is {match.field_type}, not Date: {fix}."
+        )
+
+
+if __name__ == "__main__":
+    TapSfmcDe.cli()

@@ -1,0 +1,126 @@
+"""REST ``customobjectdata/key/{key}/rowset`` pages.
+
+Pages are always addressed by ``$page`` on the key URL (never through ``requestToken``
+continuation links) so a cursor can step back and resume in a later run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from tap_sfmc_de.auth import CREDENTIALS_HINT, TokenManager
+from tap_sfmc_de.client import (
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    HttpClient,
+    build_query,
+    json_body,
+    response_date,
+)
+from tap_sfmc_de.errors import SfmcApiError, TokenExpiredError
+
+SCOPE_HINT = (
+    "the token lacks the 'data_extensions_read' scope: enable Data Extensions > Read on the "
+    "package (Setup > Apps > Installed Packages > your package > API Integration > Edit), "
+    "wait up to 5 minutes, and include data_extensions_read in the scopes setting if you set it"
+)
+
+
+@dataclass
+class RowsetPage:
+    """One response of the rowset endpoint."""
+
+    count: int
+    items: list[dict[str, Any]]
+    has_next: bool
+    server_time: dt.datetime | None
+
+
+class RowsetClient:
+    """Reads rowset pages of one DE."""
+
+    def __init__(self, http: HttpClient, tokens: TokenManager, de_key: str) -> None:
+        """Set up.
+
+        Args:
+            http: HTTP client.
+            tokens: Token manager.
+            de_key: DE external key (CustomerKey).
+        """
+        self.http = http
+        self.tokens = tokens
+        self.de_key = de_key
+        self.requests = 0
+
+    def fetch(
+        self,
+        *,
+        page: int,
+        page_size: int,
+        filter_expr: str | None = None,
+        order_by: str | None = None,
+    ) -> RowsetPage:
+        """Fetch one page.
+
+        Args:
+            page: 1-based page number.
+            page_size: Rows per page (at most 2500).
+            filter_expr: ``$filter`` expression, if any.
+            order_by: ``$orderBy`` expression, if any.
+
+        Returns:
+            The page.
+        """
+        params: dict[str, Any] = {"$page": page, "$pageSize": page_size}
+        if filter_expr:
+            params["$filter"] = filter_expr
+        if order_by:
+            params["$orderBy"] = order_by
+        path = f"data/v1/customobjectdata/key/{quote(self.de_key, safe='')}/rowset?"
+        query = build_query(params)
+
+        def prepare() -> dict[str, Any]:
+            token = self.tokens.get()
+            return {
+                "url": f"{token.rest_url}{path}{query}",
+                "headers": {"Authorization": f"Bearer {token.value}"},
+            }
+
+        self.requests += 1
+        url = f"{self.tokens.get().rest_url}{path}{query}"
+        try:
+            response = self.http.send(
+                "GET", url, kind="rest", prepare=prepare, on_remint=self.tokens.invalidate
+            )
+        except TokenExpiredError:
+            raise SfmcApiError(
+                f"REST rowset keeps answering 401 Not Authorized after a fresh token: "
+                f"{CREDENTIALS_HINT}."
+            ) from None
+        except SfmcApiError as exc:
+            raise self._explain(exc) from None
+        return self._parse(json_body(response), response_date(response))
+
+    def _explain(self, exc: SfmcApiError) -> SfmcApiError:
+        if exc.status_code == HTTP_FORBIDDEN:
+            return SfmcApiError(f"Reading DE '{self.de_key}' was refused ({exc}): {SCOPE_HINT}.")
+        if exc.status_code == HTTP_NOT_FOUND:
+            return SfmcApiError(
+                f"Data Extension key '{self.de_key}' was not found ({exc}): use the external "
+                "key (CustomerKey), not the DE name, and check the business unit (account_id)."
+            )
+        return exc
+
+    @staticmethod
+    def _parse(body: dict[str, Any], server_time: dt.datetime | None) -> RowsetPage:
+        items = body.get("items") or []  # absent, not [], when there are no rows
+        links = body.get("links") or {}
+        return RowsetPage(
+            count=int(body.get("count") or 0),
+            items=items if isinstance(items, list) else [],
+            has_next=bool(isinstance(links, dict) and links.get("next")),
+            server_time=server_time,
+        )

@@ -1,0 +1,230 @@
+"""Validated, typed view of the tap's config.
+
+Nothing builds a URL from a value that has not passed through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.values import from_bookmark, parse_offset
+
+SUBDOMAIN_RE = re.compile(r"^mc[a-z0-9-]{26}$")
+MAX_PAGE_SIZE = 2500
+DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host is loopback (the only place plain http is allowed).
+
+    Args:
+        host: Hostname or IP literal.
+
+    Returns:
+        True for localhost, 127.0.0.0/8 and ::1.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(url: str, what: str) -> str:
+    """Check an API base URL and normalise it to end with exactly one slash.
+
+    Args:
+        url: The URL.
+        what: Name used in the error message.
+
+    Returns:
+        The normalised URL.
+
+    Raises:
+        SfmcConfigError: If it is not https (or http on a loopback host).
+    """
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    if parts.query or parts.fragment or parts.username or parts.password or not host:
+        raise SfmcConfigError(f"{what} must be a plain base URL like https://host/ (got {url!r})")
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(host)):
+        raise SfmcConfigError(
+            f"{what} must use https; plain http is only allowed for loopback hosts "
+            f"(127.0.0.0/8, localhost, ::1); got {url!r}"
+        )
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+
+
+def _require(config: Mapping[str, Any], name: str) -> Any:
+    value = config.get(name)
+    if value in (None, "", []):
+        raise SfmcConfigError(f"Setting '{name}' is required.")
+    return value
+
+
+def _choice(config: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = config.get(name) or default
+    if value not in allowed:
+        raise SfmcConfigError(
+            f"Setting '{name}' must be one of {', '.join(allowed)}; got {value!r}"
+        )
+    return str(value)
+
+
+def _int_in(config: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = config.get(name, default)
+    value = default if value is None else value
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise SfmcConfigError(f"Setting '{name}' must be an integer; got {value!r}") from exc
+    if not low <= number <= high:
+        raise SfmcConfigError(f"Setting '{name}' must be between {low} and {high}; got {number}")
+    return number
+
+
+def _float_in(config: Mapping[str, Any], name: str, default: float, low: float) -> float:
+    value = config.get(name, default)
+    try:
+        number = float(default if value is None else value)
+    except (TypeError, ValueError) as exc:
+        raise SfmcConfigError(f"Setting '{name}' must be a number; got {value!r}") from exc
+    if number < low:
+        raise SfmcConfigError(f"Setting '{name}' must be at least {low}; got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried (exponential backoff with jitter)."""
+
+    max_retries: int = 5
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 60.0
+    request_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Secrets are excluded from repr."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    subdomain: str
+    account_id: str | None
+    auth_flow: str
+    refresh_token: str | None = field(repr=False)
+    token_store_path: str
+    redirect_uri: str | None
+    scopes: str | None
+    data_extension_keys: tuple[str, ...]
+    replication_key: str
+    replication_keys_by_de: dict[str, str]
+    fetch_mode: str
+    filter_support: str
+    start_date: dt.datetime | None
+    page_size: int
+    max_pages_per_run: int
+    timezone: dt.timezone
+    clock_margin_seconds: int
+    auth_base_url: str
+    retry: RetryPolicy
+
+    def replication_key_for(self, de_key: str) -> str:
+        """The replication key field for one DE (per-key override, else the default).
+
+        Args:
+            de_key: DE external key.
+
+        Returns:
+            The field name.
+        """
+        return self.replication_keys_by_de.get(de_key, self.replication_key)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Validate a config mapping.
+
+        Args:
+            config: The tap config.
+
+        Returns:
+            Settings.
+
+        Raises:
+            SfmcConfigError: With a message naming the setting and the fix.
+        """
+        subdomain = str(_require(config, "subdomain")).strip()
+        if not SUBDOMAIN_RE.match(subdomain):
+            raise SfmcConfigError(
+                "Setting 'subdomain' must be your tenant subdomain: 28 characters, starting "
+                "with 'mc', lowercase letters, digits and hyphens (from Setup > Installed "
+                f"Packages > API Integration, e.g. the part before .auth.marketingcloudapis.com); "
+                f"got {len(subdomain)} characters."
+            )
+        account_id = config.get("account_id")
+        if account_id not in (None, "") and not str(account_id).isdigit():
+            raise SfmcConfigError(
+                "Setting 'account_id' must be the numeric MID of a business unit."
+            )
+        keys = config.get("data_extension_keys") or []
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",")]
+        keys = tuple(k for k in (str(k).strip() for k in keys) if k)
+        if not keys:
+            raise SfmcConfigError(
+                "Setting 'data_extension_keys' needs at least one DE external key (CustomerKey)."
+            )
+        by_de = config.get("replication_keys_by_de") or {}
+        if not isinstance(by_de, Mapping):
+            raise SfmcConfigError(
+                "Setting 'replication_keys_by_de' must map DE keys to field names."
+            )
+        try:
+            tz = parse_offset(str(config.get("sfmc_timezone_offset") or "-06:00"))
+            start = config.get("start_date")
+            start_date = from_bookmark(str(start)) if start else None
+        except ValueError as exc:
+            raise SfmcConfigError(str(exc)) from exc
+        auth_flow = _choice(
+            config, "auth_flow", "client_credentials", ("client_credentials", "refresh_token")
+        )
+        auth_base = (
+            config.get("auth_base_url") or f"https://{subdomain}.auth.marketingcloudapis.com/"
+        )
+        return cls(
+            client_id=str(_require(config, "client_id")),
+            client_secret=str(_require(config, "client_secret")),
+            subdomain=subdomain,
+            account_id=str(account_id) if account_id not in (None, "") else None,
+            auth_flow=auth_flow,
+            refresh_token=config.get("refresh_token") or None,
+            token_store_path=str(config.get("token_store_path") or DEFAULT_TOKEN_STORE),
+            redirect_uri=config.get("redirect_uri") or None,
+            scopes=(str(config["scopes"]).strip() or None) if config.get("scopes") else None,
+            data_extension_keys=keys,
+            replication_key=str(config.get("replication_key") or "ModifiedDate"),
+            replication_keys_by_de={str(k): str(v) for k, v in by_de.items()},
+            fetch_mode=_choice(config, "fetch_mode", "incremental", ("incremental", "full")),
+            filter_support=_choice(config, "filter_support", "auto", ("auto", "server", "client")),
+            start_date=start_date,
+            page_size=_int_in(config, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            max_pages_per_run=_int_in(config, "max_pages_per_run", 50, 1, 1_000_000),
+            timezone=tz,
+            clock_margin_seconds=_int_in(config, "clock_margin_seconds", 1, 0, 86_400),
+            auth_base_url=validate_base_url(str(auth_base), "auth_base_url"),
+            retry=RetryPolicy(
+                max_retries=_int_in(config, "max_retries", 5, 0, 100),
+                backoff_base_seconds=_float_in(config, "backoff_base_seconds", 2.0, 0.0),
+                backoff_max_seconds=_float_in(config, "backoff_max_seconds", 60.0, 0.0),
+                request_timeout=_float_in(config, "request_timeout", 300.0, 0.001),
+            ),
+        )

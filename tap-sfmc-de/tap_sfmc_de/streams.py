@@ -1,0 +1,224 @@
+"""``DataExtensionStream``: one stream per DE, paged by :mod:`tap_sfmc_de.windows`.
+
+The SDK's own bookmark logic (progress markers, signposts) is switched off for this
+stream: the window algorithm owns ``replication_key_value`` and ``window`` in the stream
+state and writes STATE at page boundaries, after the page's records were emitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.streams import Stream
+
+from tap_sfmc_de.errors import ValueConversionError
+from tap_sfmc_de.rowset import RowsetClient
+from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
+from tap_sfmc_de.values import ConversionProblemError, FieldConverter, parse_sfmc_datetime
+from tap_sfmc_de.windows import SyncPlan, WindowSync
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context, Record
+
+    from tap_sfmc_de.auth import TokenManager
+    from tap_sfmc_de.client import HttpClient
+    from tap_sfmc_de.settings import Settings
+
+MAX_DETAILED_WARNINGS = 5
+OWNED_STATE_KEYS = ("replication_key_value", "window")
+
+
+class DataExtensionStream(Stream):
+    """Rows of one SFMC Data Extension."""
+
+    def __init__(
+        self,
+        tap: Tap,
+        *,
+        de_key: str,
+        fields: list[DEField],
+        settings: Settings,
+        http: HttpClient,
+        tokens: TokenManager,
+    ) -> None:
+        """Build the stream from the DE's field metadata.
+
+        Args:
+            tap: The tap.
+            de_key: DE external key (CustomerKey).
+            fields: Field metadata from SOAP.
+            settings: Validated settings.
+            http: Shared HTTP client.
+            tokens: Shared token manager.
+        """
+        self.de_key = de_key
+        self.fields = fields
+        self.settings = settings
+        self.http = http
+        self.tokens = tokens
+        super().__init__(tap, schema=build_schema(fields), name=stream_name_for_key(de_key))
+        self.primary_keys = key_properties(fields)
+        self.incremental = settings.fetch_mode == "incremental"
+        self.rk_name = settings.replication_key_for(de_key) if self.incremental else None
+        self.replication_key = self.rk_name
+        self._converters = {
+            f.name.lower(): FieldConverter(f.name, f.kind, settings.timezone) for f in fields
+        }
+        self._strict = {f.name.lower() for f in fields if f.is_primary_key}
+        if self.rk_name:
+            self._strict.add(self.rk_name.lower())
+        self._problems: Counter[str] = Counter()
+        self._unknown_columns: set[str] = set()
+
+    # The window algorithm owns the bookmark; keep the SDK's bookkeeping out of the way.
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """No-op: bookmarks are advanced per completed window, not per record."""
+
+    def get_replication_key_signpost(self, context: Context | None) -> None:  # noqa: ARG002
+        """No signpost: the window's upper bound plays that role.
+
+        Args:
+            context: Unused.
+        """
+        return
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+        """Run the window algorithm, emitting STATE after each page's records.
+
+        Args:
+            context: Unused (no partitions).
+
+        Yields:
+            Typed records.
+        """
+        single_pk = self.primary_keys[0] if len(self.primary_keys) == 1 else None
+        plan = SyncPlan(
+            incremental=self.incremental,
+            replication_key=self.rk_name,
+            order_by=f"{single_pk} asc" if single_pk else None,
+            page_size=self.settings.page_size,
+            max_pages=self.settings.max_pages_per_run,
+            filter_support=self.settings.filter_support,
+            start_date=self.settings.start_date,
+            tz=self.settings.timezone,
+            clock_margin_seconds=self.settings.clock_margin_seconds,
+        )
+        engine = WindowSync(
+            rowset=RowsetClient(self.http, self.tokens, self.de_key),
+            plan=plan,
+            replication_value=self._replication_value,
+            convert=self._convert,
+            state=dict(self.stream_state),
+            logger=self.logger,
+        )
+        for batch in engine.run():
+            yield from batch.records
+            if batch.state is not None:
+                self._save_state(batch.state)
+        self._report(engine)
+
+    def _save_state(self, owned: Mapping[str, Any]) -> None:
+        state = self.stream_state
+        for key in OWNED_STATE_KEYS:
+            state.pop(key, None)
+        state.update(owned)
+        if self.rk_name:
+            state["replication_key"] = self.rk_name
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _report(self, engine: WindowSync) -> None:
+        s = engine.stats
+        self.logger.info(
+            "%s: emitted %d rows from %d data pages (+%d probe requests, %d step-backs, "
+            "%d windows completed, mode=%s); skipped %d outside the window, %d with no %s, "
+            "%d duplicates",
+            self.name, s.emitted, s.data_pages, s.probe_requests, s.step_backs,
+            s.windows_completed, s.mode or "-", s.outside_window, s.null_replication_key,
+            self.rk_name or "replication key", s.duplicates,
+        )  # fmt: skip
+        if s.null_replication_key and self.incremental:
+            self.logger.warning(
+                "%d rows have an empty %s and are never emitted in incremental mode; have every "
+                "writer set it, or use fetch_mode full", s.null_replication_key, self.rk_name,
+            )  # fmt: skip
+        for field_name, count in sorted(self._problems.items()):
+            self.logger.warning(
+                "%s: %d values of %s could not be converted and were set to null",
+                self.name,
+                count,
+                field_name,
+            )
+
+    def _row_key(self, item: Mapping[str, Any]) -> str:
+        keys = item.get("keys") or {}
+        if not keys:
+            return "row without primary key"
+        return ", ".join(
+            f"{self._converters[k].name if k in self._converters else k}={v}"
+            for k, v in keys.items()
+        )
+
+    def _replication_value(self, item: Mapping[str, Any]) -> dt.datetime | None:
+        name = (self.rk_name or "").lower()
+        raw = (item.get("values") or {}).get(name)
+        if raw is None:
+            raw = (item.get("keys") or {}).get(name)
+        if not raw:
+            return None
+        try:
+            return parse_sfmc_datetime(raw, self.settings.timezone)
+        except ConversionProblemError as exc:
+            raise self._fatal(item, self.rk_name or name, exc) from None
+
+    def _fatal(
+        self, item: Mapping[str, Any], field_name: str, exc: Exception
+    ) -> ValueConversionError:
+        return ValueConversionError(
+            f"{self.name}: row [{self._row_key(item)}] field {field_name}: {exc}. This is a key "
+            "or replication-key field, so the sync stops rather than emit a corrupt record; check "
+            "sfmc_timezone_offset and the DE's data."
+        )
+
+    def _convert(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for part in ("keys", "values"):
+            for raw_name, raw in (item.get(part) or {}).items():
+                lowered = raw_name.lower()
+                converter = self._converters.get(lowered)
+                if converter is None:
+                    self._unknown(raw_name)
+                    continue
+                try:
+                    record[converter.name] = converter.convert(raw)
+                except ConversionProblemError as exc:
+                    if lowered in self._strict:
+                        raise self._fatal(item, converter.name, exc) from None
+                    record[converter.name] = None
+                    self._problem(item, converter.name, exc)
+        return record
+
+    def _problem(self, item: Mapping[str, Any], field_name: str, exc: Exception) -> None:
+        self._problems[field_name] += 1
+        if self._problems[field_name] <= MAX_DETAILED_WARNINGS:
+            self.logger.warning(
+                "%s: row [%s] field %s: %s; emitted as null",
+                self.name,
+                self._row_key(item),
+                field_name,
+                exc,
+            )
+
+    def _unknown(self, raw_name: str) -> None:
+        if raw_name not in self._unknown_columns:
+            self._unknown_columns.add(raw_name)
+            self.logger.warning(
+                "%s: column %r is not in the discovered schema and is dropped; refresh the catalog",
+                self.name, raw_name,
+            )  # fmt: skip

@@ -1,0 +1,242 @@
+"""Conversion of SFMC's all-string row values into typed JSON values.
+
+Policy (documented in the README): a value that does not parse becomes ``null`` and is
+reported (stream, row key, field, what was expected) as a warning, except for primary-key
+fields and the replication key, where a bad value fails the sync with the same details,
+because emitting such a row would corrupt the target's keys or the bookmark.
+Raw values are never logged: they may be personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+UTC = dt.UTC
+_OFFSET_RE = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+_TRUE = frozenset({"true", "1", "y", "yes"})
+_FALSE = frozenset({"false", "0", "n", "no"})
+
+
+class ConversionProblemError(ValueError):
+    """A single value could not be converted; the message says what was expected."""
+
+
+def parse_offset(text: str) -> dt.timezone:
+    """Parse a fixed UTC offset such as ``-06:00``.
+
+    Args:
+        text: The offset, ``+HH:MM`` or ``-HH:MM``.
+
+    Returns:
+        A fixed-offset timezone (never a daylight-saving zone).
+
+    Raises:
+        ValueError: If the text is not a valid fixed offset.
+    """
+    match = _OFFSET_RE.match(text or "")
+    if not match:
+        msg = f"sfmc_timezone_offset must look like -06:00 (fixed offset, no DST); got {text!r}"
+        raise ValueError(msg)
+    sign, hours, minutes = match.groups()
+    delta = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    if delta >= dt.timedelta(hours=15) or int(minutes) >= 60:  # noqa: PLR2004
+        msg = f"sfmc_timezone_offset out of range: {text!r}"
+        raise ValueError(msg)
+    return dt.timezone(-delta if sign == "-" else delta)
+
+
+def parse_sfmc_datetime(text: str, tz: dt.tzinfo) -> dt.datetime:
+    """Parse SFMC's ``M/d/yyyy h:mm:ss AM`` wall-clock format in the given offset.
+
+    A hand-written parser because ``strptime`` dominates the per-row cost at 100k rows.
+
+    Args:
+        text: The value as SFMC sends it (no zone).
+        tz: The fixed offset SFMC's values are stored in.
+
+    Returns:
+        An aware datetime.
+
+    Raises:
+        ConversionProblemError: If the text is not in that format.
+    """
+    parts = text.strip().split()
+    try:
+        month, day, year = (int(p) for p in parts[0].split("/"))
+        hour = minute = second = 0
+        if len(parts) >= 2:  # noqa: PLR2004
+            hms = parts[1].split(":")
+            hour, minute = int(hms[0]), int(hms[1])
+            second = int(float(hms[2])) if len(hms) > 2 else 0  # noqa: PLR2004
+        if len(parts) == 3:  # noqa: PLR2004
+            marker = parts[2].upper()
+            if marker not in {"AM", "PM"} or not 1 <= hour <= 12:  # noqa: PLR2004
+                raise ConversionProblemError("bad AM/PM hour")
+            hour = hour % 12 + (12 if marker == "PM" else 0)
+        elif len(parts) > 3:  # noqa: PLR2004
+            raise ConversionProblemError("too many parts")
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=tz)
+    except (ValueError, IndexError) as exc:
+        return _parse_iso_fallback(text, tz, exc)
+
+
+def _parse_iso_fallback(text: str, tz: dt.tzinfo, cause: Exception) -> dt.datetime:
+    # Some tools write ISO strings into DEs; accept them rather than drop the value.
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = "expected a date like 5/8/2024 3:04:05 PM"
+        raise ConversionProblemError(msg) from cause
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def format_sfmc_datetime(value: dt.datetime, tz: dt.tzinfo) -> str:
+    """Format an aware datetime as SFMC's ``M/d/yyyy h:mm:ss AM`` in the given offset.
+
+    Args:
+        value: Aware datetime.
+        tz: SFMC's fixed offset.
+
+    Returns:
+        The literal SFMC itself returns, for use in ``$filter``.
+    """
+    local = value.astimezone(tz)
+    hour12 = local.hour % 12 or 12
+    marker = "PM" if local.hour >= 12 else "AM"  # noqa: PLR2004
+    return (
+        f"{local.month}/{local.day}/{local.year} "
+        f"{hour12}:{local.minute:02d}:{local.second:02d} {marker}"
+    )
+
+
+def to_bookmark(value: dt.datetime) -> str:
+    """Render the one bookmark format used everywhere: ``2024-05-08T21:04:05+00:00``.
+
+    Args:
+        value: Aware datetime.
+
+    Returns:
+        ISO-8601 in UTC with seconds precision.
+    """
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def from_bookmark(text: str) -> dt.datetime:
+    """Parse a bookmark or ``start_date``; naive values are taken as UTC.
+
+    Args:
+        text: ISO-8601 text.
+
+    Returns:
+        Aware UTC datetime.
+    """
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def to_integer(text: str) -> int:
+    """Convert a Number value.
+
+    Args:
+        text: Raw value.
+
+    Returns:
+        The integer.
+
+    Raises:
+        ConversionProblemError: If it is not a whole number.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ConversionProblemError("expected a whole number") from exc
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ConversionProblemError("expected a whole number")
+    return int(number)
+
+
+def to_decimal(text: str) -> Decimal:
+    """Convert a Decimal value exactly (no float rounding).
+
+    Args:
+        text: Raw value.
+
+    Returns:
+        The Decimal.
+
+    Raises:
+        ConversionProblemError: If it is not a finite decimal number.
+    """
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ConversionProblemError("expected a decimal number") from exc
+    if not number.is_finite():
+        raise ConversionProblemError("expected a finite decimal number")
+    return number
+
+
+def to_boolean(text: str) -> bool:
+    """Convert a Boolean value (``True``/``False``, also 1/0, y/n, yes/no).
+
+    Args:
+        text: Raw value.
+
+    Returns:
+        The boolean.
+
+    Raises:
+        ConversionProblemError: If it is not a recognised boolean.
+    """
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConversionProblemError("expected True or False")
+
+
+@dataclass(frozen=True)
+class FieldConverter:
+    """Converts one column; ``kind`` is the JSON type the schema declares."""
+
+    name: str
+    kind: str  # "string" | "integer" | "number" | "boolean" | "date-time"
+    tz: dt.tzinfo
+
+    def convert(self, raw: Any) -> Any:
+        """Convert one raw value.
+
+        Args:
+            raw: The value from the rowset (normally a string).
+
+        Returns:
+            The typed value, or None for SFMC's empty-string NULL.
+
+        Raises:
+            ConversionProblemError: If the value does not parse.
+        """
+        if raw is None or raw == "":
+            return None
+        text = raw if isinstance(raw, str) else str(raw)
+        if self.kind == "string":
+            return text
+        if self.kind == "date-time":
+            return to_bookmark(parse_sfmc_datetime(text, self.tz))
+        if self.kind == "integer":
+            return to_integer(text)
+        if self.kind == "number":
+            return to_decimal(text)
+        if self.kind == "boolean":
+            return to_boolean(text)
+        raise ConversionProblemError(f"unsupported kind {self.kind}")

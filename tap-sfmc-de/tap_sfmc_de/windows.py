@@ -1,0 +1,364 @@
+"""The incremental (and full) paging algorithm. See README "Incremental semantics".
+
+A *window* is the set of rows with ``lower <= rk < upper``; ``upper`` is the server clock
+(HTTP ``Date`` of the run's first rowset response, minus a margin) of the run that opened
+the window, so the window lies in the past and writers can only make rows *leave* it.
+A window is paged by ``$page``/``$pageSize`` within a per-run page budget; its cursor is
+persisted so the next run continues it. When a window completes, the bookmark becomes its
+``upper`` and a run with budget left opens the next window.
+
+Shift protection: if ``count`` drops by d between two reads, rows may have left ahead of
+the cursor, so the cursor steps back ceil(d / page_size) pages (re-read rows are
+de-duplicated). When the server ignores ``$filter`` the scanned set can also grow, so each
+page boundary is additionally verified with a one-row probe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tap_sfmc_de.errors import SfmcApiError
+from tap_sfmc_de.rowset import RowsetClient, RowsetPage
+from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
+
+FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
+HTTP_BAD_REQUEST = 400
+SERVER, CLIENT = "server", "client"
+
+
+def row_identity(item: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Identity of a raw rowset item: its primary key, or every column without one.
+
+    Args:
+        item: Raw item with ``keys`` and ``values``.
+
+    Returns:
+        A hashable identity.
+    """
+    keys = item.get("keys") or {}
+    source = keys or item.get("values") or {}
+    return tuple(sorted(source.items()))
+
+
+def identity_digest(identity: tuple[tuple[str, Any], ...]) -> str:
+    """Short digest of an identity, stored in state instead of row values (no PII in state).
+
+    Args:
+        identity: From :func:`row_identity`.
+
+    Returns:
+        16 hex characters.
+    """
+    return hashlib.sha256(repr(identity).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Window:
+    """Cursor of the window being paged."""
+
+    lower: dt.datetime | None
+    upper: dt.datetime | None
+    mode: str
+    next_page: int = 1
+    count_seen: int | None = None
+    boundary: str | None = None  # digest of the last row of page next_page - 1
+
+    def to_state(self) -> dict[str, Any]:
+        """Serialise for STATE (bookmark format for dates)."""
+        return {
+            "lower": to_bookmark(self.lower) if self.lower else None,
+            "upper": to_bookmark(self.upper) if self.upper else None,
+            "mode": self.mode,
+            "next_page": self.next_page,
+            "count_seen": self.count_seen,
+            "boundary": self.boundary,
+        }
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> Window:
+        """Parse the STATE form.
+
+        Args:
+            data: Output of :meth:`to_state`.
+
+        Returns:
+            The window.
+        """
+        return cls(
+            lower=from_bookmark(data["lower"]) if data.get("lower") else None,
+            upper=from_bookmark(data["upper"]) if data.get("upper") else None,
+            mode=str(data.get("mode") or CLIENT),
+            next_page=max(1, int(data.get("next_page") or 1)),
+            count_seen=data.get("count_seen"),
+            boundary=data.get("boundary"),
+        )
+
+    def contains(self, value: dt.datetime | None) -> bool:
+        """Whether a replication-key value lies in ``[lower, upper)``.
+
+        Args:
+            value: Parsed replication key (None for NULL).
+
+        Returns:
+            True if the row belongs to this window.
+        """
+        if self.lower is None and self.upper is None:
+            return True
+        if value is None:
+            return False
+        return (self.lower is None or value >= self.lower) and (
+            self.upper is None or value < self.upper
+        )
+
+
+@dataclass
+class Batch:
+    """Records of one page and, if not None, the state to persist once they are emitted."""
+
+    records: list[dict[str, Any]]
+    state: dict[str, Any] | None
+
+
+@dataclass
+class SyncStats:
+    """Counters reported at the end of a run."""
+
+    data_pages: int = 0
+    probe_requests: int = 0
+    emitted: int = 0
+    outside_window: int = 0
+    null_replication_key: int = 0
+    duplicates: int = 0
+    step_backs: int = 0
+    windows_completed: int = 0
+    mode: str = ""
+
+
+@dataclass
+class SyncPlan:
+    """Everything the algorithm needs besides the HTTP client."""
+
+    incremental: bool
+    replication_key: str | None
+    order_by: str | None
+    page_size: int
+    max_pages: int
+    filter_support: str
+    start_date: dt.datetime | None
+    tz: dt.tzinfo
+    clock_margin_seconds: int
+
+
+@dataclass
+class WindowSync:
+    """Runs one stream's paging for one tap run."""
+
+    rowset: RowsetClient
+    plan: SyncPlan
+    replication_value: Callable[[Mapping[str, Any]], dt.datetime | None]
+    convert: Callable[[Mapping[str, Any]], dict[str, Any]]
+    state: Mapping[str, Any]
+    logger: logging.Logger
+    stats: SyncStats = field(default_factory=SyncStats)
+    _budget: int = 0
+    _last_server_time: dt.datetime | None = None
+    _bookmark: dt.datetime | None = None
+
+    def run(self) -> Iterator[Batch]:
+        """Page through windows until the budget is spent or the data is exhausted.
+
+        Yields:
+            Batches in order; state in a batch is valid only after its records are emitted.
+        """
+        self._budget = self.plan.max_pages
+        bookmark = self.state.get("replication_key_value")
+        self._bookmark = from_bookmark(bookmark) if bookmark else None
+        saved = self.state.get("window")
+        window = Window.from_state(saved) if isinstance(saved, Mapping) else None
+        first = self._probe(page=1)
+        t0 = self._t0(first)
+        if first.count == 0:
+            if window is not None:
+                yield self._complete(window)
+            return
+        mode = self._decide_mode() if self.plan.incremental else CLIENT
+        self.stats.mode = mode
+        if window is None:
+            window = self._open(t0, mode)
+        elif window.mode != mode:
+            self.logger.info(
+                "Filter support changed (%s -> %s); restarting window", window.mode, mode
+            )
+            window = Window(window.lower, window.upper, mode)
+        while window is not None:
+            complete = yield from self._page(window)
+            if not complete:
+                return
+            yield self._complete(window)
+            if not self.plan.incremental or self._budget <= 0:
+                return
+            window = self._open(self._t0(None), mode)
+
+    def _owned_state(self, window: Window | None) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.plan.incremental and self._bookmark is not None:
+            state["replication_key_value"] = to_bookmark(self._bookmark)
+        if window is not None:
+            state["window"] = window.to_state()
+        return state
+
+    def _complete(self, window: Window) -> Batch:
+        self.stats.windows_completed += 1
+        if self.plan.incremental and window.upper is not None:
+            self._bookmark = window.upper
+        return Batch([], self._owned_state(None))
+
+    def _open(self, t0: dt.datetime, mode: str) -> Window | None:
+        if not self.plan.incremental:
+            return Window(None, None, CLIENT)
+        lower = self._bookmark
+        if self.plan.start_date and (lower is None or self.plan.start_date > lower):
+            lower = self.plan.start_date
+        if lower is not None and lower >= t0:
+            return None
+        return Window(lower, t0, mode)
+
+    def _t0(self, page: RowsetPage | None) -> dt.datetime:
+        server_time = page.server_time if page is not None else self._last_server_time
+        if server_time is None:
+            self.logger.warning("No HTTP Date header from SFMC; using the local clock for T0")
+            server_time = dt.datetime.now(dt.UTC)
+        margin = dt.timedelta(seconds=self.plan.clock_margin_seconds)
+        return (server_time - margin).replace(microsecond=0)
+
+    def _fetch(self, **kwargs: Any) -> RowsetPage:
+        page = self.rowset.fetch(order_by=self.plan.order_by, **kwargs)
+        if page.server_time is not None:
+            self._last_server_time = page.server_time
+        return page
+
+    def _probe(self, page: int, filter_expr: str | None = None) -> RowsetPage:
+        self.stats.probe_requests += 1
+        return self._fetch(page=page, page_size=1, filter_expr=filter_expr)
+
+    def _literal(self, value: dt.datetime) -> str:
+        return f"'{format_sfmc_datetime(value, self.plan.tz)}'"
+
+    def _decide_mode(self) -> str:
+        if self.plan.filter_support != "auto":
+            return self.plan.filter_support
+        expr = f"{self.plan.replication_key} gt {self._literal(FAR_FUTURE)}"
+        try:
+            probe = self._probe(page=1, filter_expr=expr)
+        except SfmcApiError as exc:
+            if exc.status_code != HTTP_BAD_REQUEST:
+                raise
+            self.logger.info("SFMC rejected $filter (%s); filtering on the client", exc)
+            return CLIENT
+        mode = SERVER if probe.count == 0 else CLIENT
+        self.logger.info(
+            "$filter is %s: using %s-side window filtering",
+            "honoured" if mode == SERVER else "ignored",
+            mode,
+        )
+        return mode
+
+    def _filter_expr(self, window: Window) -> str | None:
+        if window.mode != SERVER:
+            return None
+        rk = self.plan.replication_key
+        parts = []
+        if window.lower is not None:
+            parts.append(f"{rk} ge {self._literal(window.lower)}")
+        if window.upper is not None:
+            parts.append(f"{rk} lt {self._literal(window.upper)}")
+        return " and ".join(parts) or None
+
+    def _boundary_moved(self, window: Window, boundaries: dict[int, str]) -> RowsetPage | None:
+        """Probe the row before the cursor; return the probe if it moved, else None."""
+        page = window.next_page
+        probe = self._probe(page=(page - 1) * self.plan.page_size)
+        moved = (
+            not probe.items or identity_digest(row_identity(probe.items[0])) != boundaries[page - 1]
+        )
+        return probe if moved else None
+
+    def _step_back(self, window: Window, dropped: int) -> None:
+        back = max(1, math.ceil(max(0, dropped) / self.plan.page_size))
+        self.stats.step_backs += 1
+        self.logger.info(
+            "Rows shifted while paging (count dropped by %d); stepping back %d page(s) from %d",
+            dropped,
+            back,
+            window.next_page,
+        )
+        window.next_page = max(1, window.next_page - back)
+
+    def _page(self, window: Window) -> Iterator[Batch]:
+        """Page one window. Returns True (via StopIteration) if the window completed."""
+        size = self.plan.page_size
+        boundaries: dict[int, str] = {}
+        if window.boundary and window.next_page > 1:
+            boundaries[window.next_page - 1] = window.boundary
+        seen: set[tuple[tuple[str, Any], ...]] = set()
+        prev_count = window.count_seen
+        filter_expr = self._filter_expr(window)
+        while self._budget > 0:
+            page = window.next_page
+            if window.mode == CLIENT and page > 1 and (page - 1) in boundaries:
+                moved = self._boundary_moved(window, boundaries)
+                if moved is not None:
+                    self._step_back(window, (prev_count or moved.count) - moved.count)
+                    prev_count = moved.count
+                    continue
+            result = self._fetch(page=page, page_size=size, filter_expr=filter_expr)
+            self._budget -= 1
+            self.stats.data_pages += 1
+            if prev_count is not None and result.count < prev_count and page > 1:
+                window.next_page = page
+                self._step_back(window, prev_count - result.count)
+                prev_count = result.count
+                continue
+            prev_count = result.count
+            records = self._accept(result.items, window, seen)
+            if result.items:
+                boundaries[page] = identity_digest(row_identity(result.items[-1]))
+            if not result.has_next or not result.items or page * size >= result.count:
+                yield Batch(records, None)
+                return True
+            window.next_page = page + 1
+            window.count_seen = result.count
+            window.boundary = boundaries[page]
+            yield Batch(records, self._owned_state(window))
+        return False
+
+    def _accept(
+        self,
+        items: list[dict[str, Any]],
+        window: Window,
+        seen: set[tuple[tuple[str, Any], ...]],
+    ) -> list[dict[str, Any]]:
+        records = []
+        for item in items:
+            if window.lower is not None or window.upper is not None:
+                value = self.replication_value(item)
+                if value is None:
+                    self.stats.null_replication_key += 1
+                    continue
+                if not window.contains(value):
+                    self.stats.outside_window += 1
+                    continue
+            identity = row_identity(item)
+            if identity in seen:
+                self.stats.duplicates += 1
+                continue
+            seen.add(identity)
+            records.append(self.convert(item))
+        self.stats.emitted += len(records)
+        return records

@@ -1,0 +1,99 @@
+import pytest
+from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.settings import Settings, is_loopback_host, validate_base_url
+
+
+def test_valid_config_has_defaults(config):
+    config.pop("page_size")
+    config.pop("max_pages_per_run")
+    config.pop("auth_base_url")
+    settings = Settings.from_config(config)
+    assert settings.page_size == 2500
+    assert settings.max_pages_per_run == 50
+    assert settings.replication_key == "ModifiedDate"
+    assert settings.fetch_mode == "incremental"
+    assert (
+        settings.auth_base_url
+        == "https://mcsandbox0000000000000000000.auth.marketingcloudapis.com/"
+    )
+    assert "s3cr3t" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "subdomain",
+    [
+        "mcsandbox000000000000000000",  # 27
+        "mcsandbox00000000000000000000",  # 29
+        "Mcsandbox0000000000000000000",
+        "xxsandbox0000000000000000000",
+        "mcsandbox00000000000000.evil",
+        "mcsandbox000000000000000/../",
+        "",
+    ],
+)
+def test_subdomain_is_validated(config, subdomain):
+    config["subdomain"] = subdomain
+    with pytest.raises(SfmcConfigError, match="subdomain"):
+        Settings.from_config(config)
+
+
+def test_hyphenated_subdomain_is_fine(config):
+    config["subdomain"] = "mc563885gzs27c5t9-63k636ttgm"
+    assert Settings.from_config(config).subdomain == "mc563885gzs27c5t9-63k636ttgm"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://auth.example.test", True),
+        ("http://127.0.0.1:8080/", True),
+        ("http://127.1.2.3:8080", True),
+        ("http://localhost:1/", True),
+        ("http://[::1]:9/", True),
+        ("http://example.com/", False),
+        ("http://10.0.0.1/", False),
+        ("ftp://127.0.0.1/", False),
+        ("https://user:pw@example.com/", False),
+        ("https://example.com/?x=1", False),
+    ],
+)
+def test_base_urls(url, ok):
+    if ok:
+        assert validate_base_url(url, "auth_base_url").endswith("/")
+    else:
+        with pytest.raises(SfmcConfigError, match="auth_base_url"):
+            validate_base_url(url, "auth_base_url")
+
+
+def test_loopback():
+    assert is_loopback_host("127.0.0.1")
+    assert not is_loopback_host("128.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("page_size", 2501, "page_size"),
+        ("page_size", 0, "page_size"),
+        ("max_pages_per_run", 0, "max_pages_per_run"),
+        ("fetch_mode", "delta", "fetch_mode"),
+        ("filter_support", "maybe", "filter_support"),
+        ("auth_flow", "password", "auth_flow"),
+        ("sfmc_timezone_offset", "America/Chicago", "sfmc_timezone_offset"),
+        ("account_id", "abc", "account_id"),
+        ("data_extension_keys", [], "data_extension_keys"),
+        ("client_secret", "", "client_secret"),
+        ("replication_keys_by_de", ["x"], "replication_keys_by_de"),
+    ],
+)
+def test_invalid_settings(config, key, value, match):
+    config[key] = value
+    with pytest.raises(SfmcConfigError, match=match):
+        Settings.from_config(config)
+
+
+def test_per_de_replication_key(config):
+    config["replication_keys_by_de"] = {"Orders": "UpdatedAt"}
+    settings = Settings.from_config(config)
+    assert settings.replication_key_for("Orders") == "UpdatedAt"
+    assert settings.replication_key_for("Customers") == "ModifiedDate"

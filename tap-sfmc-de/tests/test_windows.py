@@ -1,0 +1,246 @@
+"""The window algorithm against an in-memory DE (no HTTP): caps, resume, shifts, ties."""
+
+import dataclasses
+import datetime as dt
+import logging
+
+import pytest
+from tap_sfmc_de.values import parse_sfmc_datetime
+from tap_sfmc_de.windows import SyncPlan, Window, WindowSync
+from tap_sfmc_de_testkit import CST, SERVER_NOW, FakeDE
+
+LOG = logging.getLogger("test")
+VERSIONS: list = []  # every (id, ModifiedDate) version emitted, across runs
+PAST = SERVER_NOW - dt.timedelta(days=1)
+
+
+def plan(**overrides):
+    base = SyncPlan(
+        incremental=True,
+        replication_key="ModifiedDate",
+        order_by="id asc",
+        page_size=10,
+        max_pages=3,
+        filter_support="auto",
+        start_date=None,
+        tz=CST,
+        clock_margin_seconds=1,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def run(de, state, **overrides):
+    """One tap run: returns emitted ids and the state after the run."""
+    state = dict(state)
+    engine = WindowSync(
+        rowset=de,
+        plan=plan(**overrides),
+        replication_value=lambda item: (
+            parse_sfmc_datetime(item["values"]["modifieddate"], CST)
+            if item["values"]["modifieddate"]
+            else None
+        ),
+        convert=lambda item: {"id": item["keys"]["id"], "m": item["values"]["modifieddate"]},
+        state=state,
+        logger=LOG,
+    )
+    emitted = []
+    for batch in engine.run():
+        emitted.extend(r["id"] for r in batch.records)
+        VERSIONS.extend((r["id"], r["m"]) for r in batch.records)
+        if batch.state is not None:
+            state.pop("window", None)
+            state.pop("replication_key_value", None)
+            state.update(batch.state)
+    return emitted, state, engine.stats
+
+
+def make_de(n, *, filter_honoured=True, order_honoured=True, when=PAST):
+    de = FakeDE(filter_honoured=filter_honoured, order_honoured=order_honoured)
+    for i in range(n):
+        de.put(f"r{i:05d}", when + dt.timedelta(seconds=i % 7))
+    return de
+
+
+COMBOS = [(f, o) for f in (True, False) for o in (True, False)]
+
+
+@pytest.mark.parametrize(("filter_honoured", "order_honoured"), COMBOS)
+def test_backlog_is_worked_off_over_runs_within_the_cap(filter_honoured, order_honoured):
+    de = make_de(75, filter_honoured=filter_honoured, order_honoured=order_honoured)
+    first, state, stats = run(de, {})
+    assert len(first) == 30
+    assert stats.data_pages == 3
+    assert state["window"]["next_page"] == 4
+    assert "replication_key_value" not in state
+    second, state, _ = run(de, state)
+    assert len(second) == 30
+    third, state, _ = run(de, state)
+    assert len(third) == 15
+    assert set(first + second + third) == set(de.rows)
+    assert len(first + second + third) == 75
+    assert state["replication_key_value"].endswith("+00:00")
+    fourth, state, _ = run(de, state)
+    assert fourth == []
+
+
+def test_server_mode_requests_carry_window_filter_and_order():
+    de = make_de(5)
+    run(de, {})
+    data = [r for r in de.requests if r["page_size"] == 10]
+    assert data[0]["filter"] == "ModifiedDate lt '5/8/2024 3:00:00 PM'"
+    assert data[0]["order"] == "id asc"
+    probe = [r for r in de.requests if r["filter"] and " gt " in r["filter"]]
+    assert probe == [
+        {
+            "page": 1,
+            "page_size": 1,
+            "filter": "ModifiedDate gt '12/31/2998 6:00:00 PM'",
+            "order": "id asc",
+        }
+    ]
+
+
+def test_filter_support_can_be_forced():
+    de = make_de(5)
+    _, _, stats = run(de, {}, filter_support="client")
+    assert stats.mode == "client"
+    assert not any(r["filter"] for r in de.requests)
+
+
+@pytest.mark.parametrize(("filter_honoured", "order_honoured"), COMBOS)
+def test_rows_changed_and_deleted_during_runs_are_not_lost(filter_honoured, order_honoured):
+    de = make_de(60, filter_honoured=filter_honoured, order_honoured=order_honoured)
+    changed = set()
+
+    def mutate(de_, request):
+        # After the first data page of every run: update rows ahead of and behind the
+        # cursor, delete some ahead of it, insert new ones.
+        if request["page_size"] != 10 or request["page"] != 2:
+            return
+        for pk in sorted(de_.rows)[::9][:4]:
+            de_.touch(pk)
+            changed.add(pk)
+        for pk in sorted(de_.rows)[25:28]:
+            de_.delete(pk)
+            changed.discard(pk)
+        new = f"n{len(de_.rows):05d}"
+        de_.put(new, de_.now)
+        changed.add(new)
+
+    de.hooks.append(mutate)
+    VERSIONS.clear()
+    state = {}
+    for _ in range(6):
+        _, state, _ = run(de, state)
+    de.hooks.clear()
+    for _ in range(6):  # quiet runs drain what changed during the last mutating runs
+        emitted, state, _ = run(de, state)
+    assert emitted == []
+    # The latest version of every row (changed, inserted or untouched) was emitted.
+    latest = {(pk, row["modifieddate"]) for pk, row in de.rows.items()}
+    assert latest <= set(VERSIONS)
+    assert changed <= {pk for pk, _ in VERSIONS}
+
+
+def test_count_drop_steps_back_in_server_mode():
+    de = make_de(40)
+
+    def delete_behind(de_, request):
+        if request["page_size"] == 10 and request["page"] == 3 and "r00000" in de_.rows:
+            for pk in ["r00000", "r00001", "r00002"]:
+                de_.delete(pk)
+
+    de.hooks.append(delete_behind)
+    emitted, state, stats = run(de, {}, max_pages=10)
+    assert stats.step_backs == 1
+    assert set(de.rows) <= set(emitted)
+    assert len(emitted) == len(set(emitted))  # de-duplicated within the run
+    assert "window" not in state
+
+
+def test_client_mode_boundary_probe_catches_insert_plus_delete():
+    de = make_de(40, filter_honoured=False)
+
+    def shuffle(de_, request):
+        # Between page 1 and page 2: delete 2 rows behind the cursor and insert 2 ahead of
+        # it. The count is unchanged, yet offsets shifted: only the boundary probe notices.
+        probe = {"page": 10, "page_size": 1, "filter": None, "order": "id asc"}
+        if request == probe and "r00001" in de_.rows:
+            de_.delete("r00001")
+            de_.delete("r00002")
+            de_.put("z0", PAST)
+            de_.put("z1", PAST)
+
+    de.hooks.append(shuffle)
+    emitted, _, stats = run(de, {}, max_pages=10)
+    assert stats.step_backs >= 1
+    assert set(de.rows) <= set(emitted)
+
+
+def test_ties_larger_than_the_cap_cannot_stall():
+    de = FakeDE()
+    for i in range(100):
+        de.put(f"r{i:05d}", PAST)  # all rows share one ModifiedDate
+    state, seen = {}, []
+    for _ in range(4):
+        emitted, state, _ = run(de, state)
+        seen.extend(emitted)
+    assert len(seen) == 100
+    assert set(seen) == set(de.rows)
+    assert "window" not in state
+
+
+def test_start_date_is_the_first_lower_bound_and_rows_outside_are_skipped():
+    de = FakeDE(filter_honoured=False)
+    de.put("old", PAST - dt.timedelta(days=30))
+    de.put("new", PAST)
+    emitted, _, stats = run(de, {}, start_date=PAST - dt.timedelta(days=1), max_pages=1)
+    assert emitted == ["new"]
+    assert stats.outside_window == 1
+
+
+def test_null_replication_keys_are_counted_not_emitted():
+    de = FakeDE(filter_honoured=False)
+    de.put("a", PAST)
+    de.rows["a"]["modifieddate"] = ""
+    de.put("b", PAST)
+    emitted, _, stats = run(de, {}, max_pages=1)
+    assert emitted == ["b"]
+    assert stats.null_replication_key == 1
+
+
+def test_empty_de_makes_two_probe_requests_at_most():
+    de = FakeDE()
+    emitted, state, stats = run(de, {})
+    assert emitted == []
+    assert state == {}
+    assert stats.probe_requests == 1
+    assert stats.data_pages == 0
+
+
+def test_full_mode_passes_are_capped_and_restart():
+    de = make_de(25)
+    first, state, _ = run(de, {}, incremental=False, replication_key=None, max_pages=2)
+    assert len(first) == 20
+    assert "replication_key_value" not in state
+    second, state, _ = run(de, state, incremental=False, replication_key=None, max_pages=2)
+    assert len(second) == 5
+    assert state == {}
+    third, _, _ = run(de, state, incremental=False, replication_key=None, max_pages=2)
+    assert len(third) == 20
+
+
+def test_window_state_round_trip():
+    window = Window(PAST, SERVER_NOW, "server", 4, 100, "abc")
+    assert Window.from_state(window.to_state()) == window
+    assert window.to_state()["upper"] == "2024-05-08T21:00:00+00:00"
+
+
+def test_mode_change_restarts_the_window():
+    de = make_de(50)
+    _, state, _ = run(de, {}, filter_support="server")
+    assert state["window"]["mode"] == "server"
+    emitted, state, _ = run(de, state, filter_support="client")
+    assert state["window"]["mode"] == "client"
+    assert emitted[0] == "r00000"
