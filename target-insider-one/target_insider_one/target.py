@@ -1,15 +1,325 @@
-"""target-insider-one entry point (skeleton; real work lands with the target issue)."""
+"""target-insider-one: upserts Singer records into Insider One as user profiles."""
 
 from __future__ import annotations
 
+import sys
+import typing as t
+
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+
+from target_insider_one.client import InsiderError
+from target_insider_one.runtime import Runtime
+from target_insider_one.settings import (
+    DEFAULT_API_BASE_URL,
+    DEFAULT_BLOCKED_IDENTIFIER_VALUES,
+    IDENTIFIER_TYPES,
+    INVALID_ATTRIBUTE_POLICIES,
+    INVALID_IDENTIFIER_POLICIES,
+    MAX_CONCURRENT_REQUESTS,
+    MAX_REQUEST_BYTES,
+    MAX_USERS_PER_REQUEST,
+    parse_settings,
+)
+from target_insider_one.sinks import InsiderUpsertSink
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
+_IDENTIFIER = th.ObjectType(
+    th.Property(
+        "type",
+        th.StringType,
+        required=True,
+        allowed_values=list(IDENTIFIER_TYPES),
+        description="Insider identifier type.",
+    ),
+    th.Property("field", th.StringType, required=True, description="Source record field."),
+    th.Property(
+        "name",
+        th.StringType,
+        description="Custom identifier name as configured in Insider IRM (type 'custom' only).",
+    ),
+    additional_properties=False,
+)
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "partner_name",
+        th.StringType,
+        required=True,
+        title="Partner Name",
+        description="Insider One partner (account) name, sent as X-PARTNER-NAME. It is "
+        "lowercased before sending, as Insider requires.",
+    ),
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        title="API Key",
+        description="Insider One API key of type 'Unified Customer Database (UCD)', sent as "
+        "X-REQUEST-TOKEN.",
+    ),
+    th.Property(
+        "api_base_url",
+        th.StringType,
+        default=DEFAULT_API_BASE_URL,
+        title="API Base URL",
+        description="Base URL of the Insider unification API. Must be https; plain http is "
+        "accepted only for loopback hosts (localhost, 127.0.0.0/8, ::1), e.g. an emulator.",
+    ),
+    th.Property(
+        "identifier_mappings",
+        th.ArrayType(_IDENTIFIER),
+        required=True,
+        title="Identifier Mappings",
+        description="At least one {type, field[, name]}: type is email, phone_number, uuid or "
+        "custom (custom needs name). Example: "
+        '[{"type": "uuid", "field": "SubscriberKey"}, '
+        '{"type": "email", "field": "EmailAddress"}].',
+    ),
+    th.Property(
+        "attribute_mappings",
+        th.ObjectType(additional_properties=th.StringType),
+        title="Attribute Mappings",
+        description="Source field -> Insider attribute. Insider default attributes (name, "
+        "surname, email, phone_number, uuid, email_optin, sms_optin, whatsapp_optin, "
+        "gdpr_optin, birthday, gender, age, language, country, city, locale, lo, "
+        "static_segment_id) go at the root of `attributes`; any other name (or a name "
+        "prefixed `custom.`) goes under `attributes.custom`.",
+    ),
+    th.Property(
+        "fixed_value_mappings",
+        th.ObjectType(),
+        title="Fixed Value Mappings",
+        description='Attribute -> constant set on every user, e.g. {"data_source": "sfmc"}. '
+        "Same placement rules as attribute_mappings.",
+    ),
+    th.Property(
+        "skip_hook",
+        th.BooleanType,
+        default=False,
+        description="Send top-level skip_hook=true so the import does not trigger Insider "
+        "data streams or Architect 'On Event' journeys (use for historical loads).",
+    ),
+    th.Property(
+        "fast_fail",
+        th.BooleanType,
+        default=False,
+        description="Stop the run (non-zero exit, no further STATE) at the first request that "
+        "still fails after retries. When false, its records are dead-lettered and the run "
+        "continues.",
+    ),
+    th.Property(
+        "not_append",
+        th.BooleanType,
+        default=True,
+        description="Send not_append=true on every user so array attributes are overwritten, "
+        "not appended: replays are idempotent. Set false to append.",
+    ),
+    th.Property(
+        "invalid_identifier_policy",
+        th.StringType,
+        default="skip_identifier",
+        allowed_values=list(INVALID_IDENTIFIER_POLICIES),
+        description="For an invalid identifier value: skip_identifier drops it and keeps the "
+        "record if another valid identifier remains; skip_record dead-letters the record.",
+    ),
+    th.Property(
+        "invalid_attribute_policy",
+        th.StringType,
+        default="skip_attribute",
+        allowed_values=list(INVALID_ATTRIBUTE_POLICIES),
+        description="For an attribute value that cannot be converted (e.g. 'maybe' for a "
+        "boolean): skip_attribute omits it (counted in the summary); skip_record "
+        "dead-letters the record.",
+    ),
+    th.Property(
+        "empty_string_policy",
+        th.StringType,
+        default="omit",
+        allowed_values=["omit", "send"],
+        description="omit: blank strings (and empty arrays) are treated like null and never "
+        "sent; send: blank strings are sent to string attributes as-is. Nulls are never sent.",
+    ),
+    th.Property(
+        "normalize_emails",
+        th.BooleanType,
+        default=True,
+        description="Trim and lowercase email identifiers and the email attribute.",
+    ),
+    th.Property(
+        "blocked_identifier_values",
+        th.ArrayType(th.StringType),
+        default=list(DEFAULT_BLOCKED_IDENTIFIER_VALUES),
+        description="Identifier values treated as invalid (case-insensitive) to avoid wrong "
+        "profile merges, as Insider's IRM guide recommends.",
+    ),
+    th.Property(
+        "normalize_phone_numbers",
+        th.BooleanType,
+        default=True,
+        description="Normalise phone numbers to E.164 with the phonenumbers library. When "
+        "false, values must already match ^\\+[1-9]\\d{6,14}$.",
+    ),
+    th.Property(
+        "phone_default_region",
+        th.StringType,
+        description="ISO 3166-1 alpha-2 region used to read national numbers (e.g. GB). "
+        "Without it, only numbers starting with + (or 00) are accepted.",
+    ),
+    th.Property(
+        "phone_validation",
+        th.StringType,
+        default="valid",
+        allowed_values=["valid", "possible"],
+        description="valid: the number must be in an assigned range (phonenumbers metadata); "
+        "possible: only its length is checked.",
+    ),
+    th.Property(
+        "phone_rewrite_00_prefix",
+        th.BooleanType,
+        default=True,
+        description="Rewrite a leading 00 to + before parsing (00 is the international prefix "
+        "in most of the world; phonenumbers only honours it for the default region).",
+    ),
+    th.Property(
+        "phone_extension_policy",
+        th.StringType,
+        default="reject",
+        allowed_values=["reject", "drop"],
+        description="reject: a number with an extension is invalid (E.164 cannot carry it); "
+        "drop: send the number without its extension.",
+    ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType(minimum=1, maximum=MAX_USERS_PER_REQUEST),
+        default=MAX_USERS_PER_REQUEST,
+        title="Batch Size (users per request)",
+        description="Maximum users per upsert request (Insider's limit is 1000).",
+    ),
+    th.Property(
+        "max_request_bytes",
+        th.IntegerType(minimum=1000, maximum=MAX_REQUEST_BYTES),
+        default=MAX_REQUEST_BYTES,
+        description="Maximum request body size in bytes (Insider's limit is 5,000,000); "
+        "larger batches are split.",
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_REQUESTS),
+        default=4,
+        description="Upsert requests in flight at once (the target buffers "
+        "batch_size_rows x this many records per drain).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=60,
+        description="Seconds to wait for each HTTP request (connect and read).",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0, maximum=20),
+        default=5,
+        description="Retries after the first attempt for 429, 5xx, 403 'Request Limit "
+        "Exceeded', timeouts and dropped connections.",
+    ),
+    th.Property(
+        "backoff_base_seconds",
+        th.NumberType,
+        default=1,
+        description="First retry delay; doubles on each retry, with jitter. A Retry-After "
+        "header (up to 300 s) is honoured as a minimum.",
+    ),
+    th.Property(
+        "backoff_max_seconds",
+        th.NumberType,
+        default=60,
+        description="Longest exponential backoff delay.",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Validate and write the request bodies that would be sent to dry_run_path "
+        "(one JSON body per line); send nothing.",
+    ),
+    th.Property(
+        "dry_run_path",
+        th.StringType,
+        description="Dry-run output file. Default: output/dry-run/insider-<UTC timestamp>.jsonl.",
+    ),
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        description="JSONL file for records that were skipped or rejected (appended). "
+        "Default: output/dead-letters/insider-<UTC timestamp>.jsonl.",
+    ),
+).to_dict()
 
 
 class TargetInsiderOne(Target):
     """Upserts records into Insider One as user profiles."""
 
     name = "target-insider-one"
-    config_jsonschema = th.PropertiesList(
-        th.Property("partner_name", th.StringType, required=True),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = InsiderUpsertSink
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        """Create the target and validate its configuration.
+
+        Args:
+            **kwargs: Passed to :class:`singer_sdk.Target`.
+        """
+        super().__init__(**kwargs)
+        self.runtime = Runtime(parse_settings(self.config), self.logger)
+        original = str(self.config.get("partner_name") or "")
+        if original.strip() != self.runtime.settings.partner_name:
+            self.logger.info(
+                "partner_name is sent lowercase, as Insider requires: %r",
+                self.runtime.settings.partner_name,
+            )
+
+    def process_endofpipe(self) -> None:
+        """Drain everything, then log the run summary."""
+        super().process_endofpipe()
+        self.runtime.finish(status="succeeded")
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target; a fatal Insider error exits 1 with a clear message.
+
+        Args:
+            about: Display package metadata and settings.
+            about_format: Format for ``--about``.
+            config: Config input.
+            file_input: Optional input file.
+        """
+        try:
+            super().invoke(
+                about=about, about_format=about_format, config=config, file_input=file_input
+            )
+        except InsiderError as exc:
+            cls.logger.error("target-insider-one stopped: %s", exc.message)  # noqa: TRY400
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TargetInsiderOne.cli()

@@ -1,0 +1,368 @@
+"""HTTP client for Insider's upsert endpoint, with one error policy.
+
+- 2xx: parsed into :class:`UpsertResponse` (a 200 can still carry per-user failures).
+- Retried with exponential backoff and jitter: 429 (honouring ``Retry-After``), 5xx,
+  403 "Request Limit Exceeded", timeouts and dropped connections.
+- 401 / other 403 ("Access Denied"): :class:`InsiderAuthError`, never retried.
+- 400 / 413 / 422: :class:`InsiderBadRequestError`, never retried; ``too_large`` tells the
+  caller to split the request and send the halves.
+- Other 4xx (e.g. 404 for a wrong ``api_base_url``): :class:`InsiderConfigError`.
+- Retries exhausted: :class:`InsiderRequestFailedError`.
+
+Headers (which carry the API key) are never logged or put into exception messages.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import requests
+from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from target_insider_one.summary import RunStats
+
+LOGGER = logging.getLogger("target_insider_one.client")
+RETRY_AFTER_CAP_SECONDS = 300.0
+_SIZE_HINTS = (
+    "bigger than",
+    "maximum allowed size",
+    "too large",
+    "too many users",
+    "at most 1000",
+    "at most 1,000",
+    "more than 1000",
+    "more than 1,000",
+    "exceeds",
+)
+USER_AGENT = "target-insider-one/0.1.0 (+singer-sdk)"
+
+
+class InsiderError(Exception):
+    """Base class for errors talking to Insider."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Create the error.
+
+        Args:
+            message: What went wrong (never contains credentials).
+            status: HTTP status, if a response was received.
+        """
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class InsiderAuthError(InsiderError):
+    """Credentials rejected: stop the run."""
+
+
+class InsiderConfigError(InsiderError):
+    """The endpoint answered in a way that means the configuration is wrong."""
+
+
+class InsiderBadRequestError(InsiderError):
+    """Insider refused the request body (not retried)."""
+
+    def __init__(self, message: str, status: int, too_large: bool) -> None:
+        """Create the error.
+
+        Args:
+            message: Insider's message.
+            status: HTTP status.
+            too_large: Whether the cause is the request size or user count.
+        """
+        super().__init__(message, status)
+        self.too_large = too_large
+
+
+class InsiderRequestFailedError(InsiderError):
+    """The request still failed after all retries."""
+
+    def __init__(self, message: str, status: int | None, attempts: int) -> None:
+        """Create the error.
+
+        Args:
+            message: Last failure.
+            status: Last HTTP status, if any.
+            attempts: Attempts made.
+        """
+        super().__init__(message, status)
+        self.attempts = attempts
+
+
+@dataclass
+class UpsertResponse:
+    """What a 2xx upsert answer says."""
+
+    status: int
+    successful: int | None = None
+    fail_count: int = 0
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+def parse_upsert_response(status: int, text: str) -> UpsertResponse:
+    """Parse ``{"data":{"successful":{"count":N},"fail":{"count":M,"errors":{...}}}}``.
+
+    Args:
+        status: HTTP status.
+        text: Response body.
+
+    Returns:
+        The parsed response (an unparseable 2xx body counts as full success).
+    """
+    try:
+        body = json.loads(text) if text.strip() else {}
+    except ValueError:
+        LOGGER.warning("Insider answered HTTP %s with a non-JSON body; treating as success", status)
+        return UpsertResponse(status)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        return UpsertResponse(status)
+    successful = data.get("successful") or {}
+    fail = data.get("fail") or {}
+    errors = fail.get("errors") if isinstance(fail, dict) else None
+    parsed_errors: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, messages in errors.items():
+            if isinstance(messages, list):
+                parsed_errors[str(key)] = [str(m) for m in messages]
+            else:
+                parsed_errors[str(key)] = [str(messages)]
+    count = fail.get("count", 0) if isinstance(fail, dict) else 0
+    return UpsertResponse(
+        status=status,
+        successful=successful.get("count") if isinstance(successful, dict) else None,
+        fail_count=int(count) if isinstance(count, int | float) else 0,
+        errors=parsed_errors,
+    )
+
+
+def error_message(response: requests.Response) -> str:
+    """Insider's error message from a response body (``error`` or ``message``).
+
+    Args:
+        response: The HTTP response.
+
+    Returns:
+        The message, or a short excerpt of the body.
+    """
+    text = response.text or ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if body.get(key):
+                return str(body[key])
+    excerpt = " ".join(text.split())[:200]
+    return excerpt or (response.reason or f"HTTP {response.status_code}")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date).
+
+    Args:
+        value: Header value.
+        now: Current UNIX time (for tests).
+
+    Returns:
+        Seconds (capped at 300), or None if absent or unparseable.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
+
+
+class InsiderClient:
+    """Sends upsert requests; safe to use from several threads."""
+
+    def __init__(
+        self,
+        *,
+        upsert_url: str,
+        partner_name: str,
+        api_key: str,
+        timeout: float,
+        max_retries: int,
+        backoff_base_seconds: float,
+        backoff_max_seconds: float,
+        stats: RunStats,
+        pool_size: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Create the client.
+
+        Args:
+            upsert_url: Full upsert URL.
+            partner_name: Lowercase partner name.
+            api_key: UCD API key.
+            timeout: Per-request timeout in seconds.
+            max_retries: Retries after the first attempt.
+            backoff_base_seconds: First backoff delay.
+            backoff_max_seconds: Longest backoff delay.
+            stats: Run statistics (requests, retries).
+            pool_size: HTTP connection pool size per thread.
+            sleep: Sleep function (tests replace it).
+        """
+        self.upsert_url = upsert_url
+        self.partner_name = partner_name
+        self._headers = {
+            "X-PARTNER-NAME": partner_name,
+            "X-REQUEST-TOKEN": api_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base_seconds
+        self.backoff_max = backoff_max_seconds
+        self.stats = stats
+        self._pool_size = pool_size
+        self._sleep = sleep
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        """Never show the headers.
+
+        Returns:
+            A safe representation.
+        """
+        return f"InsiderClient(url={self.upsert_url!r}, partner={self.partner_name!r})"
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every thread's session."""
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Delay before retry number ``attempt`` (1-based).
+
+        Exponential (``base * 2**(attempt-1)``, capped at ``backoff_max``) with "equal
+        jitter" (half fixed, half random). A ``Retry-After`` is honoured as a minimum.
+
+        Args:
+            attempt: Retry number.
+            retry_after: Seconds requested by the server, if any.
+
+        Returns:
+            Seconds to wait.
+        """
+        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        if retry_after is not None:
+            delay = max(retry_after, min(delay, retry_after + self.backoff_base))
+        return delay
+
+    def upsert(self, body: bytes) -> UpsertResponse:
+        """POST one request body, retrying transient failures.
+
+        Args:
+            body: Exact request body.
+
+        Returns:
+            The parsed 2xx response.
+
+        Raises:
+            InsiderAuthError: Credentials rejected.
+            InsiderConfigError: Endpoint not found or method not allowed.
+            InsiderBadRequestError: Body refused (400/413/422).
+            InsiderRequestFailedError: Retries exhausted.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.add(requests_sent=1)
+            retry_after: float | None = None
+            status: int | None = None
+            try:
+                response = self._session().post(
+                    self.upsert_url, data=body, headers=self._headers, timeout=self.timeout
+                )
+            except (
+                requests.Timeout,
+                requests.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                problem = f"{type(exc).__name__} (no response)"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:  # noqa: PLR2004
+                    return parse_upsert_response(status, response.text)
+                message = error_message(response)
+                problem = f"HTTP {status}: {message}"
+                lowered = message.lower()
+                if status == 429 or status >= 500 or (status == 403 and "limit" in lowered):  # noqa: PLR2004
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                elif status in {401, 403}:
+                    raise InsiderAuthError(self._auth_message(status, message), status)
+                elif status in {400, 413, 422}:
+                    too_large = status == 413 or any(h in lowered for h in _SIZE_HINTS)  # noqa: PLR2004
+                    raise InsiderBadRequestError(message, status, too_large)
+                else:
+                    raise InsiderConfigError(
+                        f"Insider answered HTTP {status} ({message}) for {self.upsert_url}; "
+                        "check api_base_url",
+                        status,
+                    )
+            if attempt > self.max_retries:
+                raise InsiderRequestFailedError(
+                    f"{problem}; gave up after {attempt} attempts", status, attempt
+                )
+            delay = self.backoff_delay(attempt, retry_after)
+            self.stats.add(retries=1)
+            LOGGER.warning(
+                "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
+                attempt,
+                self.max_retries + 1,
+                problem,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _auth_message(self, status: int, message: str) -> str:
+        return (
+            f"Insider rejected the credentials (HTTP {status}: {message}). Check partner_name "
+            f"(sent lowercase as {self.partner_name!r}) and api_key: the key must be an "
+            "Insider One API key of type 'Unified Customer Database (UCD)' (InOne Settings > "
+            "Integration Settings > API Keys), the Upsert API must be enabled for the account, "
+            "and this machine's IP must be allowed if the key has an IP allowlist. "
+            "The run was stopped; nothing after the last emitted STATE was confirmed."
+        )

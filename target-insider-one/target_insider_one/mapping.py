@@ -1,0 +1,144 @@
+"""Record -> Insider user payload: identifiers, mapped attributes and fixed values."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.validation import Issue, validate_identifiers
+from target_insider_one.values import (
+    InvalidValueError,
+    converter_for_kind,
+    is_empty,
+    schema_kind,
+    to_birthday,
+    to_bool,
+    to_country,
+    to_email,
+    to_int_array,
+    to_language,
+    to_number,
+    to_string,
+    to_utc_datetime,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from target_insider_one.settings import AttributeTarget, Settings
+
+_BOOLEAN_DEFAULTS = ("email_optin", "sms_optin", "whatsapp_optin", "gdpr_optin")
+
+
+@dataclass
+class MappedRecord:
+    """Outcome of mapping one record."""
+
+    user: dict[str, Any] | None
+    skip_reason: str | None = None
+    skip_message: str | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+
+class UserMapper:
+    """Maps records of one stream (one schema) to Insider user objects."""
+
+    def __init__(self, settings: Settings, schema: Mapping[str, Any]) -> None:
+        """Precompute a converter per mapped attribute.
+
+        Args:
+            settings: Target settings.
+            schema: The stream's JSON schema (after stream maps / flattening).
+        """
+        self.settings = settings
+        properties = schema.get("properties") or {}
+        self._attributes: list[tuple[str, AttributeTarget, Callable[[object], Any]]] = [
+            (source, target, self._converter(target, properties.get(source)))
+            for source, target in settings.attributes
+        ]
+        self._fixed: dict[str, Any] = {}
+        self._fixed_custom: dict[str, Any] = {}
+        for target, value in settings.fixed_values:
+            converted = self._converter(target, None)(value)
+            (self._fixed_custom if target.custom else self._fixed)[target.name] = converted
+
+    def _converter(
+        self, target: AttributeTarget, prop: Mapping[str, Any] | None
+    ) -> Callable[[object], Any]:
+        kind = schema_kind(prop)
+        if target.custom:
+            return converter_for_kind(kind)
+        defaults: dict[str, Callable[[object], Any]] = {
+            "birthday": to_birthday,
+            "age": functools.partial(to_number, integer=kind == "integer"),
+            "static_segment_id": to_int_array,
+            "language": to_language,
+            "country": to_country,
+            "email": functools.partial(to_email, normalize=self.settings.normalize_emails),
+            "phone_number": self._phone_attribute,
+            **dict.fromkeys(_BOOLEAN_DEFAULTS, to_bool),
+        }
+        if target.name in defaults:
+            return defaults[target.name]
+        return to_utc_datetime if kind in {"date-time", "date"} else to_string
+
+    def _phone_attribute(self, value: object) -> str:
+        try:
+            return to_e164(value, self.settings.phone)
+        except PhoneNumberError as exc:
+            raise InvalidValueError(exc.reason, exc.message) from None
+
+    def map_record(self, record: Mapping[str, Any]) -> MappedRecord:
+        """Build the user object for a record, or say why it is skipped.
+
+        Args:
+            record: The source record.
+
+        Returns:
+            The mapped record.
+        """
+        settings = self.settings
+        outcome = validate_identifiers(record, settings)
+        if outcome.skip_reason:
+            return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
+        issues = outcome.issues
+        attributes: dict[str, Any] = dict(self._fixed)
+        custom: dict[str, Any] = dict(self._fixed_custom)
+        policy = settings.empty_string_policy
+        for source, target, convert in self._attributes:
+            value = record.get(source)
+            if is_empty(value, policy):
+                continue
+            try:
+                converted = convert(value)
+            except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
+                reason = getattr(exc, "reason", "invalid_value")
+                message = getattr(exc, "message", "value could not be converted")
+                issues.append(Issue(target.label, source, reason, message))
+                continue
+            if isinstance(converted, str) and converted == "" and policy == "omit":
+                continue
+            (custom if target.custom else attributes)[target.name] = converted
+        attribute_issues = [i for i in issues if i.kind == "attribute"]
+        if attribute_issues and settings.invalid_attribute_policy == "skip_record":
+            return MappedRecord(
+                None,
+                "invalid_attribute",
+                "; ".join(f"{i.target} ({i.field}): {i.message}" for i in attribute_issues),
+                issues,
+            )
+        if custom:
+            attributes["custom"] = custom
+        if not attributes:
+            return MappedRecord(
+                None,
+                "no_attributes",
+                "no attribute has a value; Insider rejects users without attributes",
+                issues,
+            )
+        user: dict[str, Any] = {"identifiers": outcome.identifiers, "attributes": attributes}
+        if settings.not_append:
+            user["not_append"] = True
+        return MappedRecord(user, issues=issues)

@@ -1,0 +1,368 @@
+"""InsiderUpsertSink: buffers mapped users and upserts them in bounded, concurrent requests."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+from target_insider_one.client import (
+    InsiderAuthError,
+    InsiderBadRequestError,
+    InsiderConfigError,
+    InsiderError,
+    InsiderRequestFailedError,
+    UpsertResponse,
+)
+from target_insider_one.mapping import UserMapper
+from target_insider_one.payload import RequestPlan, build_body, plan_requests, serialize_user
+from target_insider_one.runtime import InsiderFatalError
+
+if TYPE_CHECKING:
+    from singer_sdk import Target
+
+    from target_insider_one.runtime import Runtime
+
+_ERROR_KEY = re.compile(r"^users\.(\d+)\.(.+)$")
+Item = tuple[dict[str, Any], bytes]
+
+
+class _CapturingValidator(BaseJSONSchemaValidator):
+    """Runs the SDK's validator but dead-letters invalid records instead of stopping.
+
+    The SDK would log the failing value; this keeps values out of the logs.
+    """
+
+    def __init__(self, inner: BaseJSONSchemaValidator, sink: InsiderUpsertSink) -> None:
+        super().__init__(inner.schema)
+        self.inner = inner
+        self.sink = sink
+
+    def validate(self, record: dict[str, Any]) -> None:
+        try:
+            self.inner.validate(record)
+        except InvalidRecord as exc:
+            self.sink.invalid_record_message = exc.error_message
+
+
+class InsiderUpsertSink(BatchSink):
+    """Upserts records as Insider users.
+
+    A drain holds up to ``batch_size_rows x max_concurrent_requests`` records; they are
+    split into requests of at most ``batch_size_rows`` users and ``max_request_bytes`` bytes
+    that run concurrently. ``process_batch`` returns only when every request has settled
+    (upserted or dead-lettered) and the dead-letter file is fsynced, so the SDK's STATE
+    (written after a full drain) never runs ahead of delivery.
+    """
+
+    MAX_SIZE_DEFAULT = 1000
+
+    def __init__(
+        self,
+        target: Target,
+        stream_name: str,
+        schema: dict,
+        key_properties: list[str] | None,
+    ) -> None:
+        """Create the sink.
+
+        Args:
+            target: The target (provides the shared runtime).
+            stream_name: Stream name.
+            schema: Stream schema.
+            key_properties: Key properties.
+        """
+        self.runtime: Runtime = target.runtime  # type: ignore[attr-defined]
+        self.invalid_record_message: str | None = None
+        super().__init__(target, stream_name, schema, key_properties)
+        self.mapper = UserMapper(self.runtime.settings, self.schema)
+        self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def max_size(self) -> int:
+        """Records buffered per drain: one full request per concurrent slot."""
+        s = self.runtime.settings
+        return s.batch_size * s.max_concurrent_requests
+
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        """Wrap the SDK validator so invalid records are dead-lettered, not fatal.
+
+        Returns:
+            The validator, or None when ``validate_records`` is false.
+        """
+        inner = super().get_validator()
+        return _CapturingValidator(inner, self) if inner is not None else None
+
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:
+        """Keep values as received: :mod:`target_insider_one.values` converts dates itself.
+
+        This also keeps the source record intact for dead letters, and an unparseable date
+        drops one attribute instead of crashing the run.
+        """
+
+    # -- record intake -------------------------------------------------------------------
+
+    def _dead_letter(
+        self,
+        record: dict[str, Any],
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        batch_id: str | None = None,
+    ) -> None:
+        self.runtime.dead_letters.write(
+            reason=reason,
+            message=message,
+            stream=self.stream_name,
+            record=record,
+            details=details,
+            batch_id=batch_id,
+        )
+        self.runtime.stats.dead_lettered(reason)
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Map and validate one record; keep it for the batch or dead-letter it.
+
+        Args:
+            record: The record (after stream maps).
+            context: Batch context.
+        """
+        stats = self.runtime.stats
+        stats.add(records_received=1)
+        batch_id = context.get("batch_id")
+        if self.invalid_record_message is not None:
+            message, self.invalid_record_message = self.invalid_record_message, None
+            stats.skipped("schema_validation_failed")
+            self._dead_letter(
+                record,
+                "schema_validation_failed",
+                f"record does not match its schema: {message}",
+                batch_id=batch_id,
+            )
+            return
+        mapped = self.mapper.map_record(record)
+        if mapped.user is None:
+            reason = mapped.skip_reason or "skipped"
+            stats.skipped(reason)
+            self._dead_letter(
+                record,
+                reason,
+                mapped.skip_message or reason,
+                {"issues": [i.as_dict() for i in mapped.issues]},
+                batch_id,
+            )
+            return
+        for issue in mapped.issues:
+            stats.dropped(issue.kind, issue.target, issue.reason)
+            if (issue.target, issue.reason) not in self._warned:
+                self._warned.add((issue.target, issue.reason))
+                self.logger.warning(
+                    "Dropping %s %r from field %r (%s: %s); further occurrences are only counted",
+                    issue.kind,
+                    issue.target,
+                    issue.field,
+                    issue.reason,
+                    issue.message,
+                )
+        try:
+            data = serialize_user(mapped.user)
+        except (TypeError, ValueError) as exc:
+            stats.skipped("unserializable")
+            self._dead_letter(record, "unserializable", str(exc), batch_id=batch_id)
+            return
+        context.setdefault("items", []).append((record, data))
+
+    # -- batch delivery -------------------------------------------------------------------
+
+    def process_batch(self, context: dict) -> None:
+        """Send the batch; return only when every record is upserted or dead-lettered.
+
+        Args:
+            context: Batch context.
+
+        Raises:
+            InsiderFatalError: On fast-fail, rejected credentials or a wrong endpoint.
+        """
+        items: list[Item] = context.get("items") or []
+        settings = self.runtime.settings
+        batch_id = context.get("batch_id")
+        try:
+            if not items:
+                return
+            plans, oversize = plan_requests(
+                [data for _, data in items],
+                skip_hook=settings.skip_hook,
+                max_users=settings.batch_size,
+                max_bytes=settings.max_request_bytes,
+            )
+            for index in oversize:
+                self.runtime.stats.skipped("user_too_large")
+                self._dead_letter(
+                    items[index][0],
+                    "user_too_large",
+                    f"the user alone is {len(items[index][1])} bytes, more than "
+                    f"max_request_bytes ({settings.max_request_bytes})",
+                    batch_id=batch_id,
+                )
+            if settings.dry_run:
+                for plan in plans:
+                    self.runtime.dry_run_writer.write_line(plan.body.decode())
+                    self.runtime.stats.add(dry_run_users=len(plan.items))
+                self.runtime.dry_run_writer.flush()
+                return
+            self._send(plans, items, batch_id)
+        finally:
+            if "dead_letters" in self.runtime.__dict__:
+                self.runtime.dead_letters.flush()
+
+    def _send(self, plans: list[RequestPlan], items: list[Item], batch_id: str | None) -> None:
+        runtime = self.runtime
+        pending: dict[Future[UpsertResponse], RequestPlan] = {}
+
+        def submit(plan: RequestPlan) -> None:
+            pending[runtime.executor.submit(runtime.client.upsert, plan.body)] = plan
+
+        for plan in plans:
+            submit(plan)
+        fatal: InsiderError | None = None
+        unsent = 0
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                plan = pending.pop(future)
+                if future.cancelled():
+                    unsent += len(plan.items)
+                    continue
+                error, retry = self._outcome(
+                    future, plan, items, batch_id, stopping=fatal is not None
+                )
+                for part in retry:
+                    submit(part)
+                fatal = fatal or error
+                if fatal is not None:
+                    for other in pending:
+                        other.cancel()
+        if fatal is not None:
+            if unsent:
+                self.logger.error(
+                    "%d records of stream %r were not sent because the run is stopping",
+                    unsent,
+                    self.stream_name,
+                )
+            runtime.dead_letters.flush()
+            runtime.finish(status="failed")
+            raise fatal
+
+    def _outcome(
+        self,
+        future: Future[UpsertResponse],
+        plan: RequestPlan,
+        items: list[Item],
+        batch_id: str | None,
+        *,
+        stopping: bool,
+    ) -> tuple[InsiderError | None, list[RequestPlan]]:
+        """Settle one finished request.
+
+        Returns:
+            A fatal error (or None) and requests to send next (the halves of a split).
+        """
+        try:
+            response = future.result()
+        except InsiderBadRequestError as exc:
+            if exc.too_large and len(plan.items) > 1 and not stopping:
+                self.logger.warning(
+                    "Insider refused a request of %d users as too large (%s); splitting it",
+                    len(plan.items),
+                    exc.message,
+                )
+                half = len(plan.items) // 2
+                skip_hook = self.runtime.settings.skip_hook
+                return None, [
+                    RequestPlan(part, build_body([items[i][1] for i in part], skip_hook))
+                    for part in (plan.items[:half], plan.items[half:])
+                ]
+            reason = "request_too_large" if exc.too_large else "bad_request"
+            self._fail_plan(plan, items, reason, exc, batch_id)
+            return self._fast_fail_error(plan, exc), []
+        except (InsiderAuthError, InsiderConfigError) as exc:
+            return InsiderFatalError(exc.message, exc.status), []
+        except InsiderRequestFailedError as exc:
+            self._fail_plan(plan, items, "request_failed", exc, batch_id)
+            return self._fast_fail_error(plan, exc), []
+        self._settle(plan, items, response, batch_id)
+        return None, []
+
+    def _fast_fail_error(self, plan: RequestPlan, exc: InsiderError) -> InsiderError | None:
+        if not self.runtime.settings.fast_fail:
+            return None
+        return InsiderFatalError(
+            f"fast_fail is on and a request of {len(plan.items)} users for stream "
+            f"{self.stream_name!r} failed: {exc.message}. The run stops here: no STATE past "
+            "this point was emitted, so the next run replays from the last bookmark. The "
+            f"failed records are in {self.runtime.settings.dead_letter_path}.",
+            exc.status,
+        )
+
+    def _fail_plan(
+        self,
+        plan: RequestPlan,
+        items: list[Item],
+        reason: str,
+        exc: InsiderError,
+        batch_id: str | None,
+    ) -> None:
+        self.runtime.stats.add(failed_requests=1)
+        self.logger.error(
+            "A request of %d users for stream %r failed (%s: %s); %s",
+            len(plan.items),
+            self.stream_name,
+            reason,
+            exc.message,
+            "stopping (fast_fail)"
+            if self.runtime.settings.fast_fail
+            else "its records are dead-lettered and the run continues",
+        )
+        details = {"status": exc.status, "users_in_request": len(plan.items)}
+        for index in plan.items:
+            self._dead_letter(items[index][0], reason, exc.message, details, batch_id)
+
+    def _settle(
+        self,
+        plan: RequestPlan,
+        items: list[Item],
+        response: UpsertResponse,
+        batch_id: str | None,
+    ) -> None:
+        total = len(plan.items)
+        failed: dict[int, dict[str, list[str]]] = {}
+        unattributed: list[str] = []
+        for key, messages in response.errors.items():
+            match = _ERROR_KEY.match(key)
+            if match and int(match.group(1)) < total:
+                failed.setdefault(int(match.group(1)), {})[key] = messages
+            else:
+                unattributed.append(key)
+        for position, errors in sorted(failed.items()):
+            message = "; ".join(m for messages in errors.values() for m in messages)
+            self._dead_letter(
+                items[plan.items[position]][0],
+                "rejected_by_insider",
+                message or "rejected by Insider",
+                {"errors": errors, "user_index": position, "status": response.status},
+                batch_id,
+            )
+        stats = self.runtime.stats
+        stats.add(users_upserted=total - len(failed), users_rejected_by_insider=len(failed))
+        if unattributed or response.fail_count > len(failed):
+            self.logger.warning(
+                "Insider reported %d failed users but only %d could be matched to records "
+                "(unmatched error keys: %s)",
+                response.fail_count,
+                len(failed),
+                ", ".join(unattributed) or "none",
+            )

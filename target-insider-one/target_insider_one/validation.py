@@ -1,0 +1,142 @@
+"""Identifier validation and the invalid-identifier policy.
+
+An identifier is *absent* when its source field is missing, ``None`` or (under
+``empty_string_policy: omit``) blank. It is *invalid* when a value is present but unusable:
+a bad email, a phone number that does not normalise, a uuid that is neither a string nor an
+integer, or a placeholder such as ``undefined`` (``blocked_identifier_values``).
+
+Policies for invalid identifiers:
+
+- ``skip_identifier`` (default): drop the invalid identifier; keep the record if at least one
+  valid identifier remains.
+- ``skip_record``: any invalid identifier skips the whole record.
+
+A record left with no valid identifier is skipped with reason ``no_identifier`` (nothing was
+present) or ``no_valid_identifier`` (something was present but invalid). Skipped records are
+dead-lettered by the sink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.values import InvalidValueError, is_empty, to_email
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from target_insider_one.settings import IdentifierMapping, Settings
+
+
+@dataclass
+class Issue:
+    """A problem with one identifier or attribute of a record."""
+
+    target: str
+    field: str
+    reason: str
+    message: str
+    kind: str = "attribute"
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain-dict form for dead letters.
+
+        Returns:
+            The issue as a dict.
+        """
+        return {
+            "target": self.target,
+            "field": self.field,
+            "reason": self.reason,
+            "message": self.message,
+            "kind": self.kind,
+        }
+
+
+@dataclass
+class IdentifierOutcome:
+    """Result of validating a record's identifiers."""
+
+    identifiers: dict[str, Any] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    skip_reason: str | None = None
+    skip_message: str | None = None
+
+
+def _identifier_value(mapping: IdentifierMapping, value: object, settings: Settings) -> str:
+    if mapping.type == "email":
+        return to_email(value, normalize=settings.normalize_emails)
+    if mapping.type == "phone_number":
+        try:
+            return to_e164(value, settings.phone)
+        except PhoneNumberError as exc:
+            raise InvalidValueError(exc.reason, exc.message) from None
+    # uuid and custom identifiers must be strings; integers have one obvious string form.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidValueError(
+            f"{mapping.type}_not_string",
+            f"{mapping.label} must be a string (or an integer), got {type(value).__name__}",
+        )
+    text = str(value).strip()
+    if not text:
+        raise InvalidValueError(f"{mapping.type}_empty", f"{mapping.label} is blank")
+    return text
+
+
+def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> IdentifierOutcome:
+    """Validate and normalise every configured identifier of a record.
+
+    Args:
+        record: The source record.
+        settings: Target settings.
+
+    Returns:
+        The identifiers to send, the issues found and, if the record must be skipped,
+        the reason.
+    """
+    outcome = IdentifierOutcome()
+    present = 0
+    custom: dict[str, str] = {}
+    for mapping in settings.identifiers:
+        value = record.get(mapping.field)
+        if is_empty(value, settings.empty_string_policy):
+            continue
+        present += 1
+        try:
+            normalised = _identifier_value(mapping, value, settings)
+            if normalised.lower() in settings.blocked_identifier_values:
+                raise InvalidValueError(  # noqa: TRY301
+                    "blocked_value",
+                    f"{mapping.label} is a placeholder value listed in blocked_identifier_values",
+                )
+        except InvalidValueError as exc:
+            outcome.issues.append(
+                Issue(mapping.label, mapping.field, exc.reason, exc.message, "identifier")
+            )
+            continue
+        if mapping.type == "custom":
+            custom[str(mapping.name)] = normalised
+        else:
+            outcome.identifiers[mapping.type] = normalised
+    if custom:
+        outcome.identifiers["custom"] = custom
+
+    if outcome.issues and settings.invalid_identifier_policy == "skip_record":
+        outcome.skip_reason = "invalid_identifier"
+        outcome.skip_message = "; ".join(
+            f"{i.target} ({i.field}): {i.message}" for i in outcome.issues
+        )
+        outcome.identifiers = {}
+    elif not outcome.identifiers:
+        if present:
+            outcome.skip_reason = "no_valid_identifier"
+            outcome.skip_message = "no valid identifier: " + "; ".join(
+                f"{i.target} ({i.field}): {i.message}" for i in outcome.issues
+            )
+        else:
+            fields = ", ".join(m.field for m in settings.identifiers)
+            outcome.skip_reason = "no_identifier"
+            outcome.skip_message = f"none of the identifier fields has a value ({fields})"
+    return outcome

@@ -1,0 +1,144 @@
+import pytest
+from singer_sdk.exceptions import ConfigValidationError
+from target_insider_one.settings import DEFAULT_API_BASE_URL, parse_settings
+from target_insider_one.target import TargetInsiderOne
+
+from .conftest import DEMO_MAPPING
+
+
+def base(**overrides):
+    config = {"partner_name": "Acme", "api_key": "k", **DEMO_MAPPING}
+    config.update(overrides)
+    return config
+
+
+def errors_of(config) -> str:
+    with pytest.raises(ConfigValidationError) as info:
+        parse_settings(config)
+    return "\n".join(info.value.errors)
+
+
+def test_defaults_and_lowercase_partner():
+    settings = parse_settings(base())
+    assert settings.partner_name == "acme"
+    assert settings.api_base_url == DEFAULT_API_BASE_URL
+    assert settings.upsert_url == DEFAULT_API_BASE_URL + "/api/user/v1/upsert"
+    assert settings.batch_size == 1000
+    assert settings.max_request_bytes == 5_000_000
+    assert settings.max_concurrent_requests == 4
+    assert settings.not_append is True
+    assert settings.skip_hook is False
+    assert settings.fast_fail is False
+    assert settings.invalid_identifier_policy == "skip_identifier"
+    assert settings.empty_string_policy == "omit"
+    assert settings.phone.validation == "valid"
+    assert str(settings.dead_letter_path).startswith("output/dead-letters/insider-")
+    custom = {t.name for _, t in settings.attributes if t.custom}
+    assert custom == {"loyalty_points", "lifetime_value"}
+    assert [(t.name, t.custom, v) for t, v in settings.fixed_values] == [
+        ("data_source", True, "sfmc")
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "http://localhost:1234/", "http://[::1]:99", "http://127.5.5.5"],
+)
+def test_http_allowed_for_loopback(url):
+    assert parse_settings(base(api_base_url=url)).api_base_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["http://example.com", "http://10.0.0.1", "ftp://x", "nope"])
+def test_http_refused_elsewhere(url):
+    assert "api_base_url" in errors_of(base(api_base_url=url))
+
+
+def test_identifier_mapping_errors():
+    assert "at least one" in errors_of(base(identifier_mappings=[]))
+    assert "at least one" in errors_of(base(identifier_mappings=None))
+    assert "not one of" in errors_of(base(identifier_mappings=[{"type": "emial", "field": "x"}]))
+    assert "name is required" in errors_of(
+        base(identifier_mappings=[{"type": "custom", "field": "x"}])
+    )
+    assert "mapped twice" in errors_of(
+        base(identifier_mappings=[{"type": "email", "field": "a"}, {"type": "email", "field": "b"}])
+    )
+    ok = parse_settings(
+        base(identifier_mappings=[{"type": "custom", "field": "Loyalty", "name": "loyalty_id"}])
+    )
+    assert ok.identifiers[0].label == "custom.loyalty_id"
+
+
+def test_attribute_errors():
+    assert "not valid" in errors_of(base(attribute_mappings={"A": "Has Space"}))
+    assert "mapped from both" in errors_of(base(attribute_mappings={"A": "city", "B": "city"}))
+    assert "both attribute_mappings and fixed_value_mappings" in errors_of(
+        base(fixed_value_mappings={"city": "x"})
+    )
+    assert "needs at least one entry" in errors_of(
+        base(attribute_mappings={}, fixed_value_mappings={})
+    )
+    forced = parse_settings(base(attribute_mappings={"A": "custom.city"}, fixed_value_mappings={}))
+    assert forced.attributes[0][1].custom is True
+
+
+def test_other_errors():
+    assert "phone_default_region" in errors_of(base(phone_default_region="GBR"))
+    assert "invalid_identifier_policy" in errors_of(base(invalid_identifier_policy="drop"))
+    assert "max_concurrent_requests" in errors_of(base(max_concurrent_requests=64))
+    assert "partner_name" in errors_of(base(partner_name="  "))
+
+
+def test_target_rejects_bad_config_via_json_schema():
+    with pytest.raises(ConfigValidationError):
+        TargetInsiderOne(config=base(batch_size_rows=1001))
+    with pytest.raises(ConfigValidationError):
+        TargetInsiderOne(config=base(identifier_mappings=[{"type": "fax", "field": "x"}]))
+
+
+def test_config_accepts_json_strings_from_env(monkeypatch):
+    # Meltano passes arrays/objects as JSON; env vars use the SDK's JSON parsing.
+    monkeypatch.setenv("TARGET_INSIDER_ONE_PARTNER_NAME", "acme")
+    monkeypatch.setenv("TARGET_INSIDER_ONE_API_KEY", "k")
+    monkeypatch.setenv(
+        "TARGET_INSIDER_ONE_IDENTIFIER_MAPPINGS", '[{"type": "uuid", "field": "SubscriberKey"}]'
+    )
+    monkeypatch.setenv("TARGET_INSIDER_ONE_ATTRIBUTE_MAPPINGS", '{"FirstName": "name"}')
+    monkeypatch.setenv("TARGET_INSIDER_ONE_FIXED_VALUE_MAPPINGS", '{"data_source": "sfmc"}')
+    target = TargetInsiderOne(config={}, parse_env_config=True)
+    settings = target.runtime.settings
+    assert settings.identifiers[0].field == "SubscriberKey"
+    assert settings.attributes[0][0] == "FirstName"
+
+
+def test_about_lists_every_setting_and_marks_secret():
+    schema = TargetInsiderOne.config_jsonschema
+    assert schema["properties"]["api_key"].get("secret") is True
+    for name in (
+        "partner_name",
+        "api_base_url",
+        "identifier_mappings",
+        "attribute_mappings",
+        "fixed_value_mappings",
+        "skip_hook",
+        "fast_fail",
+        "normalize_phone_numbers",
+        "phone_default_region",
+        "phone_validation",
+        "phone_rewrite_00_prefix",
+        "phone_extension_policy",
+        "invalid_identifier_policy",
+        "batch_size_rows",
+        "max_request_bytes",
+        "max_concurrent_requests",
+        "request_timeout",
+        "max_retries",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "dry_run",
+        "dry_run_path",
+        "dead_letter_path",
+        "not_append",
+        "empty_string_policy",
+    ):
+        assert name in schema["properties"], name

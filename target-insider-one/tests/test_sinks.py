@@ -1,0 +1,366 @@
+"""The sink end to end in-process, with Insider mocked by requests-mock."""
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+from target_insider_one.runtime import InsiderFatalError
+
+from .conftest import (
+    UPSERT_URL,
+    customer,
+    ok_callback,
+    record_msg,
+    run_target,
+    schema_msg,
+    sent_bodies,
+    state_msg,
+)
+
+
+def messages(n: int, start: int = 0, **overrides) -> list[dict]:
+    return [record_msg(customer(i, **overrides)) for i in range(start, start + n)]
+
+
+def test_happy_path_payload_and_state(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    result = run_target(make_config(skip_hook=True), [schema_msg(), *messages(3), state_msg(3)])
+    bodies = sent_bodies(requests_mock)
+    assert len(bodies) == 1
+    assert bodies[0]["skip_hook"] is True
+    user = bodies[0]["users"][0]
+    assert user["identifiers"] == {
+        "uuid": "CUST-000000",
+        "email": "user0@example.com",
+        "phone_number": "+447911100000",
+    }
+    assert user["not_append"] is True
+    assert user["attributes"]["custom"] == {
+        "data_source": "sfmc",
+        "loyalty_points": 0,
+        "lifetime_value": 10.5,
+    }
+    assert result.states == [{"bookmarks": {"Customers": {"v": 3}}}]
+    assert result.stats["users_upserted"] == 3
+    assert result.stats["records_received"] == 3
+    assert result.dead_letters() == []
+    assert not result.target.runtime.settings.dead_letter_path.exists()
+
+
+def test_partial_failure_maps_error_keys_to_records(requests_mock, make_config):
+    def partial(request, context):
+        users = json.loads(request.body)["users"]
+        context.status_code = 200
+        return {
+            "data": {
+                "successful": {"count": len(users) - 2},
+                "fail": {
+                    "count": 2,
+                    "errors": {
+                        "users.1.identifiers.*.regexp(^.+@.+\\..+$)": [
+                            "not a valid email address: x"
+                        ],
+                        "users.3.identifiers.*.type(string)": ["uuid must be string: 12345"],
+                        "users.3.attributes.custom.*.type": ["second problem"],
+                    },
+                },
+            }
+        }
+
+    requests_mock.post(UPSERT_URL, json=partial)
+    result = run_target(make_config(), [schema_msg(), *messages(5), state_msg(1)])
+    letters = result.dead_letters()
+    assert [d["record"]["SubscriberKey"] for d in letters] == ["CUST-000001", "CUST-000003"]
+    assert all(d["reason"] == "rejected_by_insider" for d in letters)
+    assert letters[0]["message"] == "not a valid email address: x"
+    assert letters[1]["details"]["user_index"] == 3
+    assert set(letters[1]["details"]["errors"]) == {
+        "users.3.identifiers.*.type(string)",
+        "users.3.attributes.custom.*.type",
+    }
+    assert result.stats["users_upserted"] == 3
+    assert result.stats["users_rejected_by_insider"] == 2
+    assert result.states  # rejected records are settled (dead-lettered)
+
+
+def test_partial_failure_indexes_are_per_request(requests_mock, make_config):
+    def fail_first(request, context):
+        users = json.loads(request.body)["users"]
+        context.status_code = 200
+        return {
+            "data": {
+                "successful": {"count": len(users) - 1},
+                "fail": {"count": 1, "errors": {"users.0.identifiers.required": ["nope"]}},
+            }
+        }
+
+    requests_mock.post(UPSERT_URL, json=fail_first)
+    result = run_target(
+        make_config(batch_size_rows=2, max_concurrent_requests=1),
+        [schema_msg(), *messages(5)],
+    )
+    keys = sorted(d["record"]["SubscriberKey"] for d in result.dead_letters())
+    assert keys == ["CUST-000000", "CUST-000002", "CUST-000004"]
+
+
+def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    records = [
+        record_msg({"SubscriberKey": "A", "EmailAddress": "bad", "Phone": None, "FirstName": "A"}),
+        record_msg({"SubscriberKey": "", "EmailAddress": "bad", "Phone": "12", "FirstName": "B"}),
+        record_msg({"SubscriberKey": "", "EmailAddress": None, "FirstName": "C"}),
+    ]
+    result = run_target(make_config(), [schema_msg(), *records])
+    assert result.stats["skipped_by_reason"] == {"no_valid_identifier": 1, "no_identifier": 1}
+    assert result.stats["identifiers_dropped"] == 1
+    assert [u["identifiers"] for u in sent_bodies(requests_mock)[0]["users"]] == [{"uuid": "A"}]
+
+    requests_mock.reset_mock()
+    strict = run_target(
+        make_config(invalid_identifier_policy="skip_record"), [schema_msg(), records[0]]
+    )
+    assert strict.stats["skipped_by_reason"] == {"invalid_identifier": 1}
+    assert requests_mock.call_count == 0
+
+
+def test_dead_letters_have_reason_stream_record_and_no_secrets(requests_mock, make_config, caplog):
+    requests_mock.post(UPSERT_URL, status_code=400, json={"error": "something is wrong"})
+    caplog.set_level(logging.DEBUG)
+    result = run_target(make_config(), [schema_msg(), *messages(2), state_msg(1)])
+    letters = result.dead_letters()
+    assert len(letters) == 2
+    first = letters[0]
+    assert set(first) >= {"reason", "message", "stream", "record", "at", "details", "run_id"}
+    assert first["reason"] == "bad_request"
+    assert first["message"] == "something is wrong"
+    assert first["stream"] == "Customers"
+    assert first["record"] == customer(0)
+    assert first["at"].endswith("Z")
+    raw = result.target.runtime.settings.dead_letter_path.read_text()
+    assert "super-secret-key-123" not in raw
+    assert "super-secret-key-123" not in caplog.text
+    assert requests_mock.call_count == 1  # 400 is not retried
+
+
+def test_no_pii_in_info_logs(requests_mock, make_config, caplog):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    caplog.set_level(logging.INFO)
+    bad = record_msg(customer(9, EmailAddress="leaky@example.com", Phone="+44 abc"))
+    run_target(make_config(), [schema_msg(), *messages(2), bad])
+    info = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "@example.com" not in info
+    assert "+4479111" not in info
+    assert "super-secret" not in info
+
+
+def test_retries_then_success(requests_mock, make_config):
+    requests_mock.post(
+        UPSERT_URL,
+        [
+            {
+                "status_code": 429,
+                "json": {"error": "rejected: too many requests"},
+                "headers": {"Retry-After": "0"},
+            },
+            {"status_code": 503, "text": ""},
+            {"status_code": 403, "json": {"message": "Request Limit Exceeded"}},
+            {"json": {"data": {"successful": {"count": 2}, "fail": {}}}},
+        ],
+    )
+    result = run_target(make_config(), [schema_msg(), *messages(2), state_msg(1)])
+    assert result.stats["retries"] == 3
+    assert result.stats["requests_sent"] == 4
+    assert result.stats["users_upserted"] == 2
+    assert result.states
+
+
+def test_fast_fail_off_dead_letters_and_continues(requests_mock, make_config):
+    calls = {"n": 0}
+
+    def first_fails(request, context):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            context.status_code = 500
+            return {"success": False, "message": "unknown error"}
+        return ok_callback(request, context)
+
+    requests_mock.post(UPSERT_URL, json=first_fails)
+    result = run_target(
+        make_config(max_retries=0, batch_size_rows=2, max_concurrent_requests=1),
+        [schema_msg(), *messages(4), state_msg(4)],
+    )
+    assert result.error is None
+    assert [d["reason"] for d in result.dead_letters()] == ["request_failed", "request_failed"]
+    assert result.stats["failed_requests"] == 1
+    assert result.stats["users_upserted"] == 2
+    assert result.states == [{"bookmarks": {"Customers": {"v": 4}}}]
+
+
+def test_fast_fail_on_stops_without_state(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, status_code=503, text="")
+    result = run_target(
+        make_config(fast_fail=True, max_retries=1),
+        [schema_msg(), *messages(3), state_msg(1), *messages(2, start=3), state_msg(2)],
+        expect_error=True,
+    )
+    assert isinstance(result.error, InsiderFatalError)
+    assert "fast_fail" in str(result.error)
+    assert result.states == []
+    assert requests_mock.call_count == 2  # one request, one retry
+    assert result.target.runtime.finished
+
+
+def test_fast_fail_after_an_earlier_state_emits_nothing_more(requests_mock, make_config):
+    # A first run drains at the state (end of input) ... the second run fails fast.
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    ok = run_target(make_config(fast_fail=True), [schema_msg(), *messages(2), state_msg(1)])
+    assert ok.states == [{"bookmarks": {"Customers": {"v": 1}}}]
+    requests_mock.post(UPSERT_URL, status_code=400, json={"error": "bad"})
+    failed = run_target(
+        make_config(fast_fail=True), [schema_msg(), *messages(2), state_msg(2)], expect_error=True
+    )
+    assert failed.states == []
+    assert isinstance(failed.error, InsiderFatalError)
+
+
+def test_access_denied_stops_run_regardless_of_fast_fail(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, status_code=403, json={"message": "Access Denied."})
+    result = run_target(
+        make_config(), [schema_msg(), *messages(2), state_msg(1)], expect_error=True
+    )
+    assert isinstance(result.error, InsiderFatalError)
+    assert "UCD" in str(result.error)
+    assert result.states == []
+    assert requests_mock.call_count == 1
+
+
+def test_dry_run_writes_bodies_and_sends_nothing(requests_mock, make_config):
+    result = run_target(
+        make_config(dry_run=True, batch_size_rows=2, max_concurrent_requests=2),
+        [schema_msg(), *messages(5), state_msg(1)],
+    )
+    assert requests_mock.call_count == 0
+    path = result.target.runtime.settings.dry_run_path
+    bodies = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [len(b["users"]) for b in bodies] == [2, 2, 1]
+    assert bodies[0]["users"][0]["identifiers"]["uuid"] == "CUST-000000"
+    assert result.stats["dry_run_users"] == 5
+    assert result.stats["users_upserted"] == 0
+    assert result.states
+
+
+def test_1000_user_limit(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    result = run_target(make_config(), [schema_msg(), *messages(2500)])
+    sizes = sorted(len(b["users"]) for b in sent_bodies(requests_mock))
+    assert sizes == [500, 1000, 1000]
+    assert result.stats["users_upserted"] == 2500
+
+
+def test_byte_limit_split(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    run_target(
+        make_config(max_request_bytes=5_000),
+        [schema_msg(), *messages(40, FirstName="x" * 300)],
+    )
+    for request in requests_mock.request_history:
+        assert len(request.body) <= 5_000
+    assert sum(len(b["users"]) for b in sent_bodies(requests_mock)) == 40
+
+
+def test_oversize_user_is_dead_lettered(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    result = run_target(
+        make_config(max_request_bytes=2_000),
+        [schema_msg(), *messages(1, FirstName="x" * 3_000), *messages(1, start=1)],
+    )
+    assert [d["reason"] for d in result.dead_letters()] == ["user_too_large"]
+    assert result.stats["users_upserted"] == 1
+
+
+def test_server_says_too_large_then_halves_are_sent(requests_mock, make_config):
+    def limit_3(request, context):
+        users = json.loads(request.body)["users"]
+        if len(users) > 3:
+            context.status_code = 400
+            return {"error": "request body is bigger than maximum allowed size 5,000,000 bytes"}
+        return ok_callback(request, context)
+
+    requests_mock.post(UPSERT_URL, json=limit_3)
+    result = run_target(make_config(), [schema_msg(), *messages(10), state_msg(1)])
+    assert result.stats["users_upserted"] == 10
+    assert result.dead_letters() == []
+    assert result.states
+
+
+def test_state_only_after_batch_settled_with_concurrency(make_config, monkeypatch):
+    # requests-mock serialises requests, so the client is replaced by a slow fake here.
+    from target_insider_one.client import InsiderClient, UpsertResponse
+    from target_insider_one.target import TargetInsiderOne
+
+    in_flight = {"now": 0, "max": 0, "done": 0}
+    lock = threading.Lock()
+
+    def slow_upsert(self, body):
+        with lock:
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        time.sleep(0.05)
+        users = len(json.loads(body)["users"])
+        with lock:
+            in_flight["now"] -= 1
+            in_flight["done"] += 1
+        return UpsertResponse(200, successful=users)
+
+    monkeypatch.setattr(InsiderClient, "upsert", slow_upsert)
+    snapshots = []
+    original = TargetInsiderOne._write_state_message
+
+    def spy(self, state):
+        snapshots.append((in_flight["now"], in_flight["done"], self.runtime.stats.as_dict()))
+        original(self, state)
+
+    monkeypatch.setattr(TargetInsiderOne, "_write_state_message", spy)
+    bad = record_msg({"SubscriberKey": "", "EmailAddress": "bad", "FirstName": "x"})
+    result = run_target(
+        make_config(batch_size_rows=10, max_concurrent_requests=4),
+        [schema_msg(), *messages(95), bad, state_msg(1)],
+    )
+    assert in_flight["max"] > 1  # requests really ran concurrently
+    assert in_flight["max"] <= 4  # and within the bound
+    assert len(snapshots) == 1
+    pending, done, stats = snapshots[0]
+    assert pending == 0
+    assert done == 10
+    assert stats["users_upserted"] + stats["records_dead_lettered"] == stats["records_received"]
+    assert stats["records_received"] == 96
+    assert result.states
+
+
+def test_schema_invalid_record_is_dead_lettered(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    result = run_target(
+        make_config(), [schema_msg(), record_msg(customer(1, LoyaltyPoints="many")), *messages(1)]
+    )
+    assert [d["reason"] for d in result.dead_letters()] == ["schema_validation_failed"]
+    assert result.stats["users_upserted"] == 1
+
+
+def test_validate_records_off_still_converts(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    run_target(
+        make_config(validate_records=False),
+        [schema_msg(), record_msg(customer(1, LoyaltyPoints="7", EmailOptIn="yes"))],
+    )
+    attrs = sent_bodies(requests_mock)[0]["users"][0]["attributes"]
+    assert attrs["email_optin"] is True
+    assert attrs["custom"]["loyalty_points"] == 7
+
+
+@pytest.mark.parametrize("stream_maps", [{"Customers": {"FirstName": "LastName"}}])
+def test_stream_maps_apply_before_mapping(requests_mock, make_config, stream_maps):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    run_target(make_config(stream_maps=stream_maps), [schema_msg(), *messages(1)])
+    assert sent_bodies(requests_mock)[0]["users"][0]["attributes"]["name"] == "Last"
