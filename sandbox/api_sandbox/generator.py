@@ -49,7 +49,7 @@ class GeneratorParams:
     modified_start: str = "2024-01-01T00:00:00"
     modified_end: str = "2025-06-30T23:59:59"
     bulk_block_size: int = 2600  # just over one 2,500-row page: a timestamp spans pages
-    bulk_blocks: int | None = None  # default: 1 + rows // 100,000 (0 for tiny DEs)
+    bulk_blocks: int | None = None  # default: 1 + rows // 100,000; 1 block of 40% below 5,200
     null_rate: float = 0.05
     bad_email_rate: float = 0.03
 
@@ -252,7 +252,12 @@ def _bulk_blocks(
     size = params.bulk_block_size
     blocks = params.bulk_blocks
     if blocks is None:
-        blocks = 1 + count // 100_000 if count >= 2 * size else 0
+        if count >= 2 * size:
+            blocks = 1 + count // 100_000
+        elif count >= 1000:  # noqa: PLR2004 - small demo DEs still get one bulk import
+            blocks, size = 1, count * 2 // 5
+        else:
+            blocks = 0
     if blocks <= 0 or size <= 0 or count < size:
         return []
     slot = count // blocks

@@ -86,7 +86,7 @@ class SandboxProcess:
         start_timeout: float = 60.0,
         log_path: Path | None = None,
     ) -> None:
-        self.rows = rows
+        self.demo_rows = rows
         self.seed = seed
         self.config = config
         self.extra_args = list(extra_args or [])
@@ -108,7 +108,7 @@ class SandboxProcess:
         args = [
             sys.executable, "-m", "api_sandbox", "serve",
             "--sfmc-port", "0", "--insider-port", "0",
-            "--rows", str(self.rows), "--seed", str(self.seed),
+            "--rows", str(self.demo_rows), "--seed", str(self.seed),
         ]  # fmt: skip
         if self.config is not None:
             path = Path(self._tmp.name) / "config.json"

@@ -55,13 +55,3 @@ def rowset(
         return http.get(url, params=query, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     return _get
-
-
-def soap_envelope(token: str, request_xml: str, prefix: str = "s") -> str:
-    return (
-        f'<{prefix}:Envelope xmlns:{prefix}="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-        f'<{prefix}:Header><fueloauth xmlns="http://exacttarget.com">{token}</fueloauth></{prefix}:Header>'
-        f'<{prefix}:Body><RetrieveRequestMsg xmlns="http://exacttarget.com/wsdl/partnerAPI">'
-        f"{request_xml}</RetrieveRequestMsg></{prefix}:Body></{prefix}:Envelope>"
-    )

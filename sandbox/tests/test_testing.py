@@ -1,0 +1,152 @@
+"""The process harness, CLI flags, config file, admin helpers and plugin fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+from api_sandbox.testing import SandboxError, SandboxProcess
+
+
+def test_factory_flags_and_config_file(sandbox_factory):
+    config = {
+        "filter_mode": "ignored",
+        "granted_scopes": ["offline"],
+        "des": [{"key": "Extra", "fields": [{"name": "A", "is_primary_key": True}], "size": 3}],
+        "faults": [{"endpoint": "upsert", "status": 503}],
+    }
+    sb = sandbox_factory(rows=10, seed=7, config=config, extra_args=["--orderby-mode", "ignored"])
+    state = sb.state()
+    assert state["config"]["filter_mode"] == "ignored"
+    assert state["config"]["orderby_mode"] == "ignored"
+    assert {d["key"]: d["rows"] for d in state["des"]} == {"Customers": 10, "Extra": 3}
+    assert state["faults"][0]["status"] == 503
+    sb.reset()  # reset goes back to the startup state, including startup faults
+    assert sb.state()["faults"][0]["fired"] == 0
+
+
+def test_config_helpers(sandbox):
+    tap = sandbox.tap_config(start_date="2024-01-01")
+    assert tap["auth_base_url"] == sandbox.sfmc_url
+    assert tap["subdomain"] == "mcsandbox0000000000000000000"
+    assert len(tap["subdomain"]) == 28
+    assert tap["data_extension_keys"] == ["Customers"]
+    assert tap["start_date"] == "2024-01-01"
+    target = sandbox.target_config()
+    assert target == {
+        "partner_name": "sandboxpartner",
+        "api_key": "sandbox-api-key",
+        "api_base_url": sandbox.insider_url,
+    }
+
+
+def test_reset_restores_data(sandbox):
+    sandbox.create_de("Tmp", fields=[{"name": "A"}], size=1)
+    sandbox.mutate("Customers", delete=10)
+    sandbox.configure(filter_mode="ignored")
+    sandbox.reset()
+    state = sandbox.state()
+    assert [d["key"] for d in state["des"]] == ["Customers"]
+    assert state["des"][0]["rows"] == 5000
+    assert state["config"]["filter_mode"] == "honoured"
+
+
+def test_admin_errors_are_raised(sandbox):
+    with pytest.raises(SandboxError):
+        sandbox.mutate("Nope", update=1)
+    with pytest.raises(SandboxError):
+        sandbox.configure(filter_mode="sometimes")
+
+
+def test_stop_terminates_process_group():
+    sb = SandboxProcess(rows=5)
+    with sb:
+        pid = sb.proc.pid
+        assert requests.get(f"{sb.sfmc_url}/_sandbox/state", timeout=5).ok
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_stops_even_when_body_raises():
+    sb = SandboxProcess(rows=5)
+    pids = []
+
+    def body():
+        with sb:
+            pids.append(sb.proc.pid)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        body()
+    (pid,) = pids
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_start_failure_is_reported(tmp_path):
+    bad = SandboxProcess(rows=5, extra_args=["--set", "filter_mode=sometimes"])
+    with pytest.raises(SandboxError, match="did not start"):
+        bad.start()
+
+
+def test_cli_ready_line_and_sigterm():
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api_sandbox",
+            "serve",
+            "--sfmc-port",
+            "0",
+            "--insider-port",
+            "0",
+            "--rows",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        ready = json.loads(line)
+        assert set(ready) == {"sfmc_url", "insider_url"}
+        assert ready["sfmc_url"].startswith("http://127.0.0.1:")
+        token = requests.post(
+            f"{ready['sfmc_url']}/v2/token",
+            json={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox-client-id",
+                "client_secret": "sandbox-client-secret",
+            },
+            timeout=5,
+        ).json()["access_token"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        log = proc.stderr.read().decode()
+        assert "POST /v2/token -> 200" in log
+        assert token not in log
+        assert "sandbox-client-secret" not in log
+        assert proc.stdout.read() == b""
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_admin_rows_typed(sandbox):
+    rows = sandbox.rows(limit=50)
+    assert len(rows) == 50
+    sample = rows[0]
+    assert sample["SubscriberKey"] == "SK00000000"
+    assert sample["ModifiedDate"].endswith("-06:00")
+    assert any(isinstance(r["EmailOptIn"], bool) for r in rows)
+    assert any(isinstance(r["LifetimeValue"], str) for r in rows)
+    assert any(isinstance(r["LoyaltyPoints"], int) for r in rows)
