@@ -18,6 +18,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,16 +34,11 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("target_insider_one.client")
 RETRY_AFTER_CAP_SECONDS = 300.0
-_SIZE_HINTS = (
-    "bigger than",
-    "maximum allowed size",
-    "too large",
-    "too many users",
-    "at most 1000",
-    "at most 1,000",
-    "more than 1000",
-    "more than 1,000",
-    "exceeds",
+# 400/413 messages that mean "too big / too many users": split the request and retry halves.
+_SIZE_HINT = re.compile(
+    r"bigger than|too large|maximum allowed size|too many users|more than [\d,]+|"
+    r"at most [\d,]+|exceed",
+    re.IGNORECASE,
 )
 USER_AGENT = "target-insider-one/0.1.0 (+singer-sdk)"
 
@@ -334,7 +330,7 @@ class InsiderClient:
                 elif status in {401, 403}:
                     raise InsiderAuthError(self._auth_message(status, message), status)
                 elif status in {400, 413, 422}:
-                    too_large = status == 413 or any(h in lowered for h in _SIZE_HINTS)  # noqa: PLR2004
+                    too_large = status == 413 or bool(_SIZE_HINT.search(message))  # noqa: PLR2004
                     raise InsiderBadRequestError(message, status, too_large)
                 else:
                     raise InsiderConfigError(

@@ -7,6 +7,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -298,10 +299,15 @@ def _bounded(
     value = config.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+    # JSON config files are read with Decimal for non-integers.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         errors.append(f"{key} must be a number between {low:g} and {high:g} (got {value!r})")
         return default
-    return value
+    number = float(value)
+    if not low <= number <= high:
+        errors.append(f"{key} must be a number between {low:g} and {high:g} (got {number:g})")
+        return default
+    return number
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:

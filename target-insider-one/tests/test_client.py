@@ -192,6 +192,12 @@ def test_400_not_retried_and_size_detected(requests_mock):
     with pytest.raises(InsiderBadRequestError) as info:
         client().upsert(BODY)
     assert info.value.too_large is True
+    requests_mock.post(
+        UPSERT_URL, status_code=400, json={"error": "users cannot be more than 10: bad request"}
+    )
+    with pytest.raises(InsiderBadRequestError) as info:
+        client().upsert(BODY)
+    assert info.value.too_large is True
     requests_mock.post(UPSERT_URL, status_code=413, text="")
     with pytest.raises(InsiderBadRequestError) as info:
         client().upsert(BODY)

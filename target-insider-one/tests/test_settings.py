@@ -142,3 +142,13 @@ def test_about_lists_every_setting_and_marks_secret():
         "empty_string_policy",
     ):
         assert name in schema["properties"], name
+
+
+def test_decimal_numbers_from_json_config_files():
+    from decimal import Decimal
+
+    settings = parse_settings(
+        base(backoff_base_seconds=Decimal("0.01"), request_timeout=Decimal("2.5"))
+    )
+    assert settings.backoff_base_seconds == 0.01
+    assert isinstance(settings.request_timeout, float)
