@@ -1,0 +1,98 @@
+"""`meltano.yml` stays in step with the plugins it declares (no subprocesses)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tap_sfmc_de.tap import TapSfmcDe
+from target_insider_one.target import TargetInsiderOne
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+
+JSON_TO_MELTANO_KIND = {
+    "string": {"string", "options", "date_iso8601"},
+    "integer": {"integer"},
+    "number": {"decimal"},
+    "boolean": {"boolean"},
+    "array": {"array"},
+    "object": {"object"},
+}
+
+
+def plugin(kind: str, name: str) -> dict[str, Any]:
+    """One plugin definition from meltano.yml."""
+    return next(p for p in PROJECT["plugins"][kind] if p["name"] == name)
+
+
+def json_type(schema: dict[str, Any]) -> str:
+    """The non-null JSON-schema type of a property."""
+    types = schema.get("type", "string")
+    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    return types[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "plugin_class"),
+    [("extractors", "tap-sfmc-de", TapSfmcDe), ("loaders", "target-insider-one", TargetInsiderOne)],
+)
+def test_settings_match_config_jsonschema(kind: str, name: str, plugin_class: type) -> None:
+    declared = {s["name"]: s for s in plugin(kind, name)["settings"]}
+    schema = copy.deepcopy(plugin_class.config_jsonschema)
+    plugin_class.append_builtin_config(schema)  # stream maps, flattening, ... as --about shows
+    properties = schema["properties"]
+    assert set(declared) == set(properties), (
+        "meltano.yml settings differ from config_jsonschema; regenerate the block with "
+        f"`.venv/bin/python scripts/about_to_meltano.py {name}`"
+    )
+    for setting_name, schema in properties.items():
+        setting = declared[setting_name]
+        assert setting["kind"] in JSON_TO_MELTANO_KIND[json_type(schema)], setting_name
+        assert setting.get("label"), f"{setting_name} has no label"
+        assert setting.get("description"), f"{setting_name} has no description"
+        is_secret = bool(schema.get("secret") or schema.get("writeOnly"))
+        assert bool(setting.get("sensitive")) == is_secret, f"{setting_name}: sensitive flag"
+        if "enum" in schema:
+            options = {o["value"] for o in setting["options"]}
+            assert options == {v for v in schema["enum"] if v is not None}, setting_name
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "secrets"),
+    [
+        ("extractors", "tap-sfmc-de", {"client_secret", "refresh_token"}),
+        ("loaders", "target-insider-one", {"api_key"}),
+    ],
+)
+def test_secrets_are_sensitive_and_never_set_for_prod(
+    kind: str, name: str, secrets: set[str]
+) -> None:
+    declared = {s["name"]: s for s in plugin(kind, name)["settings"]}
+    assert secrets <= {n for n, s in declared.items() if s.get("sensitive")}
+    assert not secrets & set(plugin(kind, name).get("config", {}))
+    prod = next(e for e in PROJECT["environments"] if e["name"] == "prod")
+    for configured in prod.get("config", {}).get("plugins", {}).get(kind, []):
+        assert not secrets & set(configured.get("config", {})), "prod secrets belong in .env"
+
+
+def test_job_schedule_and_default_environment() -> None:
+    assert PROJECT["default_environment"] == "dev"
+    assert {e["name"] for e in PROJECT["environments"]} >= {"dev", "prod"}
+    job = next(j for j in PROJECT["jobs"] if j["name"] == "sfmc-to-insider")
+    assert job["tasks"] == ["tap-sfmc-de target-insider-one"]
+    schedule = next(s for s in PROJECT["schedules"] if s["name"] == "hourly-sync")
+    assert schedule["job"] == "sfmc-to-insider"
+    assert schedule["interval"] == "0 * * * *"
+
+
+def test_third_party_plugins_are_pinned_in_the_repository() -> None:
+    for path in sorted((ROOT / "plugins").glob("*/*.meltano.yml")):
+        definitions = yaml.safe_load(path.read_text(encoding="utf-8"))["plugins"]
+        for plugins in definitions.values():
+            for definition in plugins:
+                assert "==" in definition["pip_url"], f"{path.name}: pin an exact version"
+                assert definition.get("namespace"), f"{path.name}: custom plugins need a namespace"
