@@ -43,6 +43,7 @@ class RequestToken:
     page_size: int
     expires_at: float
     snapshot: str | None = None
+    cached_count: tuple[int, int, int] | None = None  # (id of DE object, version, count)
 
 
 class Rowset:
@@ -152,7 +153,10 @@ class Rowset:
             count = self.store.snapshot_count(tok.snapshot)
             rows = self.store.snapshot_page(tok.snapshot, size, offset) if offset < count else []
         else:
-            count = self.store.count(de, tok.flt)
+            stamp = (id(de), de.version)
+            if tok.cached_count is None or tok.cached_count[:2] != stamp:
+                tok.cached_count = (*stamp, self.store.count(de, tok.flt))
+            count = tok.cached_count[2]
             rows = self.store.select(de, tok.flt, tok.order, size, offset) if offset < count else []
         base = f"/v1/customobjectdata/token/{tok.token}/rowset?$page="
         links = {"self": f"{base}{page}"}

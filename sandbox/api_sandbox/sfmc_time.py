@@ -42,10 +42,14 @@ def from_naive(value: datetime) -> int:
 
 def format_us(seconds: int) -> str:
     """Format like the platform does: ``M/d/yyyy h:mm:ss AM`` with no offset."""
-    d = _EPOCH + timedelta(seconds=seconds)
-    hour = d.hour % 12 or 12
-    half = "AM" if d.hour < 12 else "PM"  # noqa: PLR2004 - noon
-    return f"{d.month}/{d.day}/{d.year} {hour}:{d.minute:02d}:{d.second:02d} {half}"
+    # gmtime on the naive seconds is twice as fast as datetime arithmetic; this runs
+    # for every Date cell of every served page.
+    t = time.gmtime(seconds)
+    hour = t.tm_hour
+    half = "AM" if hour < 12 else "PM"  # noqa: PLR2004 - noon
+    return (
+        f"{t.tm_mon}/{t.tm_mday}/{t.tm_year} {hour % 12 or 12}:{t.tm_min:02d}:{t.tm_sec:02d} {half}"
+    )
 
 
 def format_iso(seconds: int) -> str:

@@ -44,6 +44,7 @@ class DataExtension:
     params: GeneratorParams = field(default_factory=GeneratorParams)
     next_index: int = 0
     mutations: int = 0
+    version: int = 0  # bumped on every change; lets pages reuse a cached count
     changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -170,9 +171,12 @@ class Store:
                 self.conn.execute(f"DROP TABLE {de.table}")
                 raise StoreError(f"duplicate primary key: {exc}") from exc
         for f in de.fields:
-            if f.field_type == "Date":  # incremental reads filter and sort on dates
+            if f.field_type == "Date":
+                # Incremental reads filter and sort on (date, primary key); the composite
+                # index keeps deep OFFSET pages over a million rows fast.
                 col = de.column_sql(f)
-                self.conn.execute(f"CREATE INDEX {de.table}_{col} ON {de.table} ({col})")
+                cols = ", ".join([col, *pks])
+                self.conn.execute(f"CREATE INDEX {de.table}_{col} ON {de.table} ({cols})")
 
     def _row_from_json(self, de: DataExtension, row: dict[str, Any]) -> tuple[Any, ...]:
         lowered = {str(k).lower(): v for k, v in row.items()}
@@ -353,6 +357,7 @@ class Store:
                 cur = self.conn.execute(f"INSERT INTO {de.table} VALUES ({marks})", values)
                 change["inserted"].append(self.pk_of(de, tuple(values), cur.lastrowid or 0))
             de.next_index += insert
+            de.version += 1
             self.conn.execute("COMMIT")
             de.changes.append(change)
             return change
