@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
@@ -28,7 +30,62 @@ if TYPE_CHECKING:
     from target_insider_one.runtime import Runtime
 
 _ERROR_KEY = re.compile(r"^users\.(\d+)\.(.+)$")
-Item = tuple[dict[str, Any], bytes]
+
+
+@dataclass
+class Item:
+    """One mapped record waiting in a batch."""
+
+    record: dict[str, Any]
+    data: bytes
+    keys: tuple[str, ...]
+
+
+@dataclass
+class _Job:
+    plan: RequestPlan
+    deps: set[int] = field(default_factory=set)
+
+
+def identifier_keys(identifiers: dict[str, Any]) -> tuple[str, ...]:
+    """Keys that make two users the same profile in Insider (shared identifier values).
+
+    Args:
+        identifiers: The user's ``identifiers`` object.
+
+    Returns:
+        Keys such as ``email:a@b.co`` and ``custom.loyalty_id:42``.
+    """
+    keys = [f"{k}:{v}" for k, v in identifiers.items() if k != "custom"]
+    keys += [f"custom.{k}:{v}" for k, v in (identifiers.get("custom") or {}).items()]
+    return tuple(keys)
+
+
+def request_dependencies(plans: list[RequestPlan], items: list[Item]) -> list[set[int]]:
+    """For each request, the earlier requests that touch one of the same profiles.
+
+    Such requests must not overlap in time, so that a later record for a profile is never
+    applied before an earlier one.
+
+    Args:
+        plans: Requests in batch order.
+        items: The batch's items.
+
+    Returns:
+        Per request, the indexes of the requests it must wait for.
+    """
+    last: dict[str, int] = {}
+    result: list[set[int]] = []
+    for index, plan in enumerate(plans):
+        deps: set[int] = set()
+        for item_index in plan.items:
+            for key in items[item_index].keys:
+                previous = last.get(key)
+                if previous is not None and previous != index:
+                    deps.add(previous)
+                last[key] = index
+        result.append(deps)
+    return result
 
 
 class _CapturingValidator(BaseJSONSchemaValidator):
@@ -174,7 +231,8 @@ class InsiderUpsertSink(BatchSink):
             stats.skipped("unserializable")
             self._dead_letter(record, "unserializable", str(exc), batch_id=batch_id)
             return
-        context.setdefault("items", []).append((record, data))
+        keys = identifier_keys(mapped.user["identifiers"])
+        context.setdefault("items", []).append(Item(record, data, keys))
 
     # -- batch delivery -------------------------------------------------------------------
 
@@ -194,7 +252,7 @@ class InsiderUpsertSink(BatchSink):
             if not items:
                 return
             plans, oversize = plan_requests(
-                [data for _, data in items],
+                [item.data for item in items],
                 skip_hook=settings.skip_hook,
                 max_users=settings.batch_size,
                 max_bytes=settings.max_request_bytes,
@@ -202,9 +260,9 @@ class InsiderUpsertSink(BatchSink):
             for index in oversize:
                 self.runtime.stats.skipped("user_too_large")
                 self._dead_letter(
-                    items[index][0],
+                    items[index].record,
                     "user_too_large",
-                    f"the user alone is {len(items[index][1])} bytes, more than "
+                    f"the user alone is {len(items[index].data)} bytes, more than "
                     f"max_request_bytes ({settings.max_request_bytes})",
                     batch_id=batch_id,
                 )
@@ -220,33 +278,53 @@ class InsiderUpsertSink(BatchSink):
                 self.runtime.dead_letters.flush()
 
     def _send(self, plans: list[RequestPlan], items: list[Item], batch_id: str | None) -> None:
+        """Run the requests concurrently (bounded), keeping per-profile order.
+
+        A request that shares a profile with an earlier request of the batch starts only
+        after that one has settled; a request split in two sends its halves in order.
+        """
         runtime = self.runtime
-        pending: dict[Future[UpsertResponse], RequestPlan] = {}
-
-        def submit(plan: RequestPlan) -> None:
-            pending[runtime.executor.submit(runtime.client.upsert, plan.body)] = plan
-
-        for plan in plans:
-            submit(plan)
+        ids = itertools.count()
+        jobs: dict[int, _Job] = {}
+        for plan, deps in zip(plans, request_dependencies(plans, items), strict=True):
+            jobs[next(ids)] = _Job(plan, deps)
+        waiting = list(jobs)
+        finished: set[int] = set()
+        pending: dict[Future[UpsertResponse], int] = {}
         fatal: InsiderError | None = None
-        unsent = 0
-        while pending:
+        while pending or (waiting and fatal is None):
+            if fatal is None:
+                for job_id in [j for j in waiting if jobs[j].deps <= finished]:
+                    waiting.remove(job_id)
+                    body = jobs[job_id].plan.body
+                    pending[runtime.executor.submit(runtime.client.upsert, body)] = job_id
+            if not pending:  # pragma: no cover - dependencies always point backwards
+                break
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in done:
-                plan = pending.pop(future)
+                job_id = pending.pop(future)
+                plan = jobs[job_id].plan
                 if future.cancelled():
-                    unsent += len(plan.items)
+                    waiting.append(job_id)  # counted as not sent below
                     continue
-                error, retry = self._outcome(
+                error, halves = self._outcome(
                     future, plan, items, batch_id, stopping=fatal is not None
                 )
-                for part in retry:
-                    submit(part)
+                if halves:
+                    # The first half runs now; the second takes over this job's id, so
+                    # requests waiting for this one wait for both halves.
+                    first = next(ids)
+                    jobs[first] = _Job(halves[0])
+                    jobs[job_id] = _Job(halves[1], {first})
+                    waiting[:0] = [first, job_id]
+                    continue
+                finished.add(job_id)
                 fatal = fatal or error
                 if fatal is not None:
                     for other in pending:
                         other.cancel()
         if fatal is not None:
+            unsent = sum(len(jobs[j].plan.items) for j in waiting)
             if unsent:
                 self.logger.error(
                     "%d records of stream %r were not sent because the run is stopping",
@@ -283,7 +361,7 @@ class InsiderUpsertSink(BatchSink):
                 half = len(plan.items) // 2
                 skip_hook = self.runtime.settings.skip_hook
                 return None, [
-                    RequestPlan(part, build_body([items[i][1] for i in part], skip_hook))
+                    RequestPlan(part, build_body([items[i].data for i in part], skip_hook))
                     for part in (plan.items[:half], plan.items[half:])
                 ]
             reason = "request_too_large" if exc.too_large else "bad_request"
@@ -329,7 +407,7 @@ class InsiderUpsertSink(BatchSink):
         )
         details = {"status": exc.status, "users_in_request": len(plan.items)}
         for index in plan.items:
-            self._dead_letter(items[index][0], reason, exc.message, details, batch_id)
+            self._dead_letter(items[index].record, reason, exc.message, details, batch_id)
 
     def _settle(
         self,
@@ -350,7 +428,7 @@ class InsiderUpsertSink(BatchSink):
         for position, errors in sorted(failed.items()):
             message = "; ".join(m for messages in errors.values() for m in messages)
             self._dead_letter(
-                items[plan.items[position]][0],
+                items[plan.items[position]].record,
                 "rejected_by_insider",
                 message or "rejected by Insider",
                 {"errors": errors, "user_index": position, "status": response.status},

@@ -364,3 +364,53 @@ def test_stream_maps_apply_before_mapping(requests_mock, make_config, stream_map
     requests_mock.post(UPSERT_URL, json=ok_callback)
     run_target(make_config(stream_maps=stream_maps), [schema_msg(), *messages(1)])
     assert sent_bodies(requests_mock)[0]["users"][0]["attributes"]["name"] == "Last"
+
+
+def test_request_dependencies_follow_shared_identifiers():
+    from target_insider_one.payload import RequestPlan
+    from target_insider_one.sinks import Item, identifier_keys, request_dependencies
+
+    items = [
+        Item({}, b"", identifier_keys({"uuid": "A"})),
+        Item({}, b"", identifier_keys({"uuid": "B", "email": "b@x.io"})),
+        Item({}, b"", identifier_keys({"email": "b@x.io"})),
+        Item({}, b"", identifier_keys({"custom": {"loyalty": "1"}, "uuid": "A"})),
+        Item({}, b"", identifier_keys({"uuid": "C"})),
+    ]
+    plans = [
+        RequestPlan([0], b""),
+        RequestPlan([1], b""),
+        RequestPlan([2, 3], b""),
+        RequestPlan([4], b""),
+    ]
+    assert request_dependencies(plans, items) == [set(), set(), {0, 1}, set()]
+
+
+def test_same_profile_in_two_requests_is_sent_in_order(make_config, monkeypatch):
+    from target_insider_one.client import InsiderClient, UpsertResponse
+
+    timeline = []
+    lock = threading.Lock()
+
+    def slow_upsert(self, body):
+        users = json.loads(body)["users"]
+        uuid = users[0]["identifiers"]["uuid"]
+        with lock:
+            timeline.append(("start", uuid, users[0]["attributes"]["name"]))
+        time.sleep(0.05 if users[0]["attributes"]["name"] == "old" else 0.0)
+        with lock:
+            timeline.append(("end", uuid, users[0]["attributes"]["name"]))
+        return UpsertResponse(200, successful=len(users))
+
+    monkeypatch.setattr(InsiderClient, "upsert", slow_upsert)
+    records = [
+        record_msg(customer(1, FirstName="old")),
+        record_msg(customer(2, FirstName="other")),
+        record_msg(customer(1, FirstName="new")),
+    ]
+    run_target(make_config(batch_size_rows=1, max_concurrent_requests=4), [schema_msg(), *records])
+    end_old = timeline.index(("end", "CUST-000001", "old"))
+    start_new = timeline.index(("start", "CUST-000001", "new"))
+    assert start_new > end_old
+    # The unrelated request did not wait.
+    assert timeline.index(("start", "CUST-000002", "other")) < end_old

@@ -1,0 +1,125 @@
+"""The SDK's standard target tests that apply to an API target, run against the sandbox.
+
+Included (each replays an SDK ``.singer`` file through the target against the sandbox's
+Insider emulator; records without a mapped identifier are dead-lettered, which is the
+target's documented behaviour):
+
+- cli_prints, array_data, camelcase, camelcase_complex_schema, duplicate_records,
+  encoded_string_data, no_primary_keys, optional_attributes, pk_updates,
+  record_missing_fields, record_missing_required_property, schema_no_properties,
+  schema_updates, special_chars_in_attributes, invalid_schema, record_before_schema,
+  record_missing_key_property.
+
+Left out, with the reason:
+
+- multiple_state_messages: expects a STATE after every few records. The SDK emits STATE
+  only after a full drain (end of input, 5-minute age, SIGTERM), and this target must not
+  emit STATE before the batch holding the preceding records is settled; the SDK itself
+  keeps this test out of its default target suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+from singer_sdk.testing import get_target_test_class
+from singer_sdk.testing.runners import TargetTestRunner
+from singer_sdk.testing.suites import SingerTestSuite
+from singer_sdk.testing.target_tests import (
+    TargetArrayData,
+    TargetCamelcaseComplexSchema,
+    TargetCamelcaseTest,
+    TargetCliPrintsTest,
+    TargetDuplicateRecords,
+    TargetEncodedStringData,
+    TargetInvalidSchemaTest,
+    TargetNoPrimaryKeys,
+    TargetOptionalAttributes,
+    TargetPrimaryKeyUpdates,
+    TargetRecordBeforeSchemaTest,
+    TargetRecordMissingKeyProperty,
+    TargetRecordMissingOptionalFields,
+    TargetRecordMissingRequiredProperty,
+    TargetSchemaNoProperties,
+    TargetSchemaUpdates,
+    TargetSpecialCharsInAttributes,
+)
+from target_insider_one.target import TargetInsiderOne
+
+pytestmark = pytest.mark.e2e
+
+CURATED = SingerTestSuite(
+    kind="target",
+    tests=[
+        TargetCliPrintsTest,
+        TargetArrayData,
+        TargetCamelcaseTest,
+        TargetCamelcaseComplexSchema,
+        TargetDuplicateRecords,
+        TargetEncodedStringData,
+        TargetInvalidSchemaTest,
+        TargetNoPrimaryKeys,
+        TargetOptionalAttributes,
+        TargetPrimaryKeyUpdates,
+        TargetRecordBeforeSchemaTest,
+        TargetRecordMissingKeyProperty,
+        TargetRecordMissingOptionalFields,
+        TargetRecordMissingRequiredProperty,
+        TargetSchemaNoProperties,
+        TargetSchemaUpdates,
+        TargetSpecialCharsInAttributes,
+    ],
+)
+
+GENERIC_MAPPING = {
+    "identifier_mappings": [
+        {"type": "uuid", "field": "id"},
+        {"type": "custom", "name": "source_id", "field": "Id"},
+        {"type": "custom", "name": "doc_id", "field": "_id"},
+    ],
+    "attribute_mappings": {
+        "name": "name",
+        "info": "info",
+        "fruits": "fruits",
+        "metric": "metric",
+        "optional": "optional_text",
+    },
+    "fixed_value_mappings": {"data_source": "sdk_standard_tests"},
+    "backoff_base_seconds": 0.01,
+}
+
+_StandardTests = get_target_test_class(
+    TargetInsiderOne,
+    config={"partner_name": "placeholder", "api_key": "placeholder", **GENERIC_MAPPING},
+    custom_suites=[CURATED],
+    include_target_tests=False,
+)
+
+
+class TestTargetInsiderOneStandard(_StandardTests):
+    """The curated standard suite, pointed at the sandbox for every test."""
+
+    @pytest.fixture
+    def runner(self, sandbox, tmp_path) -> TargetTestRunner:
+        config = sandbox.target_config(
+            **GENERIC_MAPPING, dead_letter_path=str(tmp_path / "dead.jsonl")
+        )
+        return TargetTestRunner(TargetInsiderOne, config=config)
+
+
+def test_duplicate_records_land_as_two_profiles(sandbox, tmp_path):
+    from importlib.resources import files
+
+    from singer_sdk.testing import target_test_streams
+
+    config = sandbox.target_config(**GENERIC_MAPPING, dead_letter_path=str(tmp_path / "d.jsonl"))
+    runner = TargetTestRunner(
+        TargetInsiderOne,
+        config=config,
+        input_filepath=files(target_test_streams) / "duplicate_records.singer",
+    )
+    runner.sync_all()
+    profiles = sandbox.profiles()
+    assert sorted(p["identifiers"]["uuid"] for p in profiles) == ["1", "2"]
+    # Last write wins: records for one profile are applied in input order.
+    by_id = {p["identifiers"]["uuid"]: p["attributes"]["custom"]["metric"] for p in profiles}
+    assert by_id == {"1": 100, "2": 20}
