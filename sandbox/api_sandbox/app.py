@@ -81,6 +81,16 @@ class Sandbox:
             self.requests[endpoint] += 1
             self.statuses[f"{endpoint}:{status}"] += 1
 
+    def fault_fired(self, endpoint: str) -> None:
+        """Count a fired fault rule."""
+        with self._lock:
+            self.faults_fired[endpoint] += 1
+
+    def soap_rows_served(self, de_key: str, rows: int) -> None:
+        """Count rows returned through SOAP retrieves."""
+        with self._lock:
+            self.rows_served[f"soap:{de_key}"] += rows
+
     def page_served(self, de_key: str, page: int, rows: int) -> list[dict[str, Any]]:
         """Count a served page and fire due scenarios; returns the changes made."""
         with self._lock:

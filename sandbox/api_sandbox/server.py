@@ -139,9 +139,10 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(latency)
         rule = app.faults.check(endpoint)
         if rule is not None:
-            app.faults_fired[endpoint] += 1
+            app.fault_fired(endpoint)
             if rule.action == "drop":
                 app.count(endpoint, 0)
+                self._record_faulted(endpoint, body, "dropped")
                 self._drop()
                 self._log("dropped", started)
                 return
@@ -150,6 +151,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status = self._fault(endpoint, rule)
                 app.count(endpoint, status)
+                self._record_faulted(endpoint, body, status)
                 self._log(f"{status} (fault)", started)
                 return
         status = getattr(self, f"_ep_{endpoint}")(path, query, body)
@@ -278,26 +280,43 @@ class Handler(BaseHTTPRequestHandler):
         xml, de_key, rows = app.soap.retrieve(req, has_scope=READ_SCOPE in tok.scopes)
         self._send(200, xml.encode("utf-8"), xml_type)
         if de_key is not None and rows:
-            app.rows_served[f"soap:{de_key}"] += rows
+            app.soap_rows_served(de_key, rows)
         return 200
 
     # -- Insider --------------------------------------------------------------------------
-    def _ep_upsert(self, _path: str, _query: dict[str, str], body: bytes) -> int:
-        app = self.server.app
-        entry: dict[str, Any] = {
+    def _upsert_entry(self, body: bytes) -> dict[str, Any]:
+        """Request-log entry; user count and skip_hook are peeked even for rejects."""
+        users: int | None = None
+        skip_hook = None
+        with contextlib.suppress(ValueError, TypeError):
+            decoded = json.loads(body)
+            if isinstance(decoded, dict):
+                skip_hook = decoded.get("skip_hook", False)
+                if isinstance(decoded.get("users"), list):
+                    users = len(decoded["users"])
+        return {
             "bytes": len(body),
             "partner": self.headers.get("X-PARTNER-NAME"),
             "platform": self.headers.get("X-PLATFORM-NAME"),
-            "users": None,
-            "skip_hook": None,
+            "users": users,
+            "skip_hook": skip_hook,
+            "fault": False,
         }
+
+    def _record_faulted(self, endpoint: str, body: bytes, status: int | str) -> None:
+        if endpoint == "upsert":
+            entry = self._upsert_entry(body)
+            entry.update(status=status, fault=True)
+            self.server.app.insider.record(entry)
+
+    def _ep_upsert(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        app = self.server.app
+        entry = self._upsert_entry(body)
         try:
             app.insider.check_auth(
                 self.headers.get("X-PARTNER-NAME"), self.headers.get("X-REQUEST-TOKEN")
             )
             request = app.insider.parse(self.headers.get("Content-Type") or "", body)
-            entry["users"] = len(request["users"])
-            entry["skip_hook"] = request.get("skip_hook", False)
             reply = app.insider.upsert(request)
         except UpsertRejectedError as exc:
             entry["status"] = exc.status

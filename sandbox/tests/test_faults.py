@@ -78,6 +78,12 @@ def test_insider_429_and_403_limit(sandbox, http):
     assert second.status_code == 403
     assert second.json()["message"] == "Request Limit Exceeded"
     assert upsert(sandbox, http).status_code == 200
+    log = sandbox.requests()
+    assert [(r["status"], r["fault"], r["users"]) for r in log] == [
+        (429, True, 1),
+        (403, True, 1),
+        (200, False, 1),
+    ]
 
 
 def test_drop_connection(sandbox, http):

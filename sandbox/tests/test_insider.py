@@ -157,6 +157,7 @@ def test_request_level_errors(sandbox, http):
 def test_user_limit(sandbox, http):
     users = [user(i) for i in range(1001)]
     assert upsert(sandbox, http, {"users": users}).status_code == 400
+    assert sandbox.requests()[0]["users"] == 1001
     assert upsert(sandbox, http, {"users": users[:1000]}).json()["data"]["successful"] == {
         "count": 1000
     }
