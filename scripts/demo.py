@@ -45,12 +45,19 @@ def meltano(*args: str, env: dict[str, str], quiet: bool = True) -> str:
         raise SystemExit(f"demo: `meltano {' '.join(args)}` failed (exit {result.returncode})")
     if not quiet:
         print(result.stdout.strip())
-    return result.stdout
+    return result.stdout + result.stderr
 
 
-def summary_lines(stderr_log: str) -> list[str]:
-    """The target's end-of-run summary lines, from the Meltano log."""
-    return [line for line in stderr_log.splitlines() if "summary" in line.lower()]
+def print_target_summary(meltano_log: str) -> None:
+    """Echo the target's end-of-run summary block from the Meltano log."""
+    lines = meltano_log.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Insider run summary" in line), None)
+    if start is None:
+        return
+    for line in lines[start : start + 12]:
+        if "target-insider-one" not in line or "METRIC" in line:
+            break
+        print("  " + line.split("target-insider-one", 1)[1].strip())
 
 
 def dead_letters(directory: Path) -> list[dict[str, Any]]:
@@ -101,7 +108,8 @@ def main() -> None:
         meltano("state", "clear", "--force", STATE_ID, env=env)
 
         say("Run 1: meltano run tap-sfmc-de target-insider-one")
-        meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        log = meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        print_target_summary(log)
         show_profiles(sandbox, DEMO_ROWS)
         show_dead_letters(dead_dir)
         first_requests = len(sandbox.requests())
@@ -112,10 +120,16 @@ def main() -> None:
         print(f"changed primary keys: {len(changed)}")
 
         say("Run 2: the same command picks up only the changes")
-        meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        letters_before = len(dead_letters(dead_dir))
+        log = meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        print_target_summary(log)
         second = sandbox.requests()[first_requests:]
         sent = sum(request.get("users", 0) for request in second)
-        print(f"upsert requests in run 2: {len(second)}, users sent: {sent} (changed rows: 25)")
+        new_letters = len(dead_letters(dead_dir)) - letters_before
+        print(
+            f"changed rows: {len(changed)} -> users sent: {sent} in {len(second)} request(s), "
+            f"dead-lettered: {new_letters}"
+        )
         show_profiles(sandbox, DEMO_ROWS + 5)
 
         say(f"Bookmark stored by Meltano: meltano state get {STATE_ID}")
