@@ -259,10 +259,11 @@ class Handler(BaseHTTPRequestHandler):
                 None,
             )
         payload = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        self._send(status, payload)
         if de_key is not None and status == 200:  # noqa: PLR2004
-            # Changes land *after* the page left, as a concurrent writer's would.
+            # The page content is already fixed; scenario changes are applied before the
+            # bytes leave, so the client's next request always sees them (no race).
             app.page_served(de_key, obj["page"], len(obj.get("items", ())))
+        self._send(status, payload)
         return status
 
     def _ep_soap(self, _path: str, _query: dict[str, str], body: bytes) -> int:
