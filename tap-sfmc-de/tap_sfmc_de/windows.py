@@ -280,25 +280,21 @@ class WindowSync:
             parts.append(f"{rk} lt {self._literal(window.upper)}")
         return " and ".join(parts) or None
 
-    def _boundary_moved(self, window: Window, boundaries: dict[int, str]) -> RowsetPage | None:
-        """Probe the row before the cursor; return the probe if it moved, else None."""
-        page = window.next_page
-        probe = self._probe(page=(page - 1) * self.plan.page_size)
-        moved = (
-            not probe.items or identity_digest(row_identity(probe.items[0])) != boundaries[page - 1]
-        )
+    def _boundary_moved(self, page: int, expected: str) -> RowsetPage | None:
+        """Probe the last row of ``page``; return the probe if it is not ``expected``."""
+        probe = self._probe(page=page * self.plan.page_size)
+        moved = not probe.items or identity_digest(row_identity(probe.items[0])) != expected
         return probe if moved else None
 
-    def _step_back(self, window: Window, dropped: int) -> None:
+    def _step_back(self, window: Window, page: int, dropped: int) -> None:
         back = max(1, math.ceil(max(0, dropped) / self.plan.page_size))
         self.stats.step_backs += 1
         self.logger.info(
-            "Rows shifted while paging (count dropped by %d); stepping back %d page(s) from %d",
+            "Rows shifted while paging (count dropped by %d); re-reading from page %d",
             dropped,
-            back,
-            window.next_page,
+            max(1, page - back),
         )
-        window.next_page = max(1, window.next_page - back)
+        window.next_page = max(1, page - back)
 
     def _page(self, window: Window) -> Iterator[Batch]:
         """Page one window. Returns True (via StopIteration) if the window completed."""
@@ -311,22 +307,26 @@ class WindowSync:
         filter_expr = self._filter_expr(window)
         while self._budget > 0:
             page = window.next_page
-            if window.mode == CLIENT and page > 1 and (page - 1) in boundaries:
-                moved = self._boundary_moved(window, boundaries)
-                if moved is not None:
-                    self._step_back(window, (prev_count or moved.count) - moved.count)
-                    prev_count = moved.count
-                    continue
             result = self._fetch(page=page, page_size=size, filter_expr=filter_expr)
             self._budget -= 1
             self.stats.data_pages += 1
-            if prev_count is not None and result.count < prev_count and page > 1:
-                window.next_page = page
-                self._step_back(window, prev_count - result.count)
-                prev_count = result.count
-                continue
+            dropped = (prev_count - result.count) if prev_count is not None else 0
             prev_count = result.count
+            if window.mode == SERVER and dropped > 0 and page > 1:
+                # Rows can only leave a past window: d fewer rows may hide d unread ones.
+                self._step_back(window, page, dropped)
+                continue
             records = self._accept(result.items, window, seen)
+            if window.mode == CLIENT and page > 1 and (page - 1) in boundaries:
+                # The scanned set can also grow, so counts prove nothing: check that the
+                # previous page's last row still sits right before this page (after the
+                # read, so shifts before or during the read are caught).
+                moved = self._boundary_moved(page - 1, boundaries[page - 1])
+                if moved is not None:
+                    yield Batch(records, None)  # real rows; re-reads are de-duplicated
+                    self._step_back(window, page, (prev_count or 0) - moved.count)
+                    prev_count = moved.count
+                    continue
             if result.items:
                 boundaries[page] = identity_digest(row_identity(result.items[-1]))
             if not result.has_next or not result.items or page * size >= result.count:

@@ -7,9 +7,13 @@ put on sys.path by conftest.py.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tap_sfmc_de.rowset import RowsetPage
@@ -157,3 +161,68 @@ def token_json(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+# --- end-to-end helpers (real subprocess against the sandbox) -----------------------
+TAP_BIN = str(Path(sys.executable).parent / "tap-sfmc-de")
+AUTH_BIN = str(Path(sys.executable).parent / "tap-sfmc-de-auth")
+
+
+@dataclass
+class TapRun:
+    """What one real ``tap-sfmc-de`` process wrote."""
+
+    returncode: int
+    records: list[dict[str, Any]]
+    states: list[dict[str, Any]]
+    stdout: str
+    stderr: str
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        return self.states[-1] if self.states else None
+
+    def stat(self, name: str) -> int:
+        """A counter from the tap's end-of-stream summary line, e.g. ``data pages``."""
+        match = re.search(rf"(\d+) {name}", self.stderr)
+        return int(match.group(1)) if match else -1
+
+
+def run_tap(
+    config: dict[str, Any],
+    workdir: Path,
+    state: dict[str, Any] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 120,
+) -> TapRun:
+    """Run the tap as a subprocess with a config (and state) file."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    argv = [TAP_BIN, "--config", str(config_path), *args]
+    if state is not None:
+        state_path = workdir / "state.json"
+        state_path.write_text(json.dumps(state), encoding="utf-8")
+        argv += ["--state", str(state_path)]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=workdir
+    )
+    records, states = [], []
+    for line in proc.stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            records.append(message["record"])
+        elif message["type"] == "STATE":
+            states.append(message["value"])
+    return TapRun(proc.returncode, records, states, proc.stdout, proc.stderr)
+
+
+def sandbox_latest_versions(sandbox: Any, key: str) -> set[tuple[str, str]]:
+    """(SubscriberKey, ModifiedDate as bookmark-format UTC) of every current row."""
+    out = set()
+    for row in sandbox.rows(key):
+        modified = row.get("ModifiedDate")
+        if modified:
+            value = dt.datetime.fromisoformat(modified).astimezone(dt.UTC).isoformat()
+            out.add((row["SubscriberKey"], value))
+    return out
