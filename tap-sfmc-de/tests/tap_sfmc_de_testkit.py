@@ -21,6 +21,7 @@ from tap_sfmc_de.values import format_sfmc_datetime, parse_sfmc_datetime
 
 CST = dt.timezone(dt.timedelta(hours=-6))
 SERVER_NOW = dt.datetime(2024, 5, 8, 21, 0, 0, tzinfo=dt.UTC)
+PAST = SERVER_NOW - dt.timedelta(days=1)
 CLAUSE = re.compile(r"(\w+) (ge|gt|lt) '([^']+)'")
 
 

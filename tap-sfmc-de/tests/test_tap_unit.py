@@ -1,0 +1,176 @@
+"""The tap in-process against requests-mock: discovery, typed records, errors, no secrets."""
+
+import datetime as dt
+import json
+import logging
+from decimal import Decimal
+
+import pytest
+from tap_sfmc_de.errors import SfmcConfigError, ValueConversionError
+from tap_sfmc_de.tap import TapSfmcDe
+from tap_sfmc_de_testkit import (
+    ACCESS_TOKEN,
+    CLIENT_SECRET,
+    DEFAULT_FIELDS,
+    PAST,
+    SOAP,
+    fields_xml,
+)
+
+
+def about():
+    with pytest.raises(SystemExit):
+        TapSfmcDe.cli.main(["--about", "--format=json"], standalone_mode=False)
+
+
+def messages(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def sync(config, capsys):
+    TapSfmcDe(config=config, setup_mapper=True).sync_all()
+    return messages(capsys.readouterr().out)
+
+
+def test_discovery_builds_one_stream_per_key(sfmc, config):
+    tap = TapSfmcDe(config=config)
+    catalog = tap.catalog_dict["streams"]
+    assert [s["tap_stream_id"] for s in catalog] == ["de_customers"]
+    entry = catalog[0]
+    assert entry["key_properties"] == ["Id"]
+    assert entry["replication_key"] == "ModifiedDate"
+    assert list(entry["schema"]["properties"]) == [f[0] for f in DEFAULT_FIELDS]
+
+
+def test_records_are_typed_and_state_is_written_per_page(sfmc, fake_de, config, capsys):
+    fake_de.put("a", PAST, points="42", amount="12.50", optin="True", email="")
+    fake_de.put(
+        "b", PAST + dt.timedelta(hours=1), points="", amount="0.10", optin="False", email="x@y"
+    )
+    fake_de.put("c", PAST, points="1", amount="1", optin="1", email="")
+    out = sync(config, capsys)
+    records = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert records[0] == {
+        "Id": "a",
+        "ModifiedDate": "2024-05-07T21:00:00+00:00",
+        "Points": 42,
+        "Amount": 12.50,
+        "OptIn": True,
+        "Email": None,
+    }
+    assert records[1]["Points"] is None
+    states = [m["value"] for m in out if m["type"] == "STATE"]
+    bookmark = states[-1]["bookmarks"]["de_customers"]
+    assert bookmark["replication_key"] == "ModifiedDate"
+    assert bookmark["replication_key_value"].endswith("+00:00")
+    assert "window" not in bookmark
+
+
+def test_decimals_keep_their_digits(sfmc, fake_de, config, capsys):
+    fake_de.put("a", PAST, amount="12345678901.23")
+    out = TapSfmcDe(config=config)
+    stream = out.streams["de_customers"]
+    record = stream._convert({"keys": {"id": "a"}, "values": {"amount": "12345678901.23"}})
+    assert record["Amount"] == Decimal("12345678901.23")
+    raw = next(line for line in _sync_raw(config, capsys) if '"RECORD"' in line)
+    assert '"Amount":12345678901.23' in raw
+
+
+def _sync_raw(config, capsys):
+    TapSfmcDe(config=config).sync_all()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_unparsable_value_becomes_null_with_a_warning(sfmc, fake_de, config, capsys, caplog):
+    fake_de.put("row-7", PAST, points="lots", amount="1")
+    with caplog.at_level(logging.WARNING):
+        out = sync(config, capsys)
+    record = next(m["record"] for m in out if m["type"] == "RECORD")
+    assert record["Points"] is None
+    assert record["Amount"] == 1
+    text = caplog.text
+    assert "row [Id=row-7] field Points: expected a whole number; emitted as null" in text
+    assert "lots" not in text  # raw values are never logged
+
+
+def test_unparsable_replication_key_fails_with_row_and_field(sfmc, fake_de, config, capsys):
+    fake_de.put("row-9", PAST)
+    fake_de.rows["row-9"]["modifieddate"] = "not a date"
+    fake_de.filter_honoured = False
+    with pytest.raises(ValueConversionError, match=r"row \[Id=row-9\] field ModifiedDate"):
+        sync(config, capsys)
+
+
+def test_missing_replication_key_fails_discovery(sfmc, config):
+    sfmc.post(f"{SOAP}Service.asmx", text=fields_xml([("Id", "Text", "true", "50", "0")]))
+    with pytest.raises(SfmcConfigError, match="add a Date field 'ModifiedDate'"):
+        TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_replication_key_must_be_a_date(sfmc, config):
+    sfmc.post(
+        f"{SOAP}Service.asmx",
+        text=fields_xml(
+            [("Id", "Text", "true", "50", "0"), ("ModifiedDate", "Text", "false", "", "0")]
+        ),
+    )
+    with pytest.raises(SfmcConfigError, match="is Text, not Date"):
+        TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_full_mode_needs_no_replication_key(sfmc, fake_de, config, capsys):
+    sfmc.post(f"{SOAP}Service.asmx", text=fields_xml([("Id", "Text", "true", "50", "0")]))
+    config["fetch_mode"] = "full"
+    fake_de.put("a", PAST)
+    tap = TapSfmcDe(config=config)
+    assert tap.catalog_dict["streams"][0].get("replication_key") is None
+
+
+def test_unknown_key_fails_discovery_with_the_fix(sfmc, config):
+    sfmc.post(f"{SOAP}Service.asmx", text=fields_xml([]))
+    with pytest.raises(SfmcConfigError, match=r"external key \(CustomerKey\), not the DE name"):
+        TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_soap_token_expired_remints_once(sfmc, config):
+    fault = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        "<soap:Fault><faultcode>q0:Security</faultcode><faultstring>Token Expired</faultstring>"
+        "</soap:Fault></soap:Body></soap:Envelope>"
+    )
+    soap = sfmc.post(
+        f"{SOAP}Service.asmx", [{"status_code": 500, "text": fault}, {"text": fields_xml()}]
+    )
+    TapSfmcDe(config=config).streams  # noqa: B018
+    token_calls = [r for r in sfmc.request_history if r.path == "/v2/token"]
+    assert len(token_calls) == 2
+    assert soap.call_count == 2
+
+
+def test_stream_name_collision_is_refused(sfmc, config):
+    config["data_extension_keys"] = ["My-DE", "my_de"]
+    with pytest.raises(SfmcConfigError, match="both map to stream de_my_de"):
+        TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_no_secrets_in_any_output(sfmc, fake_de, config, capsys, caplog):
+    fake_de.put("a", PAST, points="x")
+    with caplog.at_level(logging.DEBUG):
+        TapSfmcDe(config=config).sync_all()
+        about()
+    out = capsys.readouterr()
+    everything = out.out + out.err + caplog.text
+    assert CLIENT_SECRET not in everything
+    assert ACCESS_TOKEN not in everything
+    assert "s3cr3t" not in everything
+
+
+def test_about_marks_secrets(capsys):
+    about()
+    about_json = json.loads(capsys.readouterr().out)
+    props = about_json["settings"]["properties"]
+    assert props["client_secret"]["secret"] is True
+    assert props["refresh_token"]["secret"] is True
+    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening"} <= set(
+        about_json["capabilities"]
+    )
