@@ -3,8 +3,8 @@
 A rule skips the first ``after`` matching requests, then fires ``times`` times (or
 forever when ``times`` is null).
 
-Rules are matched by endpoint name (``token``, ``rowset``, ``soap``, ``upsert``,
-``columns`` or ``*``). Each matching request bumps every matching rule's counter; the
+Rules are matched by endpoint name (``token``, ``rowset``, ``fields``, ``soap``,
+``upsert``, ``columns`` or ``*``). Each matching request bumps every matching rule's counter; the
 first rule that is due fires.
 """
 
@@ -14,7 +14,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ENDPOINTS = ("token", "rowset", "soap", "upsert", "columns", "*")
+ENDPOINTS = ("token", "rowset", "fields", "soap", "upsert", "columns", "*")
 ACTIONS = ("status", "drop", "delay")
 
 

@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -24,6 +25,7 @@ from api_sandbox.sfmc_rowset import DOC_URL, FORBIDDEN, NOT_AUTHORIZED
 from api_sandbox.sfmc_soap import SoapError, fault, parse_request
 
 ROWSET_PREFIX = "/data/v1/customobjectdata/"
+FIELDS_PREFIX = "/data/v1/customobjects/"
 READ_SCOPE = "data_extensions_read"
 _PLAIN_5XX = {
     500: "Internal Server Error",
@@ -168,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             return name if role == "insider" else None
         if role == "sfmc" and self.command == "GET" and path.startswith(ROWSET_PREFIX):
             return "rowset"
+        if role == "sfmc" and self.command == "GET" and path.startswith(FIELDS_PREFIX):
+            return "fields"
         return None
 
     def _drop(self) -> None:
@@ -265,6 +269,44 @@ class Handler(BaseHTTPRequestHandler):
             app.page_served(de_key, obj["page"], len(obj.get("items", ())))
         self._send(status, payload)
         return status
+
+    def _ep_fields(self, path: str, _query: dict[str, str], _body: bytes) -> int:
+        """Optional REST schema read: ``/data/v1/customobjects/{guid}/fields`` (by id, not key)."""
+        app = self.server.app
+        tok = app.auth.check(self._bearer())
+        if tok is None:
+            self._json(*NOT_AUTHORIZED)
+            return 401
+        if READ_SCOPE not in tok.scopes:
+            self._json(*FORBIDDEN)
+            return 403
+        rest = path[len(FIELDS_PREFIX) :].strip("/").split("/")
+        de = None
+        if len(rest) == 2 and rest[1].lower() == "fields":  # noqa: PLR2004
+            de = next((d for d in list(app.store.des.values()) if d.object_id == rest[0]), None)
+        if de is None:
+            self._json(404, {"message": "Not Found", "errorcode": 30003, "documentation": DOC_URL})
+            return 404
+        fields = [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{de.key}.{f.name}")),
+                "name": f.name,
+                "type": f.field_type,
+                "length": f.max_length if f.field_type not in {"Number", "Date", "Boolean"} else 0,
+                "scale": f.scale or 0,
+                "ordinal": i,
+                "isPrimaryKey": f.is_primary_key,
+                "isNullable": not f.is_required,
+                "isHidden": False,
+                "isReadOnly": False,
+                "defaultValue": f.default_value,
+                "description": "",
+                "storagetype": "Plain",
+            }
+            for i, f in enumerate(de.fields)
+        ]
+        self._json(200, {"id": de.object_id, "fields": fields})
+        return 200
 
     def _ep_soap(self, _path: str, _query: dict[str, str], body: bytes) -> int:
         app = self.server.app

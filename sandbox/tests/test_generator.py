@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import pytest
+from api_sandbox.filters import parse_rest_filter, parse_rest_order
 from api_sandbox.generator import GeneratorParams, customers_fields, generate_rows
+from api_sandbox.store import Store
 
 FIELDS = customers_fields()
 NAMES = [f.name for f in FIELDS]
@@ -65,3 +68,18 @@ def test_modified_range_param():
     )
     lo, hi = min(r["ModifiedDate"] for r in data), max(r["ModifiedDate"] for r in data)
     assert hi - lo <= 86400
+
+
+@pytest.mark.slow
+def test_one_million_rows_load_and_page():
+    store = Store()
+    de = store.create_from_spec({"key": "Customers", "size": 1_000_000, "seed": 42})
+    assert store.count(de, None) == 1_000_000
+    last = store.select(de, None, None, 2500, 997_500)
+    assert len(last) == 2500
+    assert last[-1][0] == "SK00999999"
+    flt = parse_rest_filter("ModifiedDate gte '2025-01-01T00:00:00'", de.by_lower)
+    order = parse_rest_order("ModifiedDate asc, SubscriberKey asc", de.by_lower)
+    page = store.select(de, flt, order, 2500, 100_000)
+    assert len(page) == 2500
+    assert [r[11] for r in page] == sorted(r[11] for r in page)

@@ -262,3 +262,21 @@ def test_snapshot_pins_result(sandbox, rowset):
     assert [it["keys"]["id"] for it in first["items"] + second["items"]] == [
         str(i) for i in range(1, 7)
     ]
+
+
+def test_rest_fields_by_object_id(sandbox, rowset, http, mint):
+    token = mint()
+    object_id = rowset(token=token, pageSize=1).json()["customObjectId"]
+    headers = {"Authorization": f"Bearer {token}"}
+    resp = http.get(
+        f"{sandbox.sfmc_url}/data/v1/customobjects/{object_id}/fields", headers=headers, timeout=10
+    )
+    assert resp.status_code == 200
+    fields = resp.json()["fields"]
+    assert [f["ordinal"] for f in fields] == list(range(12))
+    assert fields[0]["name"] == "SubscriberKey"
+    assert fields[0]["isPrimaryKey"] is True
+    resp = http.get(
+        f"{sandbox.sfmc_url}/data/v1/customobjects/Customers/fields", headers=headers, timeout=10
+    )
+    assert resp.status_code == 404
