@@ -12,7 +12,15 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 
 
 class SfmcConfigError(ConfigValidationError):
-    """A setting is missing or invalid."""
+    """A setting is missing or invalid (or the DE does not fit the settings)."""
+
+    def __init__(self, message: str) -> None:
+        """Also list the message as an error: the SDK CLI logs only ``errors``.
+
+        Args:
+            message: What is wrong and how to fix it.
+        """
+        super().__init__(message, errors=[message])
 
 
 class SfmcApiError(FatalAPIError):

@@ -10,7 +10,8 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
-from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import DEFAULT_TOKEN_STORE, Settings
 from tap_sfmc_de.soap import retrieve_fields
@@ -165,6 +166,7 @@ class TapSfmcDe(Tap):
         settings = Settings.from_config(self.config)
         http = HttpClient(settings.retry, logger=self.logger.getChild("http"))
         tokens = TokenManager(settings, http)
+        check_scope(tokens.get().scope)
         streams: list[DataExtensionStream] = []
         names: dict[str, str] = {}
         for key in settings.data_extension_keys:
@@ -178,7 +180,8 @@ class TapSfmcDe(Tap):
             if not fields:
                 raise SfmcConfigError(
                     f"No fields found for DE key '{key}': use the external key (CustomerKey), not "
-                    "the DE name, and check the business unit (account_id)."
+                    "the DE name, and check the business unit (account_id) and that the package "
+                    "has Data Extensions Read (SOAP returns no rows without it)."
                 )
             if settings.fetch_mode == "incremental":
                 check_replication_key(key, settings.replication_key_for(key), fields)
@@ -188,6 +191,22 @@ class TapSfmcDe(Tap):
                 )
             )
         return streams
+
+
+def check_scope(granted: str) -> None:
+    """Fail early when the token lists scopes but not ``data_extensions_read``.
+
+    SOAP answers a missing scope with zero rows instead of an error, so without this
+    check the user would see a misleading "no fields" message.
+
+    Args:
+        granted: The token response's space-separated ``scope`` (may be empty).
+
+    Raises:
+        SfmcApiError: Naming the scope and where to enable it.
+    """
+    if granted and "data_extensions_read" not in granted.split():
+        raise SfmcApiError(f"The access token was issued without access to DE rows: {SCOPE_HINT}.")
 
 
 def check_replication_key(de_key: str, rk: str, fields: list[DEField]) -> None:

@@ -209,7 +209,7 @@ def run_tap(
         argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=workdir
     )
     records, states = [], []
-    for line in proc.stdout.splitlines():
+    for line in [] if "--discover" in args else proc.stdout.splitlines():
         message = json.loads(line)
         if message["type"] == "RECORD":
             records.append(message["record"])

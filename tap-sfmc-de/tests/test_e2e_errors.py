@@ -1,0 +1,147 @@
+"""End-to-end: faults are retried, fatal errors say what to fix, secrets never leak."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+
+import pytest
+from tap_sfmc_de_testkit import AUTH_BIN, run_tap
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2, "max_retries": 4}
+WRONG_SECRET = "definitely-wrong-secret-9f8e7d"
+
+
+def test_transient_faults_are_survived(sandbox, tmp_path):
+    sandbox.create_de("Faulty", size=450, seed=2)
+    sandbox.add_faults(
+        {"endpoint": "token", "status": 429, "retry_after": 0, "times": 1},
+        {"endpoint": "soap", "status": 500, "message": "Token Expired", "times": 1},
+        {"endpoint": "soap", "status": 500, "message": "Server busy", "times": 1, "after": 1},
+        {"endpoint": "rowset", "status": 429, "retry_after": 1, "times": 1, "after": 2},
+        {"endpoint": "rowset", "status": 429, "errorcode": 50200, "times": 1, "after": 3},
+        {"endpoint": "rowset", "status": 503, "times": 1, "after": 4},
+        {"endpoint": "rowset", "action": "drop", "times": 1, "after": 5},
+        {"endpoint": "rowset", "status": 401, "times": 1, "after": 6},
+        {"endpoint": "rowset", "action": "delay", "delay_seconds": 2, "times": 1, "after": 7},
+    )
+    # The faults hit consecutive attempts of one request, so allow more retries than that.
+    config = sandbox.tap_config(
+        data_extension_keys=["Faulty"],
+        page_size=100,
+        request_timeout=1,
+        **{**FAST, "max_retries": 8},
+    )
+    result = run_tap(config, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len({r["SubscriberKey"] for r in result.records}) == 450
+    assert all(rule["fired"] == rule["times"] for rule in sandbox.faults()), sandbox.faults()
+    assert "HTTP 429 errorcode 50200" in result.stderr
+    assert "Access token rejected; minting a new one" in result.stderr
+    tokens_minted = sandbox.state()["counters"]["tokens_minted"]
+    assert tokens_minted == 3  # first, after SOAP Token Expired, after REST 401
+
+
+def test_persistent_failure_gives_up_with_a_message(sandbox, tmp_path):
+    sandbox.add_faults({"endpoint": "rowset", "status": 500, "times": None})
+    result = run_tap(sandbox.tap_config(**FAST), tmp_path)
+    assert result.returncode != 0
+    assert "still failing after 5 attempts" in result.stderr
+
+
+def test_wrong_credentials(sandbox, tmp_path):
+    result = run_tap(sandbox.tap_config(client_secret=WRONG_SECRET), tmp_path)
+    assert result.returncode != 0
+    assert "check client_id/client_secret" in result.stderr
+    assert "enabled for this business unit" in result.stderr
+    assert WRONG_SECRET not in result.stderr + result.stdout
+
+
+def test_unknown_de_key(sandbox, tmp_path):
+    result = run_tap(sandbox.tap_config(data_extension_keys=["Customer Master"]), tmp_path)
+    assert result.returncode != 0
+    assert "use the external key (CustomerKey), not the DE name" in result.stderr
+
+
+def test_missing_scope(sandbox, tmp_path):
+    sandbox.configure(granted_scopes=["offline", "list_and_subscribers_read"])
+    result = run_tap(sandbox.tap_config(), tmp_path)
+    assert result.returncode != 0
+    assert "data_extensions_read" in result.stderr
+    assert "Installed Packages" in result.stderr
+
+
+def test_missing_replication_key_field(sandbox, tmp_path):
+    sandbox.create_de(
+        "NoDate",
+        fields=[
+            {"name": "Id", "field_type": "Text", "is_primary_key": True, "max_length": 20},
+            {"name": "Name", "field_type": "Text"},
+        ],
+        rows=[{"Id": "1", "Name": "a"}],
+    )
+    result = run_tap(sandbox.tap_config(data_extension_keys=["NoDate"]), tmp_path)
+    assert result.returncode != 0
+    assert "add a Date field 'ModifiedDate'" in result.stderr
+    full = run_tap(sandbox.tap_config(data_extension_keys=["NoDate"], fetch_mode="full"), tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert full.records == [{"Id": "1", "Name": "a"}]
+
+
+def test_de_without_primary_key(sandbox, tmp_path):
+    sandbox.create_de(
+        "NoPk",
+        fields=[
+            {"name": "Name", "field_type": "Text"},
+            {"name": "ModifiedDate", "field_type": "Date"},
+        ],
+        rows=[
+            {"Name": "a", "ModifiedDate": "2024-01-01T00:00:00"},
+            {"Name": "b", "ModifiedDate": "2024-01-02T00:00:00"},
+        ],
+    )
+    config = sandbox.tap_config(data_extension_keys=["NoPk"])
+    catalog = run_tap(config, tmp_path, args=("--discover",))
+    entry = json.loads(catalog.stdout)["streams"][0]
+    assert entry["key_properties"] == []
+    result = run_tap(config, tmp_path)
+    assert sorted(r["Name"] for r in result.records) == ["a", "b"]
+
+
+def test_refresh_token_flow_rotates_and_persists(sandbox, tmp_path):
+    store = tmp_path / ".secrets" / "rt.json"
+    config = sandbox.tap_config(
+        auth_flow="refresh_token",
+        token_store_path=str(store),
+        redirect_uri="http://127.0.0.1/callback",
+    )
+    config_path = tmp_path / "auth-config.json"
+    config_path.write_text(json.dumps(config))
+    exchange = subprocess.run(
+        [AUTH_BIN, "exchange", "--config", str(config_path), "--code", "sandbox-auth-code"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exchange.returncode == 0, exchange.stderr
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    first = json.loads(store.read_text())["refresh_token"]
+    assert first not in exchange.stdout + exchange.stderr
+    run1 = run_tap(config, tmp_path / "r1")
+    assert run1.returncode == 0, run1.stderr[-2000:]
+    second = json.loads(store.read_text())["refresh_token"]
+    assert second != first
+    run2 = run_tap(config, tmp_path / "r2")
+    assert run2.returncode == 0, run2.stderr[-2000:]
+    assert json.loads(store.read_text())["refresh_token"] != second
+    for text in (run1.stdout, run1.stderr, run2.stdout, run2.stderr):
+        assert first not in text
+        assert second not in text
+    # A replayed (already used) refresh token is refused with instructions.
+    store.write_text(json.dumps({"refresh_token": first}))
+    replay = run_tap(config, tmp_path / "r3")
+    assert replay.returncode != 0
+    assert "tap_sfmc_de.auth exchange" in replay.stderr
