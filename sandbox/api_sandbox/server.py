@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import time
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -118,6 +119,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         started = time.perf_counter()
+        try:
+            self._dispatch_inner(started)
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug must not kill the connection silently
+            traceback.print_exc(file=sys.stderr)
+            with contextlib.suppress(OSError):
+                self._json(500, {"error": f"sandbox internal error: {exc!r}"})
+            self._log(500, started)
+
+    def _dispatch_inner(self, started: float) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

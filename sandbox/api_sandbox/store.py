@@ -17,6 +17,7 @@ import random
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from api_sandbox.filters import Filter, compile_sql
 from api_sandbox.generator import GeneratorParams, customers_fields, generate_rows
 
 Order = list[tuple[Field, bool]]
+_STABLE_ON_UPDATE = frozenset({"firstname", "lastname", "birthdate"})
 
 
 class StoreError(ValueError):
@@ -156,6 +158,10 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 self.conn.execute(f"DROP TABLE {de.table}")
                 raise StoreError(f"cannot load rows: {exc}") from exc
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self.conn.execute(f"DROP TABLE {de.table}")
+                raise
             self._index(de)
             self.des[key.lower()] = de
         return de
@@ -304,8 +310,6 @@ class Store:
             de.mutations += 1
             rng = random.Random(f"{de.seed}:mutate:{de.mutations}")
             now = sfmc_time.now_system_seconds()
-            mod = de.modified_field
-            mod_pos = de.fields.index(mod) if mod else None
             rowids = [r for (r,) in self.conn.execute(f"SELECT rowid FROM {de.table}")]
             picked = rng.sample(rowids, min(len(rowids), update + delete))
             to_update, to_delete = picked[:update], picked[update : update + delete]
@@ -316,7 +320,6 @@ class Store:
                 "inserted": [],
                 "deleted": [],
             }
-            pk_pos = {de.fields.index(f) for f in de.pk_fields}
             fresh = generate_rows(
                 de.fields,
                 len(to_update),
@@ -326,38 +329,80 @@ class Store:
                 stream="update",
             )
             self.conn.execute("BEGIN")
-            for rowid, new in zip(to_update, fresh, strict=True):
-                old = self.conn.execute(
-                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
-                ).fetchone()
-                values = [
-                    o if i in pk_pos else n for i, (o, n) in enumerate(zip(old, new, strict=True))
-                ]
-                if mod_pos is not None:
-                    values[mod_pos] = now
-                sets = ", ".join(f"c{i} = ?" for i in range(len(values)) if i not in pk_pos)
-                self.conn.execute(
-                    f"UPDATE {de.table} SET {sets} WHERE rowid = ?",
-                    [v for i, v in enumerate(values) if i not in pk_pos] + [rowid],
-                )
-                change["updated"].append(self.pk_of(de, tuple(values), rowid))
-            for rowid in to_delete:
-                old = self.conn.execute(
-                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
-                ).fetchone()
-                self.conn.execute(f"DELETE FROM {de.table} WHERE rowid = ?", (rowid,))
-                change["deleted"].append(self.pk_of(de, old, rowid))
-            marks = ",".join("?" for _ in de.fields)
-            for new in generate_rows(
-                de.fields, insert, de.seed, de.params, start_index=de.next_index, stream="insert"
-            ):
-                values = list(new)
-                if mod_pos is not None:
-                    values[mod_pos] = now
-                cur = self.conn.execute(f"INSERT INTO {de.table} VALUES ({marks})", values)
-                change["inserted"].append(self.pk_of(de, tuple(values), cur.lastrowid or 0))
-            de.next_index += insert
+            try:
+                self._apply_updates(de, to_update, fresh, now, change)
+                self._apply_deletes(de, to_delete, change)
+                self._apply_inserts(de, insert, now, change)
+            except sqlite3.Error as exc:
+                self.conn.execute("ROLLBACK")
+                raise StoreError(f"mutation failed: {exc}") from exc
+            except BaseException:
+                self.conn.execute("ROLLBACK")  # never leave the shared connection mid-transaction
+                raise
             de.version += 1
             self.conn.execute("COMMIT")
             de.changes.append(change)
             return change
+
+    def _apply_updates(
+        self,
+        de: DataExtension,
+        rowids: list[int],
+        fresh: Iterator[tuple[Any, ...]],
+        now: int,
+        change: dict[str, Any],
+    ) -> None:
+        # Identity-like columns stay: a real update rarely rewrites someone's email or
+        # name, and rewriting them would merge unrelated profiles downstream.
+        keep = {
+            i
+            for i, f in enumerate(de.fields)
+            if f.is_primary_key
+            or f.field_type in {"EmailAddress", "Phone"}
+            or f.name.lower() in _STABLE_ON_UPDATE
+        }
+        mod = de.modified_field
+        for rowid, new in zip(rowids, fresh, strict=True):
+            old = self.conn.execute(
+                f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
+            ).fetchone()
+            values = [o if i in keep else n for i, (o, n) in enumerate(zip(old, new, strict=True))]
+            if mod is not None:
+                values[de.fields.index(mod)] = now
+            sets = ", ".join(f"c{i} = ?" for i in range(len(values)))
+            self.conn.execute(f"UPDATE {de.table} SET {sets} WHERE rowid = ?", [*values, rowid])
+            change["updated"].append(self.pk_of(de, tuple(values), rowid))
+
+    def _apply_deletes(self, de: DataExtension, rowids: list[int], change: dict[str, Any]) -> None:
+        for rowid in rowids:
+            old = self.conn.execute(
+                f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (rowid,)
+            ).fetchone()
+            self.conn.execute(f"DELETE FROM {de.table} WHERE rowid = ?", (rowid,))
+            change["deleted"].append(self.pk_of(de, old, rowid))
+
+    def _apply_inserts(
+        self, de: DataExtension, count: int, now: int, change: dict[str, Any]
+    ) -> None:
+        """Insert generated rows, skipping generator indexes whose key already exists."""
+        marks = ",".join("?" for _ in de.fields)
+        mod = de.modified_field
+        inserted = 0
+        attempts = 0
+        while inserted < count:
+            attempts += 1
+            if attempts > count + 10_000:
+                raise sqlite3.IntegrityError("cannot find free primary keys for inserts")
+            (new,) = generate_rows(
+                de.fields, 1, de.seed, de.params, start_index=de.next_index, stream="insert"
+            )
+            de.next_index += 1
+            values = list(new)
+            if mod is not None:
+                values[de.fields.index(mod)] = now
+            try:
+                cur = self.conn.execute(f"INSERT INTO {de.table} VALUES ({marks})", values)
+            except sqlite3.IntegrityError:
+                continue  # key taken (explicit rows may use the generator's key pattern)
+            change["inserted"].append(self.pk_of(de, tuple(values), cur.lastrowid or 0))
+            inserted += 1

@@ -53,3 +53,30 @@ def test_de_without_pk_or_modified_date(sandbox):
     )
     change = sandbox.mutate("Plain", update=1, insert=1, delete=1)
     assert all("_rowid" in k for k in change["updated"] + change["inserted"])
+
+
+def test_inserts_skip_taken_keys(sandbox):
+    fields = [
+        {"name": "Id", "field_type": "Number", "is_primary_key": True},
+        {"name": "ModifiedDate", "field_type": "Date"},
+    ]
+    sandbox.create_de(
+        "Ids", fields=fields, rows=[{"Id": i} for i in range(5)] + [{"Id": 5}, {"Id": 6}]
+    )
+    change = sandbox.mutate("Ids", insert=3)
+    assert len(set(change["inserted"])) == 3
+    assert not {"0", "1", "2", "3", "4", "5", "6"} & set(change["inserted"])
+    assert len(sandbox.rows("Ids")) == 10
+
+
+def test_updates_keep_identity_columns(sandbox):
+    before = {r["SubscriberKey"]: r for r in sandbox.rows()}
+    change = sandbox.mutate("Customers", update=50)
+    after = {r["SubscriberKey"]: r for r in sandbox.rows()}
+    for key in change["updated"]:
+        for column in ("EmailAddress", "Phone", "FirstName", "LastName", "BirthDate"):
+            assert after[key][column] == before[key][column]
+    changed = sum(
+        after[k]["LoyaltyPoints"] != before[k]["LoyaltyPoints"] for k in change["updated"]
+    )
+    assert changed > 40
