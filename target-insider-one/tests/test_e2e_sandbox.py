@@ -226,3 +226,23 @@ def test_http_refused_for_non_loopback(tmp_path):
     result = run_cli(config, stream(1), tmp_path)
     assert result.returncode == 1
     assert "loopback" in result.stderr
+
+
+def test_real_5mb_limit_is_never_exceeded(sandbox, tmp_path):
+    # 12 users of ~900 kB: about 10.8 MB in total, under the sandbox's real 5,000,000 limit.
+    big = "x" * 900_000
+    result = run_cli(demo_config(sandbox), stream(12, FirstName=big), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = sandbox.requests()
+    assert all(r["status"] == 200 for r in log)
+    assert all(r["bytes"] <= 5_000_000 for r in log)
+    assert sorted(r["users"] for r in log) == [2, 5, 5]
+    assert len(sandbox.profiles()) == 12
+
+
+def test_401_variant_is_a_credentials_failure(sandbox, tmp_path):
+    sandbox.configure(insider_auth_failure_status=401)
+    result = run_cli(demo_config(sandbox, api_key="nope-nope-nope"), stream(2), tmp_path)
+    assert result.returncode == 1
+    assert "api_key" in result.stderr
+    assert result.states == []
