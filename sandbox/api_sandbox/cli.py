@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--set", action="append", default=[], metavar="NAME=JSON", help="any switch (repeatable)"
+    )
+    serve.add_argument(
+        "--parent-pid",
+        type=int,
+        help="exit when this process goes away (the test harness passes its own pid)",
     )
     return parser
 
@@ -111,7 +117,10 @@ def serve(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps({"sfmc_url": sfmc.url, "insider_url": insider.url}) + "\n")
     sys.stdout.flush()
     while not stop.wait(0.5):
-        pass
+        # If the test runner was SIGKILLed it cannot stop us: notice being reparented.
+        if args.parent_pid and os.getppid() != args.parent_pid:
+            sys.stderr.write("sandbox: parent process gone, stopping\n")
+            break
     for s in (sfmc, insider):
         s.shutdown()
         s.server_close()

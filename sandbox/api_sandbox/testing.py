@@ -109,6 +109,7 @@ class SandboxProcess:
             sys.executable, "-m", "api_sandbox", "serve",
             "--sfmc-port", "0", "--insider-port", "0",
             "--rows", str(self.demo_rows), "--seed", str(self.seed),
+            "--parent-pid", str(os.getpid()),
         ]  # fmt: skip
         if self.config is not None:
             path = Path(self._tmp.name) / "config.json"

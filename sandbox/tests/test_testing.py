@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -150,3 +151,97 @@ def test_admin_rows_typed(sandbox):
     assert any(isinstance(r["EmailOptIn"], bool) for r in rows)
     assert any(isinstance(r["LifetimeValue"], str) for r in rows)
     assert any(isinstance(r["LoyaltyPoints"], int) for r in rows)
+
+
+def test_exits_when_parent_dies(tmp_path):
+    # A middle process starts the sandbox with --parent-pid, prints its pid, then is killed.
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'api_sandbox', 'serve', '--sfmc-port', '0',"
+        " '--insider-port', '0', '--rows', '5', '--parent-pid', str(os.getpid())],"
+        " stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+        "p.stdout.readline()\n"
+        "print(p.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=True
+    )
+    child = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("sandbox outlived its parent")
+
+
+def test_sigint_exits_cleanly():
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api_sandbox",
+            "serve",
+            "--sfmc-port",
+            "0",
+            "--insider-port",
+            "0",
+            "--rows",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_state_counters(sandbox, http):
+    creds = {
+        "grant_type": "client_credentials",
+        "client_id": "sandbox-client-id",
+        "client_secret": "sandbox-client-secret",
+    }
+    token = http.post(f"{sandbox.sfmc_url}/v2/token", json=creds, timeout=10).json()["access_token"]
+    url = f"{sandbox.sfmc_url}/data/v1/customobjectdata/key/Customers/rowset"
+    http.get(
+        url, params={"$pageSize": 10}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    http.post(
+        f"{sandbox.insider_url}/api/user/v1/upsert",
+        json={
+            "users": [
+                {"identifiers": {"uuid": "1"}, "attributes": {"name": "a"}},
+                {"identifiers": {"email": "x"}},
+            ]
+        },
+        headers={"X-PARTNER-NAME": "sandboxpartner", "X-REQUEST-TOKEN": "sandbox-api-key"},
+        timeout=10,
+    )
+    counters = sandbox.state()["counters"]
+    assert counters["requests"] == {"token": 1, "rowset": 1, "upsert": 1}
+    assert counters["statuses"]["rowset:200"] == 1
+    assert counters["tokens_minted"] == 1
+    assert counters["pages_served"] == {"Customers": 1}
+    assert counters["rows_served"] == {"Customers": 10}
+    assert counters["users_accepted"] == 1
+    assert counters["users_rejected"] == 1
+    assert counters["profiles"] == 1
+    # the same state is served by the Insider port
+    assert (
+        requests.get(f"{sandbox.insider_url}/_sandbox/state", timeout=10).json()["counters"]
+        == counters
+    )
