@@ -318,6 +318,11 @@ class InsiderClient:
                 requests.exceptions.ContentDecodingError,
             ) as exc:
                 problem = f"{type(exc).__name__} (no response)"
+            except requests.RequestException as exc:
+                # Not transient (e.g. invalid URL or too many redirects): do not retry.
+                raise InsiderRequestFailedError(
+                    f"{type(exc).__name__}: request could not be sent", None, attempt
+                ) from None
             else:
                 status = response.status_code
                 if 200 <= status < 300:  # noqa: PLR2004

@@ -7,9 +7,11 @@ import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_insider_one.client import InsiderError
+from target_insider_one.mapping import UserMapper
 from target_insider_one.runtime import Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
@@ -23,6 +25,7 @@ from target_insider_one.settings import (
     parse_settings,
 )
 from target_insider_one.sinks import InsiderUpsertSink
+from target_insider_one.values import InvalidValueError
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -282,7 +285,13 @@ class TargetInsiderOne(Target):
             **kwargs: Passed to :class:`singer_sdk.Target`.
         """
         super().__init__(**kwargs)
-        self.runtime = Runtime(parse_settings(self.config), self.logger)
+        settings = parse_settings(self.config)
+        try:  # fixed values are converted once, up front: report bad ones as config errors
+            UserMapper(settings, {"properties": {}})
+        except InvalidValueError as exc:
+            msg = f"fixed_value_mappings: {exc.message}"
+            raise ConfigValidationError(msg, errors=[msg]) from None
+        self.runtime = Runtime(settings, self.logger)
         original = str(self.config.get("partner_name") or "")
         if original.strip() != self.runtime.settings.partner_name:
             self.logger.info(

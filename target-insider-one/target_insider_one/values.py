@@ -288,7 +288,15 @@ def to_int_array(value: object) -> list[int]:
         The list of integers.
     """
     items = value if isinstance(value, list | tuple) else [value]
-    return [int(to_number(item, integer=True)) for item in items if item is not None]
+    result = []
+    for item in items:
+        if item is None:
+            continue
+        number = to_number(item, integer=True)
+        if not isinstance(number, int):
+            raise InvalidValueError("not_an_integer", "list ids must be whole numbers")
+        result.append(number)
+    return result
 
 
 def to_language(value: object) -> str:

@@ -209,3 +209,10 @@ def test_404_is_config_error(requests_mock):
     with pytest.raises(InsiderConfigError) as info:
         client().upsert(BODY)
     assert "api_base_url" in info.value.message
+
+
+def test_non_transient_request_errors_are_not_retried(requests_mock):
+    requests_mock.post(UPSERT_URL, exc=requests.exceptions.TooManyRedirects("loop"))
+    with pytest.raises(InsiderRequestFailedError):
+        client().upsert(BODY)
+    assert requests_mock.call_count == 1

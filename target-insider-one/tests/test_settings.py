@@ -152,3 +152,9 @@ def test_decimal_numbers_from_json_config_files():
     )
     assert settings.backoff_base_seconds == 0.01
     assert isinstance(settings.request_timeout, float)
+
+
+def test_bad_fixed_value_is_a_config_error():
+    with pytest.raises(ConfigValidationError) as info:
+        TargetInsiderOne(config=base(fixed_value_mappings={"gdpr_optin": "maybe"}))
+    assert "fixed_value_mappings" in str(info.value)

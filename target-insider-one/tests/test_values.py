@@ -139,3 +139,8 @@ def test_converter_for_kind():
         converter_for_kind("object")({"nested": 1})
     with pytest.raises(InvalidValueError):
         converter_for_kind("array")([{"nested": 1}])
+
+
+def test_int_array_rejects_fractions():
+    with pytest.raises(InvalidValueError):
+        to_int_array([Decimal("1.5")])
