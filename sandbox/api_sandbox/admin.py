@@ -62,6 +62,8 @@ def _route(  # noqa: PLR0911, PLR0912 - a flat routing table reads best
         return 200, app.faults.to_json()
     if head == "tokens" and parts[1:] == ["expire"] and method == "POST":
         return 200, {"expired": app.auth.expire_all()}
+    if head == "request-tokens" and parts[1:] == ["expire"] and method == "POST":
+        return 200, {"expired": app.rowset.expire_all()}
     if head == "scenario" and method == "POST":
         return 200, app.scenarios.add(body).to_json()
     if head == "scenarios":

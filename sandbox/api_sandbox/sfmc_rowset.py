@@ -63,6 +63,13 @@ class Rowset:
             if tok.snapshot:
                 self.store.drop_snapshot(tok.snapshot)
 
+    def expire_all(self) -> int:
+        """Make every request token expired now (continuation URLs then 404)."""
+        with self._lock:
+            for tok in self.tokens.values():
+                tok.expires_at = 0
+            return len(self.tokens)
+
     def _sweep(self) -> None:
         now = time.time()
         with self._lock:

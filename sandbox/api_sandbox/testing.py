@@ -224,6 +224,10 @@ class SandboxProcess:
         """Expire every issued access token now; returns how many."""
         return self._admin().call("POST", "tokens/expire", {})["expired"]
 
+    def expire_request_tokens(self) -> int:
+        """Expire every rowset ``requestToken`` now; returns how many."""
+        return self._admin().call("POST", "request-tokens/expire", {})["expired"]
+
     def create_de(
         self,
         key: str,

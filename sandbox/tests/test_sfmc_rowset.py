@@ -280,3 +280,11 @@ def test_rest_fields_by_object_id(sandbox, rowset, http, mint):
         f"{sandbox.sfmc_url}/data/v1/customobjects/Customers/fields", headers=headers, timeout=10
     )
     assert resp.status_code == 404
+
+
+def test_expired_request_token(sandbox, rowset):
+    first = rowset(pageSize=10).json()
+    assert sandbox.expire_request_tokens() >= 1
+    assert rowset(path=first["links"]["next"]).status_code == 404
+    # restarting from the key URL with $page=N works
+    assert rowset(pageSize=10, page=2).json()["page"] == 2
