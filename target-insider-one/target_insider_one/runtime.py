@@ -143,6 +143,16 @@ class Runtime:
                 "Dry run: nothing was sent; request bodies written to %s",
                 self.settings.dry_run_path,
             )
+        counts = self.stats.as_dict()
+        settled = counts["records_dead_lettered"] + (
+            counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"]
+        )
+        if status == "succeeded" and settled != counts["records_received"]:
+            self.logger.warning(
+                "Accounting mismatch: %d records received but %d upserted or dead-lettered",
+                counts["records_received"],
+                settled,
+            )
         log_summary(
             self.logger,
             self.stats.human_summary(

@@ -118,6 +118,12 @@ def run_target(config: dict, messages: list[dict], *, expect_error: bool = False
             if not expect_error:
                 raise
             error = exc
+    if error is None:
+        # Every record received is accounted for: upserted (or would be, in a dry run) or
+        # dead-lettered.
+        counts = target.runtime.stats.as_dict()
+        sent = counts["dry_run_users"] or counts["users_upserted"]
+        assert sent + counts["records_dead_lettered"] == counts["records_received"]
     stdout = out.getvalue()
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return RunResult(target=target, stdout=stdout, error=error, states=states)
