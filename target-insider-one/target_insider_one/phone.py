@@ -144,15 +144,17 @@ def to_e164(raw: object, options: PhoneOptions = DEFAULT_PHONE_OPTIONS) -> str:
 
 
 def _check(number: phonenumbers.PhoneNumber, mode: str) -> None:
+    # The common case (a valid number) needs one metadata check; reasons only on failure.
+    if mode == "valid" and phonenumbers.is_valid_number(number):
+        return
     possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible not in {ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY}:
-        reason, text = _POSSIBLE_REASONS.get(
-            possible, ("phone_invalid", "not a possible phone number")
-        )
-        raise PhoneNumberError(reason, f"phone number is {text}")
+    if possible == ValidationResult.IS_POSSIBLE:
+        if mode == "valid":
+            raise PhoneNumberError(
+                "phone_invalid", "phone number is not in any assigned range for its region"
+            )
+        return
     if possible == ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
         raise PhoneNumberError("phone_too_short", "phone number is only dialable locally")
-    if mode == "valid" and not phonenumbers.is_valid_number(number):
-        raise PhoneNumberError(
-            "phone_invalid", "phone number is not in any assigned range for its region"
-        )
+    reason, text = _POSSIBLE_REASONS.get(possible, ("phone_invalid", "not a possible phone number"))
+    raise PhoneNumberError(reason, f"phone number is {text}")
