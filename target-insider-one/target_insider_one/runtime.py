@@ -72,6 +72,7 @@ class Runtime:
         self.stats = RunStats()
         self.run_id = uuid.uuid4().hex[:12]
         self.finished = False
+        self.batches_in_flight = 0
         self._lock = threading.Lock()
         self._filter = RedactingFilter((settings.api_key,))
         self._filtered: list[logging.Handler | logging.Logger] = [
@@ -80,6 +81,16 @@ class Runtime:
         ]
         for item in self._filtered:
             item.addFilter(self._filter)
+
+    def batch_started(self) -> None:
+        """Note that a sink is delivering a batch."""
+        with self._lock:
+            self.batches_in_flight += 1
+
+    def batch_ended(self) -> None:
+        """Note that a sink's batch has settled (or failed)."""
+        with self._lock:
+            self.batches_in_flight -= 1
 
     @cached_property
     def client(self) -> InsiderClient:

@@ -248,6 +248,7 @@ class InsiderUpsertSink(BatchSink):
         items: list[Item] = context.get("items") or []
         settings = self.runtime.settings
         batch_id = context.get("batch_id")
+        self.runtime.batch_started()
         try:
             if not items:
                 return
@@ -276,6 +277,7 @@ class InsiderUpsertSink(BatchSink):
         finally:
             if "dead_letters" in self.runtime.__dict__:
                 self.runtime.dead_letters.flush()
+            self.runtime.batch_ended()
 
     def _send(self, plans: list[RequestPlan], items: list[Item], batch_id: str | None) -> None:
         """Run the requests concurrently (bounded), keeping per-profile order.

@@ -28,6 +28,8 @@ from target_insider_one.sinks import InsiderUpsertSink
 from target_insider_one.values import InvalidValueError
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
 _IDENTIFIER = th.ObjectType(
@@ -298,6 +300,29 @@ class TargetInsiderOne(Target):
                 "partner_name is sent lowercase, as Insider requires: %r",
                 self.runtime.settings.partner_name,
             )
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """On SIGTERM/SIGINT, drain and emit STATE only if no batch is being delivered.
+
+        The SDK's handler drains every sink and writes STATE. If a batch is in flight, that
+        STATE could run ahead of records not yet settled, so the target stops without
+        draining and without STATE instead; the next run replays (upserts are idempotent).
+
+        Args:
+            signum: Signal number.
+            frame: Current frame.
+        """
+        if not self.runtime.batches_in_flight:
+            super()._handle_termination(signum, frame)
+            return
+        self.logger.warning(
+            "Received signal %d while a batch is being delivered: stopping without draining "
+            "and without emitting STATE; the next run replays from the last bookmark",
+            signum,
+        )
+        if "dead_letters" in self.runtime.__dict__:
+            self.runtime.dead_letters.flush()
+        sys.exit(128 + signum)
 
     def process_endofpipe(self) -> None:
         """Drain everything, then log the run summary."""

@@ -246,3 +246,38 @@ def test_401_variant_is_a_credentials_failure(sandbox, tmp_path):
     assert result.returncode == 1
     assert "api_key" in result.stderr
     assert result.states == []
+
+
+def test_sigterm_during_delivery_exits_without_state(sandbox, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from .e2e_helpers import TARGET_CLI
+
+    sandbox.add_faults({"endpoint": "upsert", "action": "delay", "delay_seconds": 3})
+    config_path = tmp_path / "config.json"
+    config_path.write_text(
+        json.dumps(demo_config(sandbox, dead_letter_path=str(tmp_path / "dead.jsonl")))
+    )
+    proc = subprocess.Popen(
+        [str(TARGET_CLI), "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write("".join(json.dumps(m) + "\n" for m in stream(3)))
+    proc.stdin.close()
+    deadline = time.monotonic() + 20
+    while sandbox.faults()[0]["matched"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 143, stderr
+    assert stdout == ""
+    assert "without emitting STATE" in stderr

@@ -414,3 +414,26 @@ def test_same_profile_in_two_requests_is_sent_in_order(make_config, monkeypatch)
     assert start_new > end_old
     # The unrelated request did not wait.
     assert timeline.index(("start", "CUST-000002", "other")) < end_old
+
+
+def test_termination_during_delivery_emits_no_state(make_config, capsys):
+    from target_insider_one.target import TargetInsiderOne
+
+    target = TargetInsiderOne(config=make_config())
+    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
+    target.runtime.batch_started()
+    with pytest.raises(SystemExit) as info:
+        target._handle_termination(15, None)
+    assert info.value.code == 143
+    assert capsys.readouterr().out == ""
+
+
+def test_termination_between_batches_drains_and_emits_state(make_config, capsys):
+    from target_insider_one.target import TargetInsiderOne
+
+    target = TargetInsiderOne(config=make_config())
+    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
+    with pytest.raises(SystemExit) as info:
+        target._handle_termination(15, None)
+    assert info.value.code == 0
+    assert json.loads(capsys.readouterr().out) == {"bookmarks": {"Customers": {"v": 1}}}
