@@ -72,6 +72,10 @@ def show_profiles(sandbox: SandboxProcess, rows: int) -> None:
     """Counts and a few profiles from the Insider emulator."""
     profiles = sandbox.profiles()
     print(f"DE rows in SFMC: {rows}   profiles in Insider: {len(profiles)}")
+    print(
+        "  (fewer profiles than users upserted: rows that share an email or phone number merge"
+        " into one profile, as Insider's identity resolution does)"
+    )
     for profile in profiles[:3]:
         print("  " + json.dumps(profile, ensure_ascii=False)[:300])
 
