@@ -63,7 +63,9 @@ class DataExtensionStream(Stream):
         super().__init__(tap, schema=build_schema(fields), name=stream_name_for_key(de_key))
         self.primary_keys = key_properties(fields)
         self.incremental = settings.fetch_mode == "incremental"
-        self.rk_name = settings.replication_key_for(de_key) if self.incremental else None
+        self.rk_name = (
+            _canonical(fields, settings.replication_key_for(de_key)) if self.incremental else None
+        )
         self.replication_key = self.rk_name
         self._converters = {
             f.name.lower(): FieldConverter(f.name, f.kind, settings.timezone) for f in fields
@@ -114,7 +116,7 @@ class DataExtensionStream(Stream):
             plan=plan,
             replication_value=self._replication_value,
             convert=self._convert,
-            state=dict(self.stream_state),
+            state=self._usable_state(),
             logger=self.logger,
         )
         for batch in engine.run():
@@ -122,6 +124,17 @@ class DataExtensionStream(Stream):
             if batch.state is not None:
                 self._save_state(batch.state)
         self._report(engine)
+
+    def _usable_state(self) -> dict[str, Any]:
+        state = dict(self.stream_state)
+        previous = state.get("replication_key")
+        if self.rk_name and previous and previous.lower() != self.rk_name.lower():
+            self.logger.warning(
+                "%s: replication key changed from %s to %s; starting this stream afresh",
+                self.name, previous, self.rk_name,
+            )  # fmt: skip
+            return {}
+        return state
 
     def _save_state(self, owned: Mapping[str, Any]) -> None:
         state = self.stream_state
@@ -222,3 +235,16 @@ class DataExtensionStream(Stream):
                 "%s: column %r is not in the discovered schema and is dropped; refresh the catalog",
                 self.name, raw_name,
             )  # fmt: skip
+
+
+def _canonical(fields: list[DEField], name: str) -> str:
+    """The field's own spelling of a case-insensitively configured name (used in $filter).
+
+    Args:
+        fields: The DE's fields.
+        name: Configured name.
+
+    Returns:
+        The field name as SFMC defines it (or the configured name if absent).
+    """
+    return next((f.name for f in fields if f.name.lower() == name.lower()), name)

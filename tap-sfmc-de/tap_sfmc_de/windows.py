@@ -179,8 +179,7 @@ class WindowSync:
         self._budget = self.plan.max_pages
         bookmark = self.state.get("replication_key_value")
         self._bookmark = from_bookmark(bookmark) if bookmark else None
-        saved = self.state.get("window")
-        window = Window.from_state(saved) if isinstance(saved, Mapping) else None
+        window = self._saved_window()
         first = self._probe(page=1)
         t0 = self._t0(first)
         if first.count == 0:
@@ -204,6 +203,18 @@ class WindowSync:
             if not self.plan.incremental or self._budget <= 0:
                 return
             window = self._open(self._t0(None), mode)
+
+    def _saved_window(self) -> Window | None:
+        saved = self.state.get("window")
+        if not isinstance(saved, Mapping):
+            return None
+        window = Window.from_state(saved)
+        bounded = window.lower is not None or window.upper is not None
+        if bounded != self.plan.incremental:
+            # fetch_mode changed since the window was opened: its cursor means nothing now.
+            self.logger.info("Discarding a window cursor left by the other fetch_mode")
+            return None
+        return window
 
     def _owned_state(self, window: Window | None) -> dict[str, Any]:
         state: dict[str, Any] = {}
@@ -312,6 +323,14 @@ class WindowSync:
             self.stats.data_pages += 1
             dropped = (prev_count - result.count) if prev_count is not None else 0
             prev_count = result.count
+            if window.mode == SERVER and dropped < 0:
+                self.logger.warning(
+                    "%d rows entered a window that lies in the past: some writer sets %s to "
+                    "past values (or clocks differ); rows entering behind the cursor are only "
+                    "read if they change again. Consider a larger clock_margin_seconds.",
+                    -dropped,
+                    self.plan.replication_key,
+                )
             if window.mode == SERVER and dropped > 0 and page > 1:
                 # Rows can only leave a past window: d fewer rows may hide d unread ones.
                 self._step_back(window, page, dropped)

@@ -174,3 +174,30 @@ def test_about_marks_secrets(capsys):
     assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening"} <= set(
         about_json["capabilities"]
     )
+
+
+def test_state_from_another_replication_key_is_not_reused(sfmc, fake_de, config, capsys):
+    fake_de.put("a", PAST)
+    state = {
+        "bookmarks": {
+            "de_customers": {
+                "replication_key": "JoinDate",
+                "replication_key_value": "2999-01-01T00:00:00+00:00",
+            }
+        }
+    }
+    TapSfmcDe(config=config, state=state).sync_all()
+    out = messages(capsys.readouterr().out)
+    assert [m["record"]["Id"] for m in out if m["type"] == "RECORD"] == ["a"]
+    final = [m for m in out if m["type"] == "STATE"][-1]["value"]["bookmarks"]["de_customers"]
+    assert final["replication_key"] == "ModifiedDate"
+    assert final["replication_key_value"] < "2999"
+
+
+def test_bookmark_state_resumes_without_repeating(sfmc, fake_de, config, capsys):
+    fake_de.put("a", PAST)
+    first = sync(config, capsys)
+    state = [m for m in first if m["type"] == "STATE"][-1]["value"]
+    TapSfmcDe(config=config, state=state).sync_all()
+    again = messages(capsys.readouterr().out)
+    assert [m for m in again if m["type"] == "RECORD"] == []

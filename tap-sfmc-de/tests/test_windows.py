@@ -244,3 +244,27 @@ def test_mode_change_restarts_the_window():
     emitted, state, _ = run(de, state, filter_support="client")
     assert state["window"]["mode"] == "client"
     assert emitted[0] == "r00000"
+
+
+def test_switching_fetch_mode_discards_the_other_modes_cursor():
+    de = make_de(50)
+    _, state, _ = run(de, {})
+    assert state["window"]["upper"]
+    emitted, state, _ = run(de, state, incremental=False, replication_key=None)
+    assert emitted[0] == "r00000"
+    assert state["window"]["upper"] is None
+    emitted, state, _ = run(de, state)
+    assert state["window"]["upper"] is not None
+
+
+def test_rows_entering_a_past_window_are_reported(caplog):
+    de = make_de(40)
+
+    def backdate(de_, request):
+        if request["page_size"] == 10 and request["page"] == 2 and "old" not in de_.rows:
+            de_.put("old", PAST)  # a writer that stamps ModifiedDate in the past
+
+    de.hooks.append(backdate)
+    with caplog.at_level(logging.WARNING):
+        run(de, {}, max_pages=10)
+    assert "entered a window that lies in the past" in caplog.text
