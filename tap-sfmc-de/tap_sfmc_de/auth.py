@@ -260,7 +260,8 @@ class TokenManager:
             value=str(value),
             rest_url=validate_base_url(_with_scheme(str(rest)), "rest_instance_url"),
             soap_url=validate_base_url(_with_scheme(str(soap)), "soap_instance_url"),
-            expires_at=self.clock() + max(0.0, expires_in - EXPIRY_MARGIN_SECONDS),
+            # 60 s early for real (~20 min) tokens; a tenth of the lifetime for short ones.
+            expires_at=self.clock() + expires_in - min(EXPIRY_MARGIN_SECONDS, expires_in / 10),
             scope=str(payload.get("scope") or ""),
         )
 

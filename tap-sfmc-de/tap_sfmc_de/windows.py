@@ -321,7 +321,8 @@ class WindowSync:
             result = self._fetch(page=page, page_size=size, filter_expr=filter_expr)
             self._budget -= 1
             self.stats.data_pages += 1
-            dropped = (prev_count - result.count) if prev_count is not None else 0
+            before = prev_count
+            dropped = (before - result.count) if before is not None else 0
             prev_count = result.count
             if window.mode == SERVER and dropped < 0:
                 self.logger.warning(
@@ -343,7 +344,9 @@ class WindowSync:
                 moved = self._boundary_moved(page - 1, boundaries[page - 1])
                 if moved is not None:
                     yield Batch(records, None)  # real rows; re-reads are de-duplicated
-                    self._step_back(window, page, (prev_count or 0) - moved.count)
+                    # Size the step by the net drop since the previous read (inserts can
+                    # hide deletes, so this is a lower bound; at least one page).
+                    self._step_back(window, page, (before or moved.count) - moved.count)
                     prev_count = moved.count
                     continue
             if result.items:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import time
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, run_tap
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap
 
 pytestmark = pytest.mark.e2e
 
@@ -145,3 +146,22 @@ def test_refresh_token_flow_rotates_and_persists(sandbox, tmp_path):
     replay = run_tap(config, tmp_path / "r3")
     assert replay.returncode != 0
     assert "tap_sfmc_de.auth exchange" in replay.stderr
+
+
+def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
+    sandbox.create_de("Slow", size=600, seed=6)
+    sandbox.configure(latency={"rowset": 0.1})
+    config = sandbox.tap_config(data_extension_keys=["Slow"], page_size=25)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [TAP_BIN, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    time.sleep(1.0)  # discovery done, a few of the 24 pages (0.1 s each) read
+    assert sandbox.expire_tokens() >= 1
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    records = [line for line in out.decode().splitlines() if '"RECORD"' in line]
+    assert len(records) == 600
+    assert sandbox.state()["counters"]["tokens_minted"] == 2
+    assert b"Access token rejected; minting a new one" in err

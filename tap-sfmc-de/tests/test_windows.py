@@ -268,3 +268,15 @@ def test_rows_entering_a_past_window_are_reported(caplog):
     with caplog.at_level(logging.WARNING):
         run(de, {}, max_pages=10)
     assert "entered a window that lies in the past" in caplog.text
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_mass_deletion_between_runs_steps_back_far_enough(filter_honoured):
+    de = make_de(100, filter_honoured=filter_honoured)
+    first, state, _ = run(de, {}, max_pages=5)
+    assert state["window"]["next_page"] == 6
+    for pk in sorted(de.rows)[:45]:
+        de.delete(pk)
+    second, state, stats = run(de, state, max_pages=20)
+    assert stats.step_backs >= 1
+    assert set(de.rows) <= set(first + second)
