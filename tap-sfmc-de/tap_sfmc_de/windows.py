@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ class Window:
     next_page: int = 1
     count_seen: int | None = None
     boundary: str | None = None  # digest of the last row of page next_page - 1
+    page_size: int | None = None  # page size next_page refers to
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for STATE (bookmark format for dates)."""
@@ -78,6 +79,7 @@ class Window:
             "next_page": self.next_page,
             "count_seen": self.count_seen,
             "boundary": self.boundary,
+            "page_size": self.page_size,
         }
 
     @classmethod
@@ -97,7 +99,20 @@ class Window:
             next_page=max(1, int(data.get("next_page") or 1)),
             count_seen=data.get("count_seen"),
             boundary=data.get("boundary"),
+            page_size=data.get("page_size"),
         )
+
+    def resize(self, page_size: int) -> None:
+        """Re-express the cursor for another page size without skipping any row.
+
+        Args:
+            page_size: The page size of this run.
+        """
+        if self.page_size and self.page_size != page_size:
+            offset = (self.next_page - 1) * self.page_size
+            self.next_page = offset // page_size + 1  # rounds down: re-reads, never skips
+            self.boundary = None
+        self.page_size = page_size
 
     def contains(self, value: dt.datetime | None) -> bool:
         """Whether a replication-key value lies in ``[lower, upper)``.
@@ -194,10 +209,14 @@ class WindowSync:
             self.logger.info(
                 "Filter support changed (%s -> %s); restarting window", window.mode, mode
             )
-            window = Window(window.lower, window.upper, mode)
+            window = Window(window.lower, window.upper, mode, page_size=self.plan.page_size)
         while window is not None:
-            complete = yield from self._page(window)
-            if not complete:
+            outcome = yield from self._page(window)
+            if outcome == "filter-broken":
+                mode = self.stats.mode = CLIENT
+                window = Window(window.lower, window.upper, CLIENT, page_size=self.plan.page_size)
+                continue
+            if outcome != "complete":
                 return
             yield self._complete(window)
             if not self.plan.incremental or self._budget <= 0:
@@ -214,6 +233,7 @@ class WindowSync:
             # fetch_mode changed since the window was opened: its cursor means nothing now.
             self.logger.info("Discarding a window cursor left by the other fetch_mode")
             return None
+        window.resize(self.plan.page_size)
         return window
 
     def _owned_state(self, window: Window | None) -> dict[str, Any]:
@@ -232,13 +252,13 @@ class WindowSync:
 
     def _open(self, t0: dt.datetime, mode: str) -> Window | None:
         if not self.plan.incremental:
-            return Window(None, None, CLIENT)
+            return Window(None, None, CLIENT, page_size=self.plan.page_size)
         lower = self._bookmark
         if self.plan.start_date and (lower is None or self.plan.start_date > lower):
             lower = self.plan.start_date
         if lower is not None and lower >= t0:
             return None
-        return Window(lower, t0, mode)
+        return Window(lower, t0, mode, page_size=self.plan.page_size)
 
     def _t0(self, page: RowsetPage | None) -> dt.datetime:
         server_time = page.server_time if page is not None else self._last_server_time
@@ -307,8 +327,12 @@ class WindowSync:
         )
         window.next_page = max(1, page - back)
 
-    def _page(self, window: Window) -> Iterator[Batch]:
-        """Page one window. Returns True (via StopIteration) if the window completed."""
+    def _page(self, window: Window) -> Generator[Batch, None, str]:
+        """Page one window until it completes, the budget is spent or $filter misbehaves.
+
+        Returns:
+            "complete", "budget" or "filter-broken".
+        """
         size = self.plan.page_size
         boundaries: dict[int, str] = {}
         if window.boundary and window.next_page > 1:
@@ -336,7 +360,17 @@ class WindowSync:
                 # Rows can only leave a past window: d fewer rows may hide d unread ones.
                 self._step_back(window, page, dropped)
                 continue
+            outside_before = self.stats.outside_window
             records = self._accept(result.items, window, seen)
+            if window.mode == SERVER and self.stats.outside_window > outside_before:
+                # The probe said $filter works, yet rows outside the window came back: do
+                # not trust it for what it may have left out either. Rescan client-side.
+                self.logger.warning(
+                    "SFMC returned rows outside the $filter window; switching to client-side "
+                    "filtering for this run (set filter_support: client to skip the probe)"
+                )
+                yield Batch(records, None)
+                return "filter-broken"
             if window.mode == CLIENT and page > 1 and (page - 1) in boundaries:
                 # The scanned set can also grow, so counts prove nothing: check that the
                 # previous page's last row still sits right before this page (after the
@@ -353,12 +387,12 @@ class WindowSync:
                 boundaries[page] = identity_digest(row_identity(result.items[-1]))
             if not result.has_next or not result.items or page * size >= result.count:
                 yield Batch(records, None)
-                return True
+                return "complete"
             window.next_page = page + 1
             window.count_seen = result.count
             window.boundary = boundaries[page]
             yield Batch(records, self._owned_state(window))
-        return False
+        return "budget"
 
     def _accept(
         self,

@@ -280,3 +280,35 @@ def test_mass_deletion_between_runs_steps_back_far_enough(filter_honoured):
     second, state, stats = run(de, state, max_pages=20)
     assert stats.step_backs >= 1
     assert set(de.rows) <= set(first + second)
+
+
+@pytest.mark.parametrize(("old", "new"), [(10, 25), (25, 10), (10, 7)])
+def test_changing_page_size_between_runs_never_skips(old, new):
+    de = make_de(100)
+    first, state, _ = run(de, {}, page_size=old, max_pages=2)
+    assert state["window"]["page_size"] == old
+    second, state, _ = run(de, state, page_size=new, max_pages=50)
+    assert set(de.rows) <= set(first + second)
+
+
+def test_filter_that_leaks_rows_falls_back_to_client_mode(caplog):
+    de = make_de(30)
+    bookmark = "2024-05-07T21:00:03+00:00"  # rows r...0-r...2 (+7k) are older than this
+    real_matching = de.matching
+
+    def leaky(filter_expr):
+        # Honours the far-future probe but ignores the window's lower bound.
+        if filter_expr and " gt " not in filter_expr:
+            return real_matching(filter_expr.split(" and ")[-1])
+        return real_matching(filter_expr)
+
+    de.matching = leaky
+    with caplog.at_level(logging.WARNING):
+        emitted, _, stats = run(de, {"replication_key_value": bookmark}, max_pages=10)
+    assert "switching to client-side filtering" in caplog.text
+    assert stats.mode == "client"
+    lower = dt.datetime(2024, 5, 7, 21, 0, 3, tzinfo=dt.UTC)
+    expected = {
+        pk for pk, row in de.rows.items() if parse_sfmc_datetime(row["modifieddate"], CST) >= lower
+    }
+    assert set(emitted) == expected
