@@ -227,3 +227,28 @@ def test_several_data_extensions_keep_their_own_state(
     assert "dev:tap-sfmc-de--loyalty-to-target-jsonl" in state_ids
     loyalty = project.state("dev:tap-sfmc-de--loyalty-to-target-jsonl")["singer_state"]["bookmarks"]
     assert set(loyalty) == {"de_loyaltymembers"}
+
+
+def test_dead_letters_can_be_fixed_and_replayed(
+    project: MeltanoProject, sandbox: SandboxProcess
+) -> None:
+    project.env["TARGET_INSIDER_ONE_IDENTIFIER_MAPPINGS"] = EMAIL_ONLY
+    project.run("run", "tap-sfmc-de", "target-insider-one")
+    letters = project.dead_letters()
+    assert letters
+
+    replay = project.workdir / "replay.jsonl"
+    with replay.open("w", encoding="utf-8") as out:
+        for letter in letters:
+            record = letter["record"]
+            record["EmailAddress"] = f"fixed-{record['SubscriberKey'].lower()}@example.com"
+            out.write(json.dumps(record) + "\n")
+    project.env["TAP_JSONL_PATH"] = str(replay)
+    project.env["TAP_JSONL_PRIMARY_KEYS"] = json.dumps(["SubscriberKey"])
+    project.run("run", "tap-jsonl", "target-insider-one")
+
+    profiles = profiles_by_email(sandbox)
+    for letter in letters:
+        key = letter["record"]["SubscriberKey"]
+        profile = profiles[f"fixed-{key.lower()}@example.com"]
+        assert profile["attributes"]["custom"]["sfmc_subscriber_key"] == key
