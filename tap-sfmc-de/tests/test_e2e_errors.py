@@ -44,6 +44,7 @@ def test_transient_faults_are_survived(sandbox, tmp_path):
     assert "Access token rejected; minting a new one" in result.stderr
     tokens_minted = sandbox.state()["counters"]["tokens_minted"]
     assert tokens_minted == 3  # first, after SOAP Token Expired, after REST 401
+    assert config["client_secret"] not in result.stdout + result.stderr
 
 
 def test_persistent_failure_gives_up_with_a_message(sandbox, tmp_path):
