@@ -118,8 +118,12 @@ class RowsetClient:
     def _parse(body: dict[str, Any], server_time: dt.datetime | None) -> RowsetPage:
         items = body.get("items") or []  # absent, not [], when there are no rows
         links = body.get("links") or {}
+        count = body.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            # Paging, shift protection and completion all rest on count: never guess it.
+            raise SfmcApiError("SFMC rowset response has no integer 'count'; cannot page safely")
         return RowsetPage(
-            count=int(body.get("count") or 0),
+            count=count,
             items=items if isinstance(items, list) else [],
             has_next=bool(isinstance(links, dict) and links.get("next")),
             server_time=server_time,

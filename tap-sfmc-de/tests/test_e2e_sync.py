@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tap_sfmc_de_testkit import run_tap, sandbox_latest_versions
 
@@ -108,3 +110,16 @@ def test_full_mode_is_capped_and_restarts(sandbox, tmp_path):
     assert {r["SubscriberKey"] for r in run1.records + run2.records} == {
         r["SubscriberKey"] for r in sandbox.rows("Full")
     }
+
+
+def test_several_data_extensions_in_one_run(sandbox, tmp_path):
+    sandbox.create_de("Orders-2024", size=120, seed=12)
+    config = sandbox.tap_config(data_extension_keys=["Customers", "Orders-2024"], page_size=1000)
+    result = run_tap(config, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert set(result.state["bookmarks"]) == {"de_customers", "de_orders_2024"}
+    streams = [
+        json.loads(line)["stream"] for line in result.stdout.splitlines() if '"RECORD"' in line
+    ]
+    assert streams.count("de_orders_2024") == 120
+    assert streams.count("de_customers") == len(sandbox.rows("Customers"))

@@ -3,18 +3,21 @@
 import datetime as dt
 import json
 import logging
+import re
 from decimal import Decimal
 
 import pytest
-from tap_sfmc_de.errors import SfmcConfigError, ValueConversionError
+from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError, ValueConversionError
 from tap_sfmc_de.tap import TapSfmcDe
 from tap_sfmc_de_testkit import (
     ACCESS_TOKEN,
+    AUTH,
     CLIENT_SECRET,
     DEFAULT_FIELDS,
     PAST,
     SOAP,
     fields_xml,
+    token_json,
 )
 
 
@@ -201,3 +204,25 @@ def test_bookmark_state_resumes_without_repeating(sfmc, fake_de, config, capsys)
     TapSfmcDe(config=config, state=state).sync_all()
     again = messages(capsys.readouterr().out)
     assert [m for m in again if m["type"] == "RECORD"] == []
+
+
+def test_soap_error_status_is_reported(sfmc, config):
+    xml = fields_xml().replace(
+        "<OverallStatus>OK</OverallStatus>",
+        "<OverallStatus>Error: API Permission Failed</OverallStatus>",
+    )
+    sfmc.post(f"{SOAP}Service.asmx", text=xml)
+    with pytest.raises(SfmcApiError, match="API Permission Failed"):
+        TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_rowset_without_count_fails_loudly(sfmc, config, capsys):
+    sfmc.get(re.compile(r".*/rowset.*"), json={"items": [{"keys": {"id": "a"}, "values": {}}]})
+    with pytest.raises(SfmcApiError, match="no integer 'count'"):
+        sync(config, capsys)
+
+
+def test_token_without_data_extensions_read_fails_discovery(sfmc, config):
+    sfmc.post(f"{AUTH}v2/token", json=token_json(scope="offline list_and_subscribers_read"))
+    with pytest.raises(SfmcApiError, match="data_extensions_read"):
+        TapSfmcDe(config=config).streams  # noqa: B018
