@@ -166,3 +166,34 @@ def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
     assert len(records) == 600
     assert sandbox.state()["counters"]["tokens_minted"] == 2
     assert b"Access token rejected; minting a new one" in err
+
+
+def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path):
+    """Three taps refresh at the same time: the lock serialises them, none replays a token."""
+    store = tmp_path / "rt.json"
+    config = sandbox.tap_config(
+        auth_flow="refresh_token",
+        token_store_path=str(store),
+        redirect_uri="http://127.0.0.1/callback",
+        page_size=100,
+        max_pages_per_run=1,
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    subprocess.run(
+        [AUTH_BIN, "exchange", "--config", str(config_path), "--code", "sandbox-auth-code"],
+        check=True,
+        capture_output=True,
+    )
+    procs = [
+        subprocess.Popen(
+            [TAP_BIN, "--config", str(config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+        )
+        for _ in range(3)
+    ]
+    errors = [proc.communicate(timeout=60)[1].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], errors
+    assert sandbox.state()["counters"]["refresh_tokens_used"] == 3
