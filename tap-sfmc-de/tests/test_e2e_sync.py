@@ -123,3 +123,22 @@ def test_several_data_extensions_in_one_run(sandbox, tmp_path):
     ]
     assert streams.count("de_orders_2024") == 120
     assert streams.count("de_customers") == len(sandbox.rows("Customers"))
+
+
+def test_failed_run_resumes_from_its_last_state_without_a_gap(sandbox, tmp_path):
+    sandbox.create_de("Flaky", size=1000, seed=13)
+    # Probe, filter probe, then 4 data pages succeed; every later rowset request fails.
+    sandbox.add_faults({"endpoint": "rowset", "status": 500, "after": 6, "times": None})
+    config = sandbox.tap_config(
+        data_extension_keys=["Flaky"], page_size=100, max_retries=1, backoff_base_seconds=0.01
+    )
+    failed = run_tap(config, tmp_path / "failed")
+    assert failed.returncode != 0
+    assert len(failed.records) == 400
+    assert failed.state["bookmarks"]["de_flaky"]["window"]["next_page"] == 5
+    sandbox.clear_faults()
+    resumed = run_tap(config, tmp_path / "resumed", state=failed.state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(resumed.records) == 600  # no restart from page 1, no gap
+    keys = {r["SubscriberKey"] for r in failed.records + resumed.records}
+    assert keys == {r["SubscriberKey"] for r in sandbox.rows("Flaky")}
