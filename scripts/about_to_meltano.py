@@ -14,10 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# JSON-schema "number" settings are declared `integer`, not `decimal`: Meltano 4.4 turns a
+# decimal setting that comes from an environment variable into a Decimal and then fails to
+# serialise the plugin's config ("Object of type Decimal is not JSON serializable").
+# Whole numbers pass from the environment; fractions can still be written in meltano.yml.
 KINDS = {
     "string": "string",
     "integer": "integer",
-    "number": "decimal",
+    "number": "integer",
     "boolean": "boolean",
     "array": "array",
     "object": "object",

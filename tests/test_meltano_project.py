@@ -17,7 +17,7 @@ PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
 JSON_TO_MELTANO_KIND = {
     "string": {"string", "options", "date_iso8601"},
     "integer": {"integer"},
-    "number": {"decimal"},
+    "number": {"integer"},  # not decimal: see scripts/about_to_meltano.py (Meltano 4.4 bug)
     "boolean": {"boolean"},
     "array": {"array"},
     "object": {"object"},

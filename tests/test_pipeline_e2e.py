@@ -252,3 +252,13 @@ def test_dead_letters_can_be_fixed_and_replayed(
         key = letter["record"]["SubscriberKey"]
         profile = profiles[f"fixed-{key.lower()}@example.com"]
         assert profile["attributes"]["custom"]["sfmc_subscriber_key"] == key
+
+
+def test_numeric_settings_pass_from_the_environment(project: MeltanoProject) -> None:
+    # Regression: Meltano 4.4 crashed on `decimal`-kind settings set through the environment.
+    project.env["TAP_SFMC_DE_BACKOFF_BASE_SECONDS"] = "3"
+    project.env["TARGET_INSIDER_ONE_REQUEST_TIMEOUT"] = "45"
+    tap = project.run("config", "print", "tap-sfmc-de").stdout
+    target = project.run("config", "print", "target-insider-one").stdout
+    assert json.loads(tap[tap.index("{") :])["backoff_base_seconds"] == 3
+    assert json.loads(target[target.index("{") :])["request_timeout"] == 45

@@ -1,0 +1,1 @@
+"""Benchmarks and soaks: long-running, figure-printing, never part of `make test`."""
