@@ -23,6 +23,7 @@ from target_insider_one.client import (
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import RequestPlan, build_body, plan_requests, serialize_user
 from target_insider_one.runtime import InsiderFatalError
+from target_insider_one.schema_validation import compile_validator
 
 if TYPE_CHECKING:
     from singer_sdk import Target
@@ -146,12 +147,14 @@ class InsiderUpsertSink(BatchSink):
         return s.batch_size * s.max_concurrent_requests
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        """Wrap the SDK validator so invalid records are dead-lettered, not fatal.
+        """A compiled schema validator whose failures dead-letter the record, not the run.
 
         Returns:
             The validator, or None when ``validate_records`` is false.
         """
-        inner = super().get_validator()
+        if not self.validate_schema:
+            return None
+        inner = compile_validator(self.schema) or super().get_validator()
         return _CapturingValidator(inner, self) if inner is not None else None
 
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:
