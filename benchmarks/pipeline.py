@@ -23,29 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from api_sandbox.testing import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-MAPPING: dict[str, Any] = {
-    "identifier_mappings": [
-        {"type": "email", "field": "EmailAddress"},
-        {"type": "phone_number", "field": "Phone"},
-    ],
-    "attribute_mappings": {
-        "SubscriberKey": "sfmc_subscriber_key",
-        "FirstName": "name",
-        "LastName": "surname",
-        "City": "city",
-        "Country": "country",
-        "BirthDate": "birthday",
-        "EmailOptIn": "email_optin",
-        "LoyaltyPoints": "loyalty_points",
-        "LifetimeValue": "lifetime_value",
-    },
-    "fixed_value_mappings": {"data_source": "sfmc"},
-    "phone_default_region": "GB",
-}
+
+
+def project_mapping() -> dict[str, Any]:
+    """The target's mapping settings exactly as the Meltano project configures them."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    loader = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-insider-one")
+    return loader["config"]
 
 
 def timed(label: str, command: str, env: dict[str, str] | None = None) -> float:
@@ -74,7 +63,9 @@ def main() -> None:
     ):
         work = Path(tmp)
         tap_config = sandbox.tap_config(token_store_path=str(work / "token.json"))
-        target_config = sandbox.target_config(dead_letter_path=str(work / "dead.jsonl"), **MAPPING)
+        target_config = sandbox.target_config(
+            dead_letter_path=str(work / "dead.jsonl"), **project_mapping()
+        )
         (work / "tap.json").write_text(json.dumps(tap_config), encoding="utf-8")
         (work / "target.json").write_text(json.dumps(target_config), encoding="utf-8")
         tap = f"{BIN / 'tap-sfmc-de'} --config {work / 'tap.json'}"
