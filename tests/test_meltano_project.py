@@ -96,3 +96,28 @@ def test_third_party_plugins_are_pinned_in_the_repository() -> None:
             for definition in plugins:
                 assert "==" in definition["pip_url"], f"{path.name}: pin an exact version"
                 assert definition.get("namespace"), f"{path.name}: custom plugins need a namespace"
+
+
+def test_prod_environment_takes_credentials_from_the_environment(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "TAP_SFMC_DE_CLIENT_ID": "prod-client",
+        "TAP_SFMC_DE_CLIENT_SECRET": "prod-secret-value",
+        "TAP_SFMC_DE_SUBDOMAIN": "mc0123456789abcdefghijklmnop",
+    }
+    meltano = str(Path(sys.executable).with_name("meltano"))
+    out = subprocess.run(
+        [meltano, "--environment=prod", "config", "print", "tap-sfmc-de"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    config = json.loads(out[out.index("{") :])
+    assert config["client_id"] == "prod-client"
+    assert config["subdomain"] == "mc0123456789abcdefghijklmnop"
+    assert "auth_base_url" not in config, "prod must talk to the real SFMC hosts"
+    assert "prod-secret-value" not in out, "config print must redact secrets"
