@@ -1,6 +1,8 @@
 """HTTP client for Insider's upsert endpoint, with one error policy.
 
-- 2xx: parsed into :class:`UpsertResponse` (a 200 can still carry per-user failures).
+- 2xx: parsed into :class:`UpsertResponse` (a 200 can still carry per-user failures); a
+  2xx whose body is not an upsert result is :class:`InsiderRequestFailedError`, because it
+  does not prove that anything was stored.
 - Retried with exponential backoff and jitter: 429 (honouring ``Retry-After``), 5xx,
   403 "Request Limit Exceeded", timeouts and dropped connections.
 - 401 / other 403 ("Access Denied"): :class:`InsiderAuthError`, never retried.
@@ -106,7 +108,7 @@ class UpsertResponse:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-def parse_upsert_response(status: int, text: str) -> UpsertResponse:
+def parse_upsert_response(status: int, text: str) -> UpsertResponse | None:
     """Parse ``{"data":{"successful":{"count":N},"fail":{"count":M,"errors":{...}}}}``.
 
     Args:
@@ -114,16 +116,16 @@ def parse_upsert_response(status: int, text: str) -> UpsertResponse:
         text: Response body.
 
     Returns:
-        The parsed response (an unparseable 2xx body counts as full success).
+        The parsed response, or None when the body is not an upsert result (e.g. an HTML
+        page from a proxy): such a 2xx does not prove that anything was stored.
     """
     try:
-        body = json.loads(text) if text.strip() else {}
+        body = json.loads(text)
     except ValueError:
-        LOGGER.warning("Insider answered HTTP %s with a non-JSON body; treating as success", status)
-        return UpsertResponse(status)
+        return None
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
-        return UpsertResponse(status)
+        return None
     successful = data.get("successful") or {}
     fail = data.get("fail") or {}
     errors = fail.get("errors") if isinstance(fail, dict) else None
@@ -299,7 +301,8 @@ class InsiderClient:
             InsiderAuthError: Credentials rejected.
             InsiderConfigError: Endpoint not found or method not allowed.
             InsiderBadRequestError: Body refused (400/413/422).
-            InsiderRequestFailedError: Retries exhausted.
+            InsiderRequestFailedError: Retries exhausted, or a 2xx that is not an upsert
+                result.
         """
         attempt = 0
         while True:
@@ -326,7 +329,17 @@ class InsiderClient:
             else:
                 status = response.status_code
                 if 200 <= status < 300:  # noqa: PLR2004
-                    return parse_upsert_response(status, response.text)
+                    parsed = parse_upsert_response(status, response.text)
+                    if parsed is None:
+                        # Not retried: a retry would most likely get the same page.
+                        raise InsiderRequestFailedError(
+                            f"HTTP {status} without Insider's upsert result "
+                            f"({error_message(response)}); "
+                            "whether these users were stored is unknown: check api_base_url",
+                            status,
+                            attempt,
+                        )
+                    return parsed
                 message = error_message(response)
                 problem = f"HTTP {status}: {message}"
                 lowered = message.lower()

@@ -69,13 +69,24 @@ def test_partial_failure_is_parsed():
     assert parsed.successful == 2
     assert parsed.fail_count == 1
     assert list(parsed.errors) == ["users.1.identifiers.*.regexp(^\\+[1-9]\\d{6,14}$)"]
-    assert parse_upsert_response(200, "").fail_count == 0
-    assert parse_upsert_response(200, "<html>").fail_count == 0
+    assert parse_upsert_response(200, "") is None
+    assert parse_upsert_response(200, "<html>") is None
+    assert parse_upsert_response(200, '{"ok": true}') is None
     nothing = parse_upsert_response(
         200, '{"data":{"successful":{},"fail":{"count":1,"errors":{}}}}'
     )
     assert nothing.successful is None
     assert nothing.fail_count == 1
+
+
+@pytest.mark.parametrize("answer", [{"text": "<html>Welcome</html>"}, {"json": {"ok": True}}])
+def test_2xx_without_upsert_result_is_not_success(requests_mock, answer):
+    # e.g. api_base_url pointing at a proxy or web page: nothing proves the users were stored.
+    requests_mock.post(UPSERT_URL, status_code=200, **answer)
+    with pytest.raises(InsiderRequestFailedError, match="api_base_url") as info:
+        client().upsert(BODY)
+    assert info.value.status == 200
+    assert requests_mock.call_count == 1
 
 
 def test_429_honours_retry_after(requests_mock):
