@@ -69,6 +69,9 @@ class Window:
     count_seen: int | None = None
     boundary: str | None = None  # digest of the last row of page next_page - 1
     page_size: int | None = None  # page size next_page refers to
+    # Row position of ``boundary`` when a page-size change moved next_page off it (this run
+    # only: state is rewritten in the new page size once a page verifies against it).
+    boundary_at: int | None = field(default=None, compare=False)
 
     def to_state(self) -> dict[str, Any]:
         """Serialise for STATE (bookmark format for dates)."""
@@ -109,9 +112,8 @@ class Window:
             page_size: The page size of this run.
         """
         if self.page_size and self.page_size != page_size:
-            offset = (self.next_page - 1) * self.page_size
-            self.next_page = offset // page_size + 1  # rounds down: re-reads, never skips
-            self.boundary = None
+            self.boundary_at = (self.next_page - 1) * self.page_size
+            self.next_page = self.boundary_at // page_size + 1  # rounds down: never skips
         self.page_size = page_size
 
     def contains(self, value: dt.datetime | None) -> bool:
@@ -311,9 +313,9 @@ class WindowSync:
             parts.append(f"{rk} lt {self._literal(window.upper)}")
         return " and ".join(parts) or None
 
-    def _boundary_moved(self, page: int, expected: str) -> RowsetPage | None:
-        """Probe the last row of ``page``; return the probe if it is not ``expected``."""
-        probe = self._probe(page=page * self.plan.page_size)
+    def _boundary_moved(self, position: int, expected: str) -> RowsetPage | None:
+        """Probe the row at ``position``; return the probe if it is not ``expected``."""
+        probe = self._probe(page=position)
         moved = not probe.items or identity_digest(row_identity(probe.items[0])) != expected
         return probe if moved else None
 
@@ -334,9 +336,11 @@ class WindowSync:
             "complete", "budget" or "filter-broken".
         """
         size = self.plan.page_size
-        boundaries: dict[int, str] = {}
+        # page -> (position, digest) of a row read before that page, to verify after it.
+        checks: dict[int, tuple[int, str]] = {}
         if window.boundary and window.next_page > 1:
-            boundaries[window.next_page - 1] = window.boundary
+            at = window.boundary_at or (window.next_page - 1) * size
+            checks[window.next_page] = (at, window.boundary)
         seen: set[tuple[tuple[str, Any], ...]] = set()
         prev_count = window.count_seen
         filter_expr = self._filter_expr(window)
@@ -371,11 +375,11 @@ class WindowSync:
                 )
                 yield Batch(records, None)
                 return "filter-broken"
-            if window.mode == CLIENT and page > 1 and (page - 1) in boundaries:
+            if window.mode == CLIENT and page in checks:
                 # The scanned set can also grow, so counts prove nothing: check that the
-                # previous page's last row still sits right before this page (after the
+                # last row read before this page still sits at its position (after the
                 # read, so shifts before or during the read are caught).
-                moved = self._boundary_moved(page - 1, boundaries[page - 1])
+                moved = self._boundary_moved(*checks[page])
                 if moved is not None:
                     yield Batch(records, None)  # real rows; re-reads are de-duplicated
                     # Size the step by the net drop since the previous read (inserts can
@@ -383,14 +387,14 @@ class WindowSync:
                     self._step_back(window, page, (before or moved.count) - moved.count)
                     prev_count = moved.count
                     continue
-            if result.items:
-                boundaries[page] = identity_digest(row_identity(result.items[-1]))
             if not result.has_next or not result.items or page * size >= result.count:
                 yield Batch(records, None)
                 return "complete"
+            window.boundary = identity_digest(row_identity(result.items[-1]))
+            window.boundary_at = None
+            checks[page + 1] = (page * size, window.boundary)
             window.next_page = page + 1
             window.count_seen = result.count
-            window.boundary = boundaries[page]
             yield Batch(records, self._owned_state(window))
         return "budget"
 
