@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from target_insider_one.runtime import Runtime
 
-_ERROR_KEY = re.compile(r"^users\.(\d+)\.(.+)$")
+_ERROR_KEY = re.compile(r"^users\.(\d+)(?:\.|$)")
 
 
 @dataclass
@@ -439,13 +439,34 @@ class InsiderUpsertSink(BatchSink):
                 {"errors": errors, "user_index": position, "status": response.status},
                 batch_id,
             )
-        stats = self.runtime.stats
-        stats.add(users_upserted=total - len(failed), users_rejected_by_insider=len(failed))
-        if unattributed or response.fail_count > len(failed):
+        unconfirmed: list[int] = []
+        if response.fail_count > len(failed):
+            # Insider counts more failed users than its error keys name: which ones is
+            # unknown, so the rest of the request is dead-lettered for replay (idempotent)
+            # rather than counted as upserted.
+            unconfirmed = [p for p in range(total) if p not in failed]
             self.logger.warning(
-                "Insider reported %d failed users but only %d could be matched to records "
-                "(unmatched error keys: %s)",
+                "Insider reported %d failed users but named %d (unmatched error keys: %s); "
+                "the other %d users of the request are dead-lettered as unconfirmed_by_insider",
                 response.fail_count,
                 len(failed),
                 ", ".join(unattributed) or "none",
+                len(unconfirmed),
             )
+            message = (
+                f"Insider reported {response.fail_count} failed users in this request but "
+                f"named only {len(failed)}; this user may not have been stored: replay it"
+            )
+            details = {"unmatched_error_keys": unattributed, "status": response.status}
+            for position in unconfirmed:
+                record = items[plan.items[position]].record
+                self._dead_letter(record, "unconfirmed_by_insider", message, details, batch_id)
+        elif unattributed:
+            self.logger.warning(
+                "Insider returned error keys that name no user of the request: %s",
+                ", ".join(unattributed),
+            )
+        self.runtime.stats.add(
+            users_upserted=total - len(failed) - len(unconfirmed),
+            users_rejected_by_insider=len(failed),
+        )

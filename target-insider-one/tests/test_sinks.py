@@ -105,6 +105,31 @@ def test_partial_failure_indexes_are_per_request(requests_mock, make_config):
     assert keys == ["CUST-000000", "CUST-000002", "CUST-000004"]
 
 
+def test_failures_insider_does_not_name_are_dead_lettered_not_counted_upserted(
+    requests_mock, make_config
+):
+    # fail.count says 2 but only one key names a user (the other has no index, and a bare
+    # "users.<i>" key must still count): nobody knows which of the rest failed.
+    def vague(request, context):
+        context.status_code = 200
+        return {
+            "data": {
+                "successful": {"count": 2},
+                "fail": {"count": 3, "errors": {"users.1": ["bad"], "users.*.x": ["what"]}},
+            }
+        }
+
+    requests_mock.post(UPSERT_URL, json=vague)
+    result = run_target(make_config(), [schema_msg(), *messages(4), state_msg(1)])
+    letters = {d["record"]["SubscriberKey"]: d for d in result.dead_letters()}
+    assert letters["CUST-000001"]["reason"] == "rejected_by_insider"
+    others = [letters[f"CUST-00000{i}"] for i in (0, 2, 3)]
+    assert {d["reason"] for d in others} == {"unconfirmed_by_insider"}
+    assert others[0]["details"]["unmatched_error_keys"] == ["users.*.x"]
+    assert result.stats["users_upserted"] == 0
+    assert result.stats["users_rejected_by_insider"] == 1
+
+
 def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_config):
     requests_mock.post(UPSERT_URL, json=ok_callback)
     records = [
