@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_insider_one.phone import EXTENSION_POLICIES, PHONE_VALIDATION_MODES, PhoneOptions
@@ -52,7 +53,6 @@ DEFAULT_ATTRIBUTES = frozenset(
     }
 )
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-_REGION_RE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -342,8 +342,13 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         )
     region = config.get("phone_default_region")
     region = str(region).strip().upper() if region else None
-    if region and not _REGION_RE.fullmatch(region):
-        errors.append(f"phone_default_region must be an ISO 3166-1 alpha-2 code (got {region!r})")
+    if region and region not in phonenumbers.SUPPORTED_REGIONS:
+        # An unknown region would silently make every national number invalid.
+        hint = " (the United Kingdom is GB)" if region == "UK" else ""
+        errors.append(
+            f"phone_default_region must be an ISO 3166-1 alpha-2 region code such as GB, "
+            f"US or DE (got {region!r}){hint}"
+        )
     phone = PhoneOptions(
         normalize=bool(config.get("normalize_phone_numbers", True)),
         default_region=region,

@@ -84,6 +84,10 @@ def test_attribute_errors():
 
 def test_other_errors():
     assert "phone_default_region" in errors_of(base(phone_default_region="GBR"))
+    # Well-formed but unknown codes would make every national number invalid.
+    assert "the United Kingdom is GB" in errors_of(base(phone_default_region="uk"))
+    assert "got 'XX'" in errors_of(base(phone_default_region="XX"))
+    assert parse_settings(base(phone_default_region="gb")).phone.default_region == "GB"
     assert "invalid_identifier_policy" in errors_of(base(invalid_identifier_policy="drop"))
     assert "max_concurrent_requests" in errors_of(base(max_concurrent_requests=64))
     assert "partner_name" in errors_of(base(partner_name="  "))
