@@ -190,10 +190,16 @@ class Settings:
             )
         try:
             tz = parse_offset(str(config.get("sfmc_timezone_offset") or "-06:00"))
-            start = config.get("start_date")
-            start_date = from_bookmark(str(start)) if start else None
         except ValueError as exc:
-            raise SfmcConfigError(str(exc)) from exc
+            raise SfmcConfigError(str(exc)) from None
+        start = config.get("start_date")
+        try:
+            start_date = from_bookmark(str(start)) if start else None
+        except ValueError:
+            raise SfmcConfigError(
+                "Setting 'start_date' must be an ISO-8601 date-time such as "
+                f"2024-05-01T00:00:00Z (no offset means UTC); got {start!r}."
+            ) from None
         auth_flow = _choice(
             config, "auth_flow", "client_credentials", ("client_credentials", "refresh_token")
         )

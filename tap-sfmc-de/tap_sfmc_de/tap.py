@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -16,6 +19,9 @@ from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import DEFAULT_TOKEN_STORE, Settings
 from tap_sfmc_de.soap import retrieve_fields
 from tap_sfmc_de.streams import DataExtensionStream
+
+if TYPE_CHECKING:
+    import click
 
 CHOICE = th.StringType
 
@@ -154,6 +160,28 @@ class TapSfmcDe(Tap):
         PluginCapabilities.FLATTENING,
     ]
 
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # ty:ignore[invalid-method-override]
+        """Run the tap; a known error is logged as its message, without a traceback.
+
+        Args:
+            kwargs: The SDK's CLI options.
+        """
+        with _message_not_traceback(cls):
+            super().invoke(**kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Run discovery (``--discover``); known errors as in :meth:`invoke`.
+
+        Args:
+            ctx: Click context.
+            param: Click option.
+            value: Whether to run in discovery mode.
+        """
+        with _message_not_traceback(cls):
+            super().cb_discover(ctx, param, value)
+
     def discover_streams(self) -> list[DataExtensionStream]:
         """One stream per configured DE key, schema from SOAP DataExtensionField.
 
@@ -191,6 +219,16 @@ class TapSfmcDe(Tap):
                 )
             )
         return streams
+
+
+@contextmanager
+def _message_not_traceback(tap: type[Tap]) -> Iterator[None]:
+    """Our errors already name the problem and the fix; a traceback would bury them."""
+    try:
+        yield
+    except (SfmcApiError, SfmcConfigError) as exc:
+        tap.logger.error("%s", exc)  # noqa: TRY400
+        sys.exit(1)
 
 
 def check_scope(granted: str) -> None:

@@ -62,6 +62,26 @@ def test_wrong_credentials(sandbox, tmp_path):
     assert WRONG_SECRET not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("args", [(), ("--discover",)])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"client_secret": WRONG_SECRET}, "check client_id/client_secret"),
+        ({"data_extension_keys": ["Customer Master"]}, "not the DE name"),
+        ({"replication_key": "EmailAddress"}, "is EmailAddress, not Date"),
+        ({"replication_key": "Updated"}, "add a Date field 'Updated'"),
+        ({"start_date": "yesterday"}, "'start_date' must be an ISO-8601 date-time"),
+        ({"subdomain": "MyTenant"}, "Setting 'subdomain' must be"),
+    ],
+)
+def test_bad_input_gives_the_message_not_a_traceback(sandbox, tmp_path, override, message, args):
+    result = run_tap(sandbox.tap_config(**override), tmp_path, args=args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert WRONG_SECRET not in result.stderr + result.stdout
+
+
 def test_unknown_de_key(sandbox, tmp_path):
     result = run_tap(sandbox.tap_config(data_extension_keys=["Customer Master"]), tmp_path)
     assert result.returncode != 0

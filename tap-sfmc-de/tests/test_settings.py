@@ -84,6 +84,7 @@ def test_loopback():
         ("data_extension_keys", [], "data_extension_keys"),
         ("client_secret", "", "client_secret"),
         ("replication_keys_by_de", ["x"], "replication_keys_by_de"),
+        ("start_date", "yesterday", "'start_date' must be an ISO-8601 date-time"),
     ],
 )
 def test_invalid_settings(config, key, value, match):
