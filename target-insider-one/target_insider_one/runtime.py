@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from target_insider_one.client import InsiderClient, InsiderError
+from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
 from target_insider_one.summary import RunStats, log_summary
 
@@ -73,6 +73,9 @@ class Runtime:
         self.run_id = uuid.uuid4().hex[:12]
         self.finished = False
         self.batches_in_flight = 0
+        # Set by the first sink that stops the run; the other sinks (drained in parallel,
+        # sharing the pool) then send nothing more and stop too.
+        self.fatal: InsiderError | None = None
         self._lock = threading.Lock()
         self._filter = RedactingFilter((settings.api_key,))
         self._filtered: list[logging.Handler | logging.Logger] = [
@@ -91,6 +94,26 @@ class Runtime:
         """Note that a sink's batch has settled (or failed)."""
         with self._lock:
             self.batches_in_flight -= 1
+
+    def submit(self, body: bytes) -> Future[UpsertResponse] | None:
+        """Start an upsert in the pool, unless a sink has stopped the run.
+
+        Returns:
+            The future, or None when the run is stopping (nothing more may be sent).
+        """
+        with self._lock:  # no request slips in between stop() and the pool's shutdown
+            if self.fatal is not None:
+                return None
+            return self.executor.submit(self.client.upsert, body)
+
+    def stop(self, error: InsiderError) -> None:
+        """Stop the run: every sink sends nothing more.
+
+        Args:
+            error: Why (the first error wins).
+        """
+        with self._lock:
+            self.fatal = self.fatal or error
 
     @cached_property
     def client(self) -> InsiderClient:

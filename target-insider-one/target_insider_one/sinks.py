@@ -288,7 +288,6 @@ class InsiderUpsertSink(BatchSink):
         A request that shares a profile with an earlier request of the batch starts only
         after that one has settled; a request split in two sends its halves in order.
         """
-        runtime = self.runtime
         ids = itertools.count()
         jobs: dict[int, _Job] = {}
         for plan, deps in zip(plans, request_dependencies(plans, items), strict=True):
@@ -299,10 +298,7 @@ class InsiderUpsertSink(BatchSink):
         fatal: InsiderError | None = None
         while pending or (waiting and fatal is None):
             if fatal is None:
-                for job_id in [j for j in waiting if jobs[j].deps <= finished]:
-                    waiting.remove(job_id)
-                    body = jobs[job_id].plan.body
-                    pending[runtime.executor.submit(runtime.client.upsert, body)] = job_id
+                fatal = self._start_ready(jobs, waiting, finished, pending)
             if not pending:  # pragma: no cover - dependencies always point backwards
                 break
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -324,7 +320,9 @@ class InsiderUpsertSink(BatchSink):
                     waiting[:0] = [first, job_id]
                     continue
                 finished.add(job_id)
-                fatal = fatal or error
+                if error is not None:
+                    fatal = fatal or error
+                    self.runtime.stop(error)
                 if fatal is not None:
                     for other in pending:
                         other.cancel()
@@ -336,9 +334,27 @@ class InsiderUpsertSink(BatchSink):
                     unsent,
                     self.stream_name,
                 )
-            runtime.dead_letters.flush()
-            runtime.finish(status="failed")
             raise fatal
+
+    def _start_ready(
+        self,
+        jobs: dict[int, _Job],
+        waiting: list[int],
+        finished: set[int],
+        pending: dict[Future[UpsertResponse], int],
+    ) -> InsiderError | None:
+        """Start every waiting request whose predecessors have settled.
+
+        Returns:
+            The run's fatal error when another stream has stopped the run, else None.
+        """
+        for job_id in [j for j in waiting if jobs[j].deps <= finished]:
+            future = self.runtime.submit(jobs[job_id].plan.body)
+            if future is None:
+                return self.runtime.fatal
+            waiting.remove(job_id)
+            pending[future] = job_id
+        return None
 
     def _outcome(
         self,

@@ -324,6 +324,21 @@ class TargetInsiderOne(Target):
             self.runtime.dead_letters.flush()
         sys.exit(128 + signum)
 
+    def listen(self, file_input: t.IO[str] | None = None) -> None:
+        """Read messages; on a fatal Insider error, log the summary before stopping.
+
+        The summary (which also shuts the request pool down) runs here, once every sink
+        has stopped, not in the sink that failed: other sinks may still be using the pool.
+
+        Args:
+            file_input: Input stream (stdin by default).
+        """
+        try:
+            super().listen(file_input)
+        except InsiderError:
+            self.runtime.finish(status="failed")
+            raise
+
     def process_endofpipe(self) -> None:
         """Drain everything, then log the run summary."""
         super().process_endofpipe()

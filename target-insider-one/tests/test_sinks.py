@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from target_insider_one.client import InsiderRequestFailedError
 from target_insider_one.runtime import InsiderFatalError
 
 from .conftest import (
@@ -462,3 +463,55 @@ def test_termination_between_batches_drains_and_emits_state(make_config, capsys)
         target._handle_termination(15, None)
     assert info.value.code == 0
     assert json.loads(capsys.readouterr().out) == {"bookmarks": {"Customers": {"v": 1}}}
+
+
+def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
+    # Streams drain in parallel and share the request pool. Stream B fails fast while
+    # stream A's request is in flight and then has to be split: A must stop too (no new
+    # requests, no "cannot schedule new futures" crash), and the run ends with B's error.
+    from target_insider_one.client import InsiderBadRequestError, InsiderClient
+    from target_insider_one.sinks import InsiderUpsertSink
+
+    b_failed = threading.Event()
+
+    def upsert(self, body):
+        users = json.loads(body)["users"]
+        if users[0]["identifiers"]["uuid"].startswith("B"):
+            b_failed.set()
+            raise InsiderRequestFailedError("HTTP 503: down", 503, 1)
+        assert b_failed.wait(5)
+        time.sleep(0.2)  # B's sink is stopping meanwhile
+        raise InsiderBadRequestError("request body is bigger than maximum allowed size", 400, True)
+
+    raised = []
+    original = InsiderUpsertSink.process_batch
+
+    def spy(self, context):
+        try:
+            original(self, context)
+        except Exception as exc:
+            raised.append((self.stream_name, type(exc).__name__))
+            raise
+
+    monkeypatch.setattr(InsiderClient, "upsert", upsert)
+    monkeypatch.setattr(InsiderUpsertSink, "process_batch", spy)
+    msgs = [
+        schema_msg("A"),
+        schema_msg("B"),
+        record_msg(customer(1, SubscriberKey="A1"), "A"),
+        record_msg(customer(2, SubscriberKey="A2"), "A"),
+        record_msg(customer(3, SubscriberKey="B3"), "B"),
+        state_msg(1),
+    ]
+    result = run_target(
+        make_config(fast_fail=True, batch_size_rows=2, max_concurrent_requests=2),
+        msgs,
+        expect_error=True,
+    )
+    assert isinstance(result.error, InsiderFatalError)
+    deadline = time.monotonic() + 5  # the SDK re-raises B's error without waiting for A
+    while len(raised) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(raised) == [("A", "InsiderFatalError"), ("B", "InsiderFatalError")]
+    assert result.states == []
+    assert result.target.runtime.finished
