@@ -38,7 +38,13 @@ _PHONE_SHAPES = (
     (8, "double_zero"), (6, "extension"), (4, "tr_national"), (4, "short"), (3, "letters"),
     (5, "null"),
 )  # fmt: skip
-_BAD_EMAILS = ("not-an-email", "john.doe@", "a@b", "@example.com", "jane doe@example")
+_PHONE_KINDS = [k for _, k in _PHONE_SHAPES]
+_PHONE_WEIGHTS = [w for w, _ in _PHONE_SHAPES]
+# Kinds of bad email, each made unique by the row index (none passes Insider's regex).
+_BAD_EMAILS = (
+    "customer{i}-at-example.com", "customer{i}@", "customer{i}@example",
+    "@customer{i}.example.com", "customer {i}@example",
+)  # fmt: skip
 _DOMAINS = ("example.com", "example.org", "mail.example.net", "example.co.uk")
 
 
@@ -52,6 +58,10 @@ class GeneratorParams:
     bulk_blocks: int | None = None  # default: 1 + rows // 100,000; 1 block of 40% below 5,200
     null_rate: float = 0.05
     bad_email_rate: float = 0.03
+    # Share of rows that reuse the previous row's phone (a household landline), so the
+    # demo shows Insider merging profiles on a shared identifier; every other phone is
+    # unique per row.
+    shared_phone_rate: float = 0.01
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> GeneratorParams:
@@ -85,25 +95,33 @@ def customers_fields() -> list[Field]:
 Gen = Callable[[int, random.Random, dict[str, Any]], Any]
 
 
-def _phone(rng: random.Random) -> str | None:  # noqa: PLR0911 - one return per shape
-    kind = rng.choices([k for _, k in _PHONE_SHAPES], [w for w, _ in _PHONE_SHAPES])[0]
-    a, b = rng.randint(1000, 9999), rng.randint(1000, 9999)
-    if kind == "e164":
-        return rng.choice(
-            (f"+447700{a:04d}{b % 1000:03d}", f"+1202555{a:04d}", f"+90532{a}{b % 1000:03d}")
-        )
+# Phones embed 7 digits derived from the row index, so no two rows share a number, not
+# even after normalisation to E.164 (each shape has its own country/area prefix), for
+# indexes below this bound. Only "short" and "letters", which never normalise, repeat.
+UNIQUE_PHONE_ROWS = 8_000_000
+
+
+def _phone_digits(i: int) -> str:
+    """7 digits unique per row index, never starting with 0 or 1 (valid NANP exchange)."""
+    return f"{2_000_000 + i % UNIQUE_PHONE_ROWS:07d}"
+
+
+def _phone(i: int, kind: str, a: int, b: int, rng: random.Random) -> str | None:  # noqa: PLR0911 - one return per shape
+    d = _phone_digits(i)
+    if kind == "e164":  # UK one digit too long (a typo), US and TR valid
+        return rng.choice((f"+447700{d}", f"+1202{d}", f"+90532{d}"))
     if kind == "gb_national":
-        return f"020 7946 {a:04d}"
+        return f"020 7{d[:3]} {d[3:]}"
     if kind == "us_national":
-        return f"(202) 555-{a:04d}"
+        return f"(202) {d[:3]}-{d[3:]}"
     if kind == "intl_spaced":
-        return f"+49 (0)30 {a} {b}"
-    if kind == "double_zero":
-        return f"00 44 20 7946 {a:04d}"
+        return f"+49 (0)30 {d[:4]} {d[4:]}"
+    if kind == "double_zero":  # London like gb_national, but area 203 so never the same
+        return f"00 44 20 3{d[:3]} {d[3:]}"
     if kind == "extension":
-        return f"202-555-{a:04d} ext. {b % 1000}"
+        return f"202-{d[:3]}-{d[3:]} ext. {b % 1000}"
     if kind == "tr_national":
-        return f"0532 {a % 1000:03d} {b % 100:02d} {a % 100:02d}"
+        return f"0532 {d[:3]} {d[3:5]} {d[5:]}"
     if kind == "short":
         return str(a)
     if kind == "letters":
@@ -122,8 +140,21 @@ def _known_generators(params: GeneratorParams) -> dict[str, Gen]:
         if roll < null / 2:
             return None
         if roll < null / 2 + params.bad_email_rate:
-            return rng.choice(_BAD_EMAILS)
+            return rng.choice(_BAD_EMAILS).format(i=i)
         return f"customer{i}@{_DOMAINS[i % len(_DOMAINS)]}"
+
+    previous_phone: list[str | None] = [None]  # the last generated row's phone
+
+    def phone(i: int, rng: random.Random, _row: dict[str, Any]) -> str | None:
+        kind = rng.choices(_PHONE_KINDS, _PHONE_WEIGHTS)[0]
+        a, b = rng.randint(1000, 9999), rng.randint(1000, 9999)
+        value = _phone(i, kind, a, b, rng)
+        # Sharing is decided from b's low digits (uniform over 0..999) rather than a new
+        # draw, so the rate does not shift the random stream of the other columns.
+        if previous_phone[0] is not None and b % 1000 < params.shared_phone_rate * 1000:
+            value = previous_phone[0]
+        previous_phone[0] = value
+        return value
 
     def first(_i: int, rng: random.Random, _row: dict[str, Any]) -> str | None:
         return None if rng.random() < null / 2 else rng.choice(FIRST_NAMES)
@@ -155,7 +186,7 @@ def _known_generators(params: GeneratorParams) -> dict[str, Gen]:
 
     return {
         "emailaddress": email,
-        "phone": lambda _i, rng, _row: _phone(rng),
+        "phone": phone,
         "firstname": first,
         "lastname": last,
         "city": city,
@@ -181,7 +212,7 @@ def _generic(field: Field, start: int, span: int) -> Gen:  # noqa: PLR0911 - one
     if kind == "EmailAddress":
         return lambda i, _rng, _row: f"user{i}@example.com"
     if kind == "Phone":
-        return lambda _i, rng, _row: f"+1202555{rng.randint(0, 9999):04d}"
+        return lambda i, _rng, _row: f"+1202{_phone_digits(i)}"
     if kind == "Locale":
         return lambda _i, rng, _row: rng.choice(("en-US", "en-GB", "tr-TR", "de-DE"))
     if field.is_primary_key:

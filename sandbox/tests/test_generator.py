@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pytest
 from api_sandbox.filters import parse_rest_filter, parse_rest_order
@@ -45,6 +45,86 @@ def test_messy_values():
     assert any(r["BirthDate"] is None for r in data)
     assert all(len(r["Country"]) == 2 for r in data if r["Country"])
     assert {r["EmailOptIn"] for r in data} == {0, 1, None}
+
+
+def e164_owners(data):
+    """Every E.164 number a row's phone could normalise to (GB, US or TR default region,
+    00 read as +, extensions dropped), mapped to the indexes of the rows that give it.
+
+    The "short" and "letters" shapes are left out: they repeat by design and can never
+    become an identifier (too few digits for Insider; letters are rejected).
+    """
+    phonenumbers = pytest.importorskip("phonenumbers")
+    owners = defaultdict(set)
+    for index, row in enumerate(data):
+        raw = row["Phone"]
+        if raw is None:
+            continue
+        number_part = raw.split(" ext. ")[0]
+        if len(re.sub(r"\D", "", number_part)) < 7 or re.search(r"[A-Za-z]", number_part):
+            continue
+        raw = re.sub(r"^00\s*", "+", raw)
+        for region in ("GB", "US", "TR"):
+            try:
+                number = phonenumbers.parse(raw, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(number):
+                owners[phonenumbers.format_number(number, 0)].add(index)
+    return owners
+
+
+def test_identifiers_are_unique_per_row_by_construction():
+    data = rows(10_000, shared_phone_rate=0.0)
+    emails = [r["EmailAddress"] for r in data if r["EmailAddress"]]
+    assert len(emails) == len(set(emails)), "bad emails too embed the row index"
+    owners = e164_owners(data)
+    assert len(owners) > 7000  # every shape but short/letters/null, in several regions
+    assert all(len(rows_) == 1 for rows_ in owners.values())
+
+
+def test_shared_phones_are_a_small_explicit_share_of_neighbours():
+    data = rows(10_000)  # default shared_phone_rate=0.01
+    shared = [i for i in range(1, len(data)) if data[i]["Phone"] == data[i - 1]["Phone"]]
+    assert 50 < len(shared) < 150
+    owners = e164_owners(data)
+    merged = [sorted(rows_) for rows_ in owners.values() if len(rows_) > 1]
+    assert merged
+    # every merge comes from a run of consecutive rows that copied their neighbour
+    assert all(r[-1] - r[0] == len(r) - 1 for r in merged)
+    assert all(i in shared for r in merged for i in r[1:])
+
+
+def test_phone_shapes_keep_their_rates():
+    data = rows(20_000)
+    phones = [r["Phone"] for r in data]
+    share = Counter()
+    for p in phones:
+        if p is None:
+            share["null"] += 1
+        elif p.startswith("00 44"):
+            share["double_zero"] += 1
+        elif p.startswith("+49 (0)"):
+            share["intl_spaced"] += 1
+        elif p.startswith("+"):
+            share["e164"] += 1
+        elif p.startswith("020 "):
+            share["gb_national"] += 1
+        elif p.startswith("(202)"):
+            share["us_national"] += 1
+        elif "ext." in p:
+            share["extension"] += 1
+        elif p.startswith("0532 "):
+            share["tr_national"] += 1
+        elif p.isdigit():
+            share["short"] += 1
+        else:
+            share["letters"] += 1
+    expected = {"e164": 40, "gb_national": 12, "us_national": 10, "intl_spaced": 8,
+                "double_zero": 8, "extension": 6, "tr_national": 4, "short": 4, "letters": 3,
+                "null": 5}  # fmt: skip
+    for kind, weight in expected.items():
+        assert abs(share[kind] / len(phones) - weight / 100) < 0.01, kind
 
 
 def test_bulk_blocks_share_one_modified_date():
