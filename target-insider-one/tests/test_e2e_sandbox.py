@@ -111,8 +111,17 @@ def test_fast_fail_on_exits_nonzero_without_state(sandbox, tmp_path):
     assert result.returncode == 1
     assert result.states == []
     assert "fast_fail" in result.stderr
-    assert len(sandbox.requests()) == 0 or all(r["status"] == 503 for r in sandbox.requests())
+    assert "Insider run summary (failed)" in result.stderr
+    assert "requests / retries:      3 / 2" in result.stderr  # first attempt + max_retries
+    assert sandbox.faults()[0]["fired"] == 3
     assert sandbox.profiles() == []
+    # The failed request's records are dead-lettered for diagnosis (and replayed next run).
+    letters = result.dead_letters()
+    assert [d["record"]["SubscriberKey"] for d in letters] == [
+        customer(i)["SubscriberKey"] for i in range(3)
+    ]
+    assert {d["reason"] for d in letters} == {"request_failed"}
+    assert "gave up after 3 attempts" in letters[0]["message"]
 
 
 def test_fast_fail_off_dead_letters_and_continues(sandbox, tmp_path):
