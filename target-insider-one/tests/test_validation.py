@@ -34,7 +34,11 @@ def test_skip_identifier_keeps_record_with_a_valid_one():
 def test_skip_identifier_skips_when_none_left():
     outcome = validate_identifiers({"EmailAddress": "bad", "Phone": "12"}, settings())
     assert outcome.skip_reason == "no_valid_identifier"
-    assert "email" in outcome.skip_message
+    # Every invalid identifier says why, field by field (never the value itself).
+    assert outcome.skip_message == (
+        "no valid identifier: email (EmailAddress): email address is not valid; "
+        "phone_number (Phone): phone number is too short for its region"
+    )
 
 
 def test_skip_record_policy():
@@ -44,6 +48,13 @@ def test_skip_record_policy():
     )
     assert outcome.skip_reason == "invalid_identifier"
     assert outcome.identifiers == {}
+    both = validate_identifiers(
+        {"SubscriberKey": "C1", "EmailAddress": "bad", "Phone": "abc"},
+        settings(invalid_identifier_policy="skip_record"),
+    )
+    assert both.skip_message.count(";") == 1
+    assert "email (EmailAddress)" in both.skip_message
+    assert "phone_number (Phone)" in both.skip_message
 
 
 def test_absent_identifiers_are_not_invalid():
