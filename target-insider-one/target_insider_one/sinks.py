@@ -117,8 +117,6 @@ class InsiderUpsertSink(BatchSink):
     (written after a full drain) never runs ahead of delivery.
     """
 
-    MAX_SIZE_DEFAULT = 1000
-
     def __init__(
         self,
         target: Target,

@@ -49,13 +49,6 @@ class InvalidValueError(ValueError):
         self.message = message
 
 
-class Missing:
-    """Marker for "omit this attribute" (``None`` or an empty value)."""
-
-
-MISSING = Missing()
-
-
 def is_empty(value: object, empty_string_policy: str = "omit") -> bool:
     """Whether a value counts as absent.
 
