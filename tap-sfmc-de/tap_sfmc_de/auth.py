@@ -33,6 +33,11 @@ from tap_sfmc_de.settings import Settings, validate_base_url
 LOGGER = logging.getLogger("tap-sfmc-de.auth")
 EXPIRY_MARGIN_SECONDS = 60.0
 DEFAULT_EXPIRES_IN = 1079.0
+REAUTHORIZE_HINT = (
+    "run `python -m tap_sfmc_de.auth authorize-url --config CONFIG`, open the URL and log in, "
+    "then `python -m tap_sfmc_de.auth exchange --config CONFIG --code CODE` with the code from "
+    "the redirect (tap-sfmc-de-auth is the same command)"
+)
 CREDENTIALS_HINT = (
     "check client_id/client_secret, that the API Integration package is installed and "
     "enabled for this business unit (Installed Packages > Access tab), and account_id (MID)"
@@ -178,9 +183,8 @@ class TokenManager:
             refresh = self.store.read() or self.settings.refresh_token
             if not refresh:
                 raise SfmcAuthError(
-                    "auth_flow is refresh_token but there is no refresh token: run "
-                    "`python -m tap_sfmc_de.auth exchange --config CONFIG --code CODE` once "
-                    f"(token store: {self.store.path}) or set refresh_token."
+                    f"auth_flow is refresh_token but there is no refresh token: {REAUTHORIZE_HINT}"
+                    f" once (token store: {self.store.path}), or set refresh_token."
                 )
             body = self._base_body("refresh_token")
             body["refresh_token"] = refresh
@@ -237,11 +241,14 @@ class TokenManager:
         ):
             return SfmcAuthError(
                 f"SFMC rejected the {grant_type.replace('_', ' ')} ({text}); refresh tokens are "
-                "single-use and expire: run `python -m tap_sfmc_de.auth exchange` to get a new one."
+                f"single-use and expire: {REAUTHORIZE_HINT}."
             )
         if exc.status_code == HTTP_UNAUTHORIZED or "invalid_client" in text:
             return SfmcAuthError(f"SFMC refused to issue a token ({text}): {CREDENTIALS_HINT}.")
-        return SfmcAuthError(f"SFMC token request failed ({text}).")
+        return SfmcAuthError(
+            f"SFMC token request failed ({text}). If it persists, check subdomain (or "
+            "auth_base_url) and that this machine can reach the auth host."
+        )
 
     def _parse(self, payload: dict[str, Any]) -> AccessToken:
         value = payload.get("access_token")

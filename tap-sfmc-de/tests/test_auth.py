@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 from tap_sfmc_de.auth import RefreshTokenStore, TokenManager, authorize_url, main
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcAuthError, SfmcConfigError
@@ -87,6 +88,13 @@ def test_invalid_client_message(requests_mock, config):
     assert CLIENT_SECRET not in text
 
 
+def test_unreachable_auth_host_names_the_settings(requests_mock, config):
+    config["max_retries"] = 0
+    requests_mock.post(TOKEN_URL, exc=requests.ConnectionError("Name or service not known"))
+    with pytest.raises(SfmcAuthError, match=r"check subdomain \(or auth_base_url\)"):
+        manager(config).get()
+
+
 def test_token_429_is_retried(requests_mock, config):
     mock = requests_mock.post(
         TOKEN_URL, [{"status_code": 429, "headers": {"Retry-After": "0"}}, {"json": token_json()}]
@@ -132,8 +140,9 @@ def test_refresh_token_rotation_is_persisted_before_use(requests_mock, config, t
 def test_rejected_refresh_token_explains_the_fix(requests_mock, config, tmp_path):
     refresh_config(config, tmp_path)
     requests_mock.post(TOKEN_URL, status_code=400, json={"error": "invalid_grant"})
-    with pytest.raises(SfmcAuthError, match=r"tap_sfmc_de\.auth exchange"):
+    with pytest.raises(SfmcAuthError, match=r"tap_sfmc_de\.auth authorize-url") as info:
         manager(config).get()
+    assert "tap_sfmc_de.auth exchange --config" in str(info.value)
 
 
 def test_missing_refresh_token_explains_the_fix(config, tmp_path):
