@@ -36,6 +36,40 @@ _PLAIN_5XX = {
 }
 
 
+INSIDER_ENDPOINTS = frozenset({"upsert", "columns"})
+
+
+def _insider_fault_body(rule: FaultRule) -> dict[str, Any]:
+    """Insider's bodies for an injected status (insider-api.md §2.2)."""
+    if rule.status == 429:  # noqa: PLR2004
+        return {"error": rule.message or "rejected: too many requests"}
+    if rule.status == 403:  # noqa: PLR2004
+        return {"success": False, "message": rule.message or "Request Limit Exceeded"}
+    message = rule.message or "The request processing has failed because of an unknown error."
+    return {"success": False, "message": message}
+
+
+def _sfmc_fault_body(rule: FaultRule) -> dict[str, Any]:
+    """The generic SFMC REST error body; 429s carry errorcode 50100 or 50200 (sfmc-api.md §5)."""
+    code = rule.errorcode
+    if code is None:
+        code = 50100 if rule.status == 429 else 0  # noqa: PLR2004
+    if code == 50200:  # noqa: PLR2004
+        message = "Your requests are temporarily blocked."
+    elif rule.status == 429:  # noqa: PLR2004
+        message = "Rate limit exceeded"
+    else:
+        message = "Error"
+    body: dict[str, Any] = {
+        "message": rule.message or message,
+        "errorcode": code,
+        "documentation": DOC_URL,
+    }
+    if code == 50100 and rule.retry_after is not None:  # noqa: PLR2004
+        body["retryAfter"] = rule.retry_after
+    return body
+
+
 class SandboxServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its role and the shared sandbox."""
 
@@ -176,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         role = self.server.role
         if name in {"token", "soap"}:
             return name if role == "sfmc" else None
-        if name in {"upsert", "columns"}:
+        if name in INSIDER_ENDPOINTS:
             return name if role == "insider" else None
         if role == "sfmc" and self.command == "GET" and path.startswith(ROWSET_PREFIX):
             return "rowset"
@@ -190,48 +224,29 @@ class Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):  # peer already gone: nothing to drop
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _fault(self, endpoint: str, rule: FaultRule) -> int:  # noqa: PLR0912 - per API family
+    def _fault(self, endpoint: str, rule: FaultRule) -> int:
         status = rule.status
         headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+        insider = endpoint in INSIDER_ENDPOINTS
         if rule.body is not None:
             if isinstance(rule.body, str):
                 self._send(status, rule.body.encode(), "text/plain; charset=utf-8", headers)
             else:
                 self._json(status, rule.body, headers)
-            return status
-        if status in _PLAIN_5XX and endpoint != "soap":
-            # Gateways answer 5xx with HTML, not JSON: clients must not assume a JSON body.
-            text = f"<html><body><h1>{status} {_PLAIN_5XX[status]}</h1></body></html>"
-            self._send(status, text.encode(), "text/html", headers)
         elif endpoint == "soap":
             message = rule.message or "Server was unable to process request."
             self._send(
                 status, fault("soap:Server", message).encode(), "text/xml; charset=utf-8", headers
             )
-        elif endpoint in {"upsert", "columns"}:
-            if status == 429:  # noqa: PLR2004
-                obj: dict[str, Any] = {"error": rule.message or "rejected: too many requests"}
-            elif status == 403:  # noqa: PLR2004
-                obj = {"success": False, "message": rule.message or "Request Limit Exceeded"}
-            else:
-                obj = {
-                    "success": False,
-                    "message": rule.message
-                    or "The request processing has failed because of an unknown error.",
-                }
-            self._json(status, obj, headers)
+        elif status in _PLAIN_5XX and not (insider and status == 500):  # noqa: PLR2004
+            # Gateways answer 5xx with HTML, not JSON: clients must not assume a JSON body.
+            # Insider's own 500 is the exception: it has a documented JSON body.
+            text = f"<html><body><h1>{status} {_PLAIN_5XX[status]}</h1></body></html>"
+            self._send(status, text.encode(), "text/html", headers)
+        elif insider:
+            self._json(status, _insider_fault_body(rule), headers)
         else:
-            code = rule.errorcode if rule.errorcode is not None else (50100 if status == 429 else 0)  # noqa: PLR2004
-            if code == 50200:  # noqa: PLR2004
-                message = "Your requests are temporarily blocked."
-            elif status == 429:  # noqa: PLR2004
-                message = "Rate limit exceeded"
-            else:
-                message = "Error"
-            obj = {"message": rule.message or message, "errorcode": code, "documentation": DOC_URL}
-            if code == 50100 and rule.retry_after is not None:  # noqa: PLR2004
-                obj["retryAfter"] = rule.retry_after
-            self._json(status, obj, headers)
+            self._json(status, _sfmc_fault_body(rule), headers)
         return status
 
     # -- SFMC ---------------------------------------------------------------------------

@@ -66,6 +66,24 @@ def test_5xx_without_json_body(sandbox, http, status):
     assert token_call(sandbox, http).status_code == 200
 
 
+def test_insider_500_has_its_json_body_but_gateway_errors_do_not(sandbox, http):
+    sandbox.add_faults(
+        {"endpoint": "upsert", "status": 500}, {"endpoint": "upsert", "status": 502, "after": 1}
+    )
+    first = upsert(sandbox, http)
+    assert (first.status_code, first.json()) == (
+        500,
+        {
+            "success": False,
+            "message": "The request processing has failed because of an unknown error.",
+        },
+    )
+    second = upsert(sandbox, http)
+    assert second.status_code == 502
+    assert second.headers["Content-Type"] == "text/html"
+    assert upsert(sandbox, http).status_code == 200
+
+
 def test_insider_429_and_403_limit(sandbox, http):
     sandbox.add_faults(
         {"endpoint": "upsert", "status": 429, "retry_after": 1},
