@@ -56,6 +56,9 @@ class SandboxConfig:
     insider_max_users_status: int = 400  # undocumented; 400 is a guess
     insider_max_body_bytes: int = 5_000_000
     insider_oversize_status: int = 400  # AE-ERR says 400; 413 is worth testing too
+    # Where `not_append`/`append` is honoured: the sources show both placements (PM sample
+    # per user, SEG-audiences/AC-PATCH top level); "user" or "top" ignores the other one.
+    insider_append_flag_placement: str = "both"
     # --- both --------------------------------------------------------------------------
     latency: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
 
@@ -64,6 +67,7 @@ class SandboxConfig:
         "orderby_mode": ("honoured", "ignored"),
         "insider_auth_failure_status": (401, 403),
         "insider_oversize_status": (400, 413),
+        "insider_append_flag_placement": ("both", "user", "top"),
     }
 
     def update(self, changes: dict[str, Any]) -> None:

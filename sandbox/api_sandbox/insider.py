@@ -22,9 +22,12 @@ from api_sandbox.config import SandboxConfig
 EMAIL_RULE = r"regexp(^.+@.+\..+$)"
 PHONE_RULE = r"regexp(^\+[1-9]\d{6,14}$)"
 EVENT_RULE = r"regexp(^[a-z0-9][a-zA-Z0-9._-]*$)"
-_EMAIL_RE = re.compile(r"^.+@.+\..+$", re.DOTALL)
-_PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$", re.ASCII)  # Go's \d is ASCII-only
-_EVENT_RE = re.compile(r"^[a-z0-9][a-zA-Z0-9._-]*$")
+# The error texts ("...: bad request") suggest a Go service, so the rules are applied with
+# Go's RE2 semantics: "." never matches a newline, "$" only matches at the very end (Python's
+# "$" also matches before a trailing newline, hence fullmatch), and \d is ASCII-only.
+_EMAIL_RE = re.compile(r".+@.+\..+")
+_PHONE_RE = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
+_EVENT_RE = re.compile(r"[a-z0-9][a-zA-Z0-9._-]*", re.ASCII)
 _IDENTIFIER_KEYS = ("email", "phone_number", "uuid", "custom")
 _PURCHASE_PARAMS = ("event_group_id", "currency", "unit_sale_price", "quantity")
 ACCESS_DENIED = {
@@ -85,9 +88,9 @@ def validate_user(index: int, user: Any) -> dict[str, list[str]]:  # noqa: PLR09
                     )
             elif not isinstance(value, str):
                 add("identifiers.*.type(string)", f"{key} must be string: {json.dumps(value)}")
-            elif key == "email" and not _EMAIL_RE.match(value):
+            elif key == "email" and not _EMAIL_RE.fullmatch(value):
                 add(f"identifiers.*.{EMAIL_RULE}", f"not a valid email address: {value}")
-            elif key == "phone_number" and not _PHONE_RE.match(value):
+            elif key == "phone_number" and not _PHONE_RE.fullmatch(value):
                 add(f"identifiers.*.{PHONE_RULE}", f"user has an invalid phone number: {value}")
     elif identifiers is not None and identifiers != {}:
         add("identifiers.type(object)", "identifiers must be an object")  # key is a guess
@@ -101,7 +104,7 @@ def validate_user(index: int, user: Any) -> dict[str, list[str]]:  # noqa: PLR09
     if isinstance(events, list):
         for j, event in enumerate(events):
             name = event.get("event_name") if isinstance(event, dict) else None
-            if not isinstance(name, str) or not _EVENT_RE.match(name):
+            if not isinstance(name, str) or not _EVENT_RE.fullmatch(name):
                 add(f"events.{j}.event_name.*.{EVENT_RULE}", f"invalid event name: {name}")
             elif name == "purchase":
                 params = event.get("event_params") or {}
@@ -124,6 +127,7 @@ class Profile:
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     upserts: int = 0
+    index_keys: set[str] = field(default_factory=set)  # its entries in Insider.index
 
     def to_json(self) -> dict[str, Any]:
         """Admin JSON."""
@@ -220,7 +224,8 @@ class Insider:
         errors: dict[str, list[str]] = {}
         ok = 0
         failed = 0
-        top_append = _append_flag(body, default=True)
+        placement = self.config.insider_append_flag_placement
+        top_append = _append_flag(body, default=True) if placement != "user" else True
         with self._lock:
             for i, user in enumerate(users):
                 user_errors = validate_user(i, user)
@@ -230,7 +235,8 @@ class Insider:
                         errors.setdefault(key, []).extend(msgs)
                     continue
                 ok += 1
-                self._store(user, _append_flag(user, default=top_append))
+                append = _append_flag(user, top_append) if placement != "top" else top_append
+                self._store(user, append)
             self.users_accepted += ok
             self.users_rejected += failed
         fail: dict[str, Any] = {"count": failed, "errors": errors} if failed else {}
@@ -251,9 +257,11 @@ class Insider:
                 _merge_identifiers(profile.identifiers, other.identifiers)
                 profile.events.extend(other.events)
                 profile.upserts += other.upserts
-                for k, pid in self.index.items():
-                    if pid == other_id:
-                        self.index[k] = profile.pid
+                # Re-point only the absorbed profile's keys: scanning the whole index
+                # made every merge O(profiles).
+                for k in other.index_keys:
+                    self.index[k] = profile.pid
+                profile.index_keys |= other.index_keys
         else:
             profile = Profile(next(self._ids))
             self.profiles[profile.pid] = profile
@@ -265,6 +273,7 @@ class Insider:
         profile.upserts += 1
         for k in keys:
             self.index[k] = profile.pid
+        profile.index_keys.update(keys)
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append to the request log."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from api_sandbox.config import SandboxConfig
+from api_sandbox.insider import Insider
 
 HEADERS = {"X-PARTNER-NAME": "sandboxpartner", "X-REQUEST-TOKEN": "sandbox-api-key"}
 EMAIL_KEY = r"users.{i}.identifiers.*.regexp(^.+@.+\..+$)"
@@ -233,6 +235,46 @@ def test_profile_merge_and_arrays(sandbox, http):
     assert sandbox.profiles()[0]["attributes"]["custom"]["tags"] == ["z", "w"]
 
 
+@pytest.mark.parametrize(
+    ("placement", "per_user_honoured", "top_level_honoured"),
+    [("both", True, True), ("user", True, False), ("top", False, True)],
+)
+def test_append_flag_placement_switch(
+    sandbox, http, placement, per_user_honoured, top_level_honoured
+):
+    def tags_after(body_extra, user_extra):
+        sandbox.reset()
+        sandbox.configure(insider_append_flag_placement=placement)
+        for tag in ("x", "y"):
+            one = {"identifiers": {"uuid": "a"}, "attributes": {"custom": {"tags": [tag]}}}
+            resp = upsert(sandbox, http, {**body_extra, "users": [{**one, **user_extra}]})
+            assert resp.json()["data"]["successful"] == {"count": 1}
+        return sandbox.profiles()[0]["attributes"]["custom"]["tags"]
+
+    assert tags_after({}, {"not_append": True}) == (["y"] if per_user_honoured else ["x", "y"])
+    assert tags_after({"not_append": True}, {}) == (["y"] if top_level_honoured else ["x", "y"])
+    assert tags_after({}, {}) == ["x", "y"]  # appending is the default everywhere
+
+
+def test_rules_use_go_regexp_semantics_not_pythons(sandbox, http):
+    # Python's "$" matches before a trailing newline and "." (with DOTALL) across one; the
+    # platform's rules do neither, so a value with a stray newline must fail.
+    users = [
+        {"identifiers": {"email": "a@example.com\n"}, "attributes": {"name": "A"}},
+        {"identifiers": {"phone_number": "+447700900123\n"}, "attributes": {"name": "B"}},
+        {"identifiers": {"email": "a\n@example.com"}, "attributes": {"name": "C"}},
+        # a full-width digit: Go's \d, unlike Python's, is ASCII-only
+        {"identifiers": {"phone_number": "+44770090\uff10123"}, "attributes": {"name": "D"}},
+        {"identifiers": {"email": "ok@example.com"}, "attributes": {"name": "E"}},
+    ]
+    resp = upsert(sandbox, http, {"users": users})
+    assert resp.status_code == 200
+    data = resp.json()["data"]
+    assert data["successful"] == {"count": 1}
+    assert data["fail"]["count"] == 4
+    assert sorted(k.split(".")[1] for k in data["fail"]["errors"]) == ["0", "1", "2", "3"]
+
+
 def test_platform_header_and_columns(sandbox, http):
     upsert(sandbox, http, {"users": [user(1)]}, headers={"X-PLATFORM-NAME": "singer"})
     assert sandbox.requests()[0]["platform"] == "singer"
@@ -244,3 +286,23 @@ def test_platform_header_and_columns(sandbox, http):
     )
     assert resp.status_code == 200
     assert {"key", "display_name"} <= set(resp.json()[0])
+
+
+def test_merged_profiles_keep_every_identifier_routed_to_the_survivor():
+    insider = Insider(SandboxConfig())
+
+    def send(**identifiers):
+        body = {"users": [{"identifiers": identifiers, "attributes": {"name": "x"}}]}
+        assert insider.upsert(body)["data"]["successful"] == {"count": 1}
+
+    send(uuid="a")
+    send(email="a@example.com")
+    send(phone_number="+447700900123")
+    send(uuid="a", email="a@example.com")  # merges profiles 1 and 2
+    send(email="a@example.com", phone_number="+447700900123")  # then 3 into them
+    assert len(insider.profiles) == 1
+    survivor = next(iter(insider.profiles))
+    assert set(insider.index.values()) == {survivor}
+    send(phone_number="+447700900123")  # an absorbed profile's identifier
+    assert len(insider.profiles) == 1
+    assert insider.profiles[survivor].upserts == 6
