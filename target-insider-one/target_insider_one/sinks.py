@@ -237,6 +237,19 @@ class InsiderUpsertSink(BatchSink):
 
     # -- batch delivery -------------------------------------------------------------------
 
+    def start_drain(self) -> dict:
+        """Take the batch out of the buffer, noting first that it is being delivered.
+
+        Counting it here, not in ``process_batch``, leaves no moment in which the records
+        are in neither place: a SIGTERM then would drain an empty buffer and write STATE
+        past them (see ``TargetInsiderOne._handle_termination``).
+
+        Returns:
+            The batch context.
+        """
+        self.runtime.batch_started()
+        return super().start_drain()
+
     def process_batch(self, context: dict) -> None:
         """Send the batch; return only when every record is upserted or dead-lettered.
 
@@ -249,7 +262,6 @@ class InsiderUpsertSink(BatchSink):
         items: list[Item] = context.get("items") or []
         settings = self.runtime.settings
         batch_id = context.get("batch_id")
-        self.runtime.batch_started()
         try:
             if not items:
                 return

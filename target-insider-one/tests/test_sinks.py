@@ -454,6 +454,35 @@ def test_termination_during_delivery_emits_no_state(make_config, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_batch_counts_as_in_flight_from_the_moment_it_leaves_the_buffer(make_config, monkeypatch):
+    # A SIGTERM between the SDK's start_drain() and process_batch() must not emit STATE.
+    from target_insider_one.sinks import InsiderUpsertSink
+    from target_insider_one.target import TargetInsiderOne
+
+    target = TargetInsiderOne(config=make_config())
+    in_flight_at_process = []
+
+    def process_batch(self, context):
+        in_flight_at_process.append(target.runtime.batches_in_flight)
+        target.runtime.batch_ended()
+
+    monkeypatch.setattr(InsiderUpsertSink, "process_batch", process_batch)
+    sink = target.add_sink("Customers", schema_msg()["schema"], ["SubscriberKey"])
+    sink.process_record(customer(1), sink._get_context(customer(1)))
+    sink.tally_record_read()
+    original = InsiderUpsertSink.start_drain
+
+    def start_drain(self):
+        context = original(self)
+        in_flight_at_process.append(target.runtime.batches_in_flight)
+        return context
+
+    monkeypatch.setattr(InsiderUpsertSink, "start_drain", start_drain)
+    target.drain_one(sink)
+    assert in_flight_at_process == [1, 1]
+    assert target.runtime.batches_in_flight == 0
+
+
 def test_termination_between_batches_drains_and_emits_state(make_config, capsys):
     from target_insider_one.target import TargetInsiderOne
 
