@@ -151,11 +151,12 @@ class Runtime:
         """The dry-run payload file."""
         return JsonlWriter(self.settings.dry_run_path, redact=(self.settings.api_key,))
 
-    def finish(self, *, status: str) -> None:
+    def finish(self, *, status: str, error: str | None = None) -> None:
         """Close resources and log the summary (once).
 
         Args:
             status: ``succeeded`` or ``failed``.
+            error: Why the run stopped, logged last (still through the redacting filter).
         """
         with self._lock:
             if self.finished:
@@ -194,5 +195,7 @@ class Runtime:
             ),
         )
         self.stats.emit_metrics(status=status)
+        if error is not None:
+            self.logger.error("target-insider-one stopped: %s", error)
         for item in self._filtered:
             item.removeFilter(self._filter)

@@ -335,8 +335,8 @@ class TargetInsiderOne(Target):
         """
         try:
             super().listen(file_input)
-        except InsiderError:
-            self.runtime.finish(status="failed")
+        except InsiderError as exc:
+            self.runtime.finish(status="failed", error=exc.message)
             raise
 
     def process_endofpipe(self) -> None:
@@ -353,7 +353,7 @@ class TargetInsiderOne(Target):
         config: t.Any = None,
         file_input: t.IO[str] | None = None,
     ) -> None:
-        """Run the target; a fatal Insider error exits 1 with a clear message.
+        """Run the target; a fatal Insider error exits 1 (its message is logged by listen).
 
         Args:
             about: Display package metadata and settings.
@@ -365,8 +365,7 @@ class TargetInsiderOne(Target):
             super().invoke(
                 about=about, about_format=about_format, config=config, file_input=file_input
             )
-        except InsiderError as exc:
-            cls.logger.error("target-insider-one stopped: %s", exc.message)  # noqa: TRY400
+        except InsiderError:  # already logged, with the summary, by listen()
             sys.exit(1)
 
 

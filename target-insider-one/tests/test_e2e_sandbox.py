@@ -249,6 +249,17 @@ def test_real_5mb_limit_is_never_exceeded(sandbox, tmp_path):
     assert len(sandbox.profiles()) == 12
 
 
+def test_fatal_error_message_is_redacted_too(sandbox, tmp_path):
+    # The last line ("stopped: ...") is logged after the summary; the API key must still be
+    # redacted there, wherever it comes from (here: a base URL that contains it).
+    config = demo_config(sandbox)
+    config["api_base_url"] += "/" + config["api_key"]
+    result = run_cli(config, stream(1), tmp_path)
+    assert result.returncode == 1
+    assert "check api_base_url" in result.stderr
+    assert config["api_key"] not in result.stderr
+
+
 def test_401_variant_is_a_credentials_failure(sandbox, tmp_path):
     sandbox.configure(insider_auth_failure_status=401)
     result = run_cli(demo_config(sandbox, api_key="nope-nope-nope"), stream(2), tmp_path)
