@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 
 def test_mutate_records_changes_and_stamps_modified(sandbox, rowset):
     before = {r["SubscriberKey"]: r for r in sandbox.rows()}
@@ -20,6 +22,13 @@ def test_mutate_records_changes_and_stamps_modified(sandbox, rowset):
     # the filter sees the new ModifiedDate
     body = rowset(filter=f"ModifiedDate gte '{change['at']}'").json()
     assert body["count"] == 5
+    # "now" is the SFMC wall clock: UTC-6 all year, on the wire without an offset
+    stamped = datetime.fromisoformat(change["at"])
+    assert stamped.utcoffset() == timedelta(hours=-6)
+    assert abs(datetime.now(UTC) - stamped) < timedelta(seconds=10)
+    wire = body["items"][0]["values"]["modifieddate"]
+    naive = datetime.strptime(wire, "%m/%d/%Y %I:%M:%S %p")  # noqa: DTZ007 - naive on the wire
+    assert naive == stamped.replace(tzinfo=None)
 
 
 def test_mutation_is_deterministic(sandbox):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -245,3 +246,28 @@ def test_state_counters(sandbox, http):
         requests.get(f"{sandbox.insider_url}/_sandbox/state", timeout=10).json()["counters"]
         == counters
     )
+
+
+def _non_loopback_ipv4():
+    """This host's outward IPv4 address (no packet is sent), or None."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing lookup only
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+def test_listens_on_loopback_only(sandbox):
+    for url in (sandbox.sfmc_url, sandbox.insider_url):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        address = _non_loopback_ipv4()
+        if address is None:
+            pytest.skip("no non-loopback IPv4 address to probe from")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, port), timeout=5).close()
