@@ -301,6 +301,31 @@ class TargetInsiderOne(Target):
                 self.runtime.settings.partner_name,
             )
 
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate against the JSON schema without echoing the API key in any error.
+
+        The SDK's messages quote the offending value (``123 is not of type 'string'``).
+
+        Args:
+            raise_errors: Raise instead of returning the errors.
+
+        Returns:
+            The errors (when not raising).
+
+        Raises:
+            ConfigValidationError: The errors, with the API key redacted.
+        """
+        secret = str(self._config.get("api_key") or "")
+
+        def redact(errors: list[str]) -> list[str]:
+            return [e.replace(secret, "***") for e in errors] if secret else errors
+
+        try:
+            return redact(super()._validate_config(raise_errors=raise_errors))
+        except ConfigValidationError as exc:
+            errors = redact(exc.errors)
+            raise ConfigValidationError(str(exc), errors=errors, schema=exc.schema) from None
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT, drain and emit STATE only if no batch is being delivered.
 

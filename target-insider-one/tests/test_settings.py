@@ -162,3 +162,10 @@ def test_bad_fixed_value_is_a_config_error():
     with pytest.raises(ConfigValidationError) as info:
         TargetInsiderOne(config=base(fixed_value_mappings={"gdpr_optin": "maybe"}))
     assert "fixed_value_mappings" in str(info.value)
+
+
+def test_schema_errors_never_echo_the_api_key():
+    # The SDK's schema errors quote the value: a non-string key would be printed.
+    with pytest.raises(ConfigValidationError) as info:
+        TargetInsiderOne(config=base(api_key=9876543210123))
+    assert info.value.errors == ["*** is not of type 'string' in config['api_key']"]
