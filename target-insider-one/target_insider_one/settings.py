@@ -52,6 +52,10 @@ DEFAULT_ATTRIBUTES = frozenset(
         "static_segment_id",
     }
 )
+IDENTIFIER_MAPPINGS_REQUIRED = (
+    "identifier_mappings needs at least one entry, e.g. "
+    '[{"type": "email", "field": "EmailAddress"}]; valid types: ' + ", ".join(IDENTIFIER_TYPES)
+)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
@@ -175,11 +179,7 @@ def _is_loopback(host: str) -> bool:
 
 def _parse_identifiers(raw: object, errors: list[str]) -> tuple[IdentifierMapping, ...]:
     if not isinstance(raw, list) or not raw:
-        errors.append(
-            "identifier_mappings needs at least one entry, e.g. "
-            '[{"type": "email", "field": "EmailAddress"}]; valid types: '
-            + ", ".join(IDENTIFIER_TYPES)
-        )
+        errors.append(IDENTIFIER_MAPPINGS_REQUIRED)
         return ()
     result: list[IdentifierMapping] = []
     seen: set[str] = set()

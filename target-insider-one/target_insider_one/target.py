@@ -16,6 +16,7 @@ from target_insider_one.runtime import Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
     DEFAULT_BLOCKED_IDENTIFIER_VALUES,
+    IDENTIFIER_MAPPINGS_REQUIRED,
     IDENTIFIER_TYPES,
     INVALID_ATTRIBUTE_POLICIES,
     INVALID_IDENTIFIER_POLICIES,
@@ -48,6 +49,8 @@ _IDENTIFIER = th.ObjectType(
     ),
     additional_properties=False,
 )
+
+_SCHEMA_ERROR_HINTS = {"'identifier_mappings' is a required property": IDENTIFIER_MAPPINGS_REQUIRED}
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -304,6 +307,8 @@ class TargetInsiderOne(Target):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate against the JSON schema without echoing the API key in any error.
 
+        A missing ``identifier_mappings`` also gets an example of the fix.
+
         The SDK's messages quote the offending value (``123 is not of type 'string'``).
 
         Args:
@@ -317,13 +322,14 @@ class TargetInsiderOne(Target):
         """
         secret = str(self._config.get("api_key") or "")
 
-        def redact(errors: list[str]) -> list[str]:
+        def rewrite(errors: list[str]) -> list[str]:
+            errors = [_SCHEMA_ERROR_HINTS.get(e, e) for e in errors]
             return [e.replace(secret, "***") for e in errors] if secret else errors
 
         try:
-            return redact(super()._validate_config(raise_errors=raise_errors))
+            return rewrite(super()._validate_config(raise_errors=raise_errors))
         except ConfigValidationError as exc:
-            errors = redact(exc.errors)
+            errors = rewrite(exc.errors)
             raise ConfigValidationError(str(exc), errors=errors, schema=exc.schema) from None
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

@@ -169,3 +169,11 @@ def test_schema_errors_never_echo_the_api_key():
     with pytest.raises(ConfigValidationError) as info:
         TargetInsiderOne(config=base(api_key=9876543210123))
     assert info.value.errors == ["*** is not of type 'string' in config['api_key']"]
+
+
+def test_missing_identifier_mappings_error_shows_the_fix():
+    config = base()
+    del config["identifier_mappings"]
+    with pytest.raises(ConfigValidationError) as info:
+        TargetInsiderOne(config=config)
+    assert any('{"type": "email", "field": "EmailAddress"}' in e for e in info.value.errors)
