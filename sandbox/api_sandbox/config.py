@@ -51,7 +51,9 @@ class SandboxConfig:
     # --- Insider ---------------------------------------------------------------------
     insider_partner: str = "sandboxpartner"
     insider_api_key: str = "sandbox-api-key"
-    insider_auth_failure_status: int = 403  # 401 "Partner token authentication failed." variant
+    # 403 per the upsert doc; the error page also lists 401 "Partner token authentication
+    # failed." and 400 "Partner is invalid." (a 400 a client could mistake for a bad body).
+    insider_auth_failure_status: int = 403
     insider_max_users: int = 1000
     insider_max_users_status: int = 400  # undocumented; 400 is a guess
     insider_max_body_bytes: int = 5_000_000
@@ -65,7 +67,7 @@ class SandboxConfig:
     _CHOICES = {  # noqa: RUF012 - class-level constant, not a field
         "filter_mode": ("honoured", "ignored"),
         "orderby_mode": ("honoured", "ignored"),
-        "insider_auth_failure_status": (401, 403),
+        "insider_auth_failure_status": (400, 401, 403),
         "insider_oversize_status": (400, 413),
         "insider_append_flag_placement": ("both", "user", "top"),
     }

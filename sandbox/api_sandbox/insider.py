@@ -35,6 +35,9 @@ ACCESS_DENIED = {
     "message": "Access Denied. You do not have sufficient access to perform this action.",
 }
 AUTH_FAILED = {"success": False, "message": "Partner token authentication failed."}
+PARTNER_INVALID = {"success": False, "message": "Partner is invalid."}
+# The cross-API error page lists all three; which one upsert uses is uncertain (§2.2, §9 q7).
+AUTH_FAILURE_BODIES = {400: PARTNER_INVALID, 401: AUTH_FAILED, 403: ACCESS_DENIED}
 DEFAULT_COLUMNS = [
     {"key": "em", "display_name": "Email", "type": "string"},
     {"key": "pn", "display_name": "Phone Number", "type": "string"},
@@ -180,9 +183,8 @@ class Insider:
             UpsertRejectedError: on bad credentials.
         """
         if partner != self.config.insider_partner or token != self.config.insider_api_key:
-            if self.config.insider_auth_failure_status == 401:  # noqa: PLR2004
-                raise UpsertRejectedError(401, AUTH_FAILED)
-            raise UpsertRejectedError(403, ACCESS_DENIED)
+            status = self.config.insider_auth_failure_status
+            raise UpsertRejectedError(status, AUTH_FAILURE_BODIES[status])
 
     def parse(self, content_type: str, raw: bytes) -> dict[str, Any]:
         """Whole-request checks: content type, size, JSON, users.

@@ -130,11 +130,16 @@ def test_bad_auth_403(sandbox, http, headers):
     assert sandbox.profiles() == []
 
 
-def test_bad_auth_401_variant(sandbox, http):
-    sandbox.configure(insider_auth_failure_status=401)
-    resp = upsert(sandbox, http, {"users": [user(1)]}, headers={"X-REQUEST-TOKEN": "x"})
-    assert resp.status_code == 401
-    assert resp.json()["message"] == "Partner token authentication failed."
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(401, "Partner token authentication failed."), (400, "Partner is invalid.")],
+)
+def test_bad_auth_variants(sandbox, http, status, message):
+    sandbox.configure(insider_auth_failure_status=status)
+    for headers in ({"X-REQUEST-TOKEN": "x"}, {"X-PARTNER-NAME": "SandboxPartner"}):
+        resp = upsert(sandbox, http, {"users": [user(1)]}, headers=headers)
+        assert (resp.status_code, resp.json()) == (status, {"success": False, "message": message})
+    assert upsert(sandbox, http, {"users": [user(1)]}).status_code == 200
 
 
 def test_request_level_errors(sandbox, http):
