@@ -37,6 +37,7 @@ _PLAIN_5XX = {
 
 
 INSIDER_ENDPOINTS = frozenset({"upsert", "columns"})
+_MAX_LINE = 65537  # like http.server's own header-line limit
 
 
 def _insider_fault_body(rule: FaultRule) -> dict[str, Any]:
@@ -113,8 +114,26 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.flush()
 
     def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        """Decode a chunked body, which http.server does not do.
+
+        Streaming clients get served, and no unread chunk is left on a keep-alive
+        connection to garble the next request.
+        """
+        chunks = []
+        while True:
+            size = int(self.rfile.readline(_MAX_LINE).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(_MAX_LINE) not in {b"\r\n", b"\n", b""}:
+                    pass  # trailer fields: ignored
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(_MAX_LINE)  # the CRLF after each chunk
 
     def _send(
         self,

@@ -311,3 +311,14 @@ def test_merged_profiles_keep_every_identifier_routed_to_the_survivor():
     send(phone_number="+447700900123")  # an absorbed profile's identifier
     assert len(insider.profiles) == 1
     assert insider.profiles[survivor].upserts == 6
+
+
+def test_chunked_request_body_on_a_kept_alive_connection(sandbox, http):
+    body = json.dumps({"users": [user(1), user(2)]}).encode()
+    pieces = iter([body[:10], body[10:]])  # a generator makes requests send it chunked
+    resp = upsert(sandbox, http, None, data=pieces, headers={"Content-Type": "application/json"})
+    assert resp.json()["data"]["successful"] == {"count": 2}
+    assert resp.request.headers.get("Transfer-Encoding") == "chunked"
+    # the same pooled connection still parses the next request cleanly
+    assert upsert(sandbox, http, {"users": [user(3)]}).status_code == 200
+    assert len(sandbox.profiles()) == 3
