@@ -465,34 +465,59 @@ class InsiderUpsertSink(BatchSink):
                 {"errors": errors, "user_index": position, "status": response.status},
                 batch_id,
             )
-        unconfirmed: list[int] = []
-        if response.fail_count > len(failed):
-            # Insider counts more failed users than its error keys name: which ones is
+        unconfirmed = 0
+        successful = response.successful
+        if response.fail_count > len(failed) or (
+            successful is not None and successful < total - len(failed)
+        ):
+            # Insider's counts do not add up to the users it names: which others failed is
             # unknown, so the rest of the request is dead-lettered for replay (idempotent)
             # rather than counted as upserted.
-            unconfirmed = [p for p in range(total) if p not in failed]
-            self.logger.warning(
-                "Insider reported %d failed users but named %d (unmatched error keys: %s); "
-                "the other %d users of the request are dead-lettered as unconfirmed_by_insider",
-                response.fail_count,
-                len(failed),
-                ", ".join(unattributed) or "none",
-                len(unconfirmed),
+            unconfirmed = self._dead_letter_unconfirmed(
+                plan, items, response, failed=failed, unattributed=unattributed, batch_id=batch_id
             )
-            message = (
-                f"Insider reported {response.fail_count} failed users in this request but "
-                f"named only {len(failed)}; this user may not have been stored: replay it"
-            )
-            details = {"unmatched_error_keys": unattributed, "status": response.status}
-            for position in unconfirmed:
-                record = items[plan.items[position]].record
-                self._dead_letter(record, "unconfirmed_by_insider", message, details, batch_id)
         elif unattributed:
             self.logger.warning(
                 "Insider returned error keys that name no user of the request: %s",
                 ", ".join(unattributed),
             )
         self.runtime.stats.add(
-            users_upserted=total - len(failed) - len(unconfirmed),
+            users_upserted=total - len(failed) - unconfirmed,
             users_rejected_by_insider=len(failed),
         )
+
+    def _dead_letter_unconfirmed(
+        self,
+        plan: RequestPlan,
+        items: list[Item],
+        response: UpsertResponse,
+        *,
+        failed: dict[int, dict[str, list[str]]],
+        unattributed: list[str],
+        batch_id: str | None,
+    ) -> int:
+        """Dead-letter every user of the request Insider did not name as failed.
+
+        Returns:
+            How many users were dead-lettered.
+        """
+        positions = [p for p in range(len(plan.items)) if p not in failed]
+        named = len(failed)
+        ok = "no" if response.successful is None else response.successful
+        counts = (
+            f"Insider reported {ok} successful and {response.fail_count} failed of "
+            f"{len(plan.items)} users in this request but named only {named} failures"
+        )
+        self.logger.warning(
+            "%s (unmatched error keys: %s); the other %d users of the request are "
+            "dead-lettered as unconfirmed_by_insider",
+            counts,
+            ", ".join(unattributed) or "none",
+            len(positions),
+        )
+        message = f"{counts}; this user may not have been stored: replay it"
+        details = {"unmatched_error_keys": unattributed, "status": response.status}
+        for position in positions:
+            record = items[plan.items[position]].record
+            self._dead_letter(record, "unconfirmed_by_insider", message, details, batch_id)
+        return len(positions)

@@ -131,6 +131,14 @@ def test_failures_insider_does_not_name_are_dead_lettered_not_counted_upserted(
     assert result.stats["users_rejected_by_insider"] == 1
 
 
+def test_successful_count_short_of_the_request_is_not_counted_upserted(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json={"data": {"successful": {"count": 2}, "fail": {}}})
+    result = run_target(make_config(), [schema_msg(), *messages(3)])
+    assert {d["reason"] for d in result.dead_letters()} == {"unconfirmed_by_insider"}
+    assert "2 successful and 0 failed of 3 users" in result.dead_letters()[0]["message"]
+    assert result.stats["users_upserted"] == 0
+
+
 def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_config):
     requests_mock.post(UPSERT_URL, json=ok_callback)
     records = [
