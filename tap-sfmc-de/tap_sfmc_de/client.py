@@ -153,13 +153,12 @@ def classify(response: requests.Response, kind: str) -> Decision:  # noqa: PLR09
 
 @dataclass
 class HttpClient:
-    """A requests session plus the retry loop. Stateless apart from counters."""
+    """A requests session plus the retry loop."""
 
     policy: RetryPolicy
     session: requests.Session = field(default_factory=requests.Session)
     sleep: Callable[[float], None] = time.sleep
     logger: logging.Logger = LOGGER
-    requests_sent: int = 0
 
     def __post_init__(self) -> None:
         """Set the User-Agent."""
@@ -248,7 +247,6 @@ class HttpClient:
         kind: str,
         prepare: Callable[[], Mapping[str, Any]],
     ) -> tuple[Decision, requests.Response | None]:
-        self.requests_sent += 1
         kwargs = {"url": url, **prepare()}
         try:
             response = self.session.request(method, timeout=self.policy.request_timeout, **kwargs)

@@ -53,7 +53,6 @@ class RowsetClient:
         self.http = http
         self.tokens = tokens
         self.de_key = de_key
-        self.requests = 0
 
     def fetch(
         self,
@@ -89,7 +88,6 @@ class RowsetClient:
                 "headers": {"Authorization": f"Bearer {token.value}"},
             }
 
-        self.requests += 1
         url = f"{self.tokens.get().rest_url}{path}{query}"
         try:
             response = self.http.send(
