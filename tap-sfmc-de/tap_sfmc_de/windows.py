@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tap_sfmc_de.errors import SfmcApiError
+from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.rowset import RowsetClient, RowsetPage
 from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
 
@@ -56,6 +56,10 @@ def identity_digest(identity: tuple[tuple[str, Any], ...]) -> str:
         16 hex characters.
     """
     return hashlib.sha256(repr(identity).encode("utf-8")).hexdigest()[:16]
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass
@@ -100,9 +104,9 @@ class Window:
             upper=from_bookmark(data["upper"]) if data.get("upper") else None,
             mode=str(data.get("mode") or CLIENT),
             next_page=max(1, int(data.get("next_page") or 1)),
-            count_seen=data.get("count_seen"),
+            count_seen=_optional_int(data.get("count_seen")),
             boundary=data.get("boundary"),
-            page_size=data.get("page_size"),
+            page_size=_optional_int(data.get("page_size")),
         )
 
     def resize(self, page_size: int) -> None:
@@ -194,9 +198,7 @@ class WindowSync:
             Batches in order; state in a batch is valid only after its records are emitted.
         """
         self._budget = self.plan.max_pages
-        bookmark = self.state.get("replication_key_value")
-        self._bookmark = from_bookmark(bookmark) if bookmark else None
-        window = self._saved_window()
+        window = self._load_state()
         first = self._probe(page=1)
         t0 = self._t0(first)
         if first.count == 0:
@@ -224,6 +226,18 @@ class WindowSync:
             if not self.plan.incremental or self._budget <= 0:
                 return
             window = self._open(self._t0(None), mode)
+
+    def _load_state(self) -> Window | None:
+        try:
+            bookmark = self.state.get("replication_key_value")
+            self._bookmark = from_bookmark(bookmark) if bookmark else None
+            return self._saved_window()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise SfmcConfigError(
+                f"The STATE passed in for this stream is not one this tap wrote ({exc}): pass "
+                "the last STATE the target emitted, or drop this stream's bookmark to start "
+                "it afresh."
+            ) from None
 
     def _saved_window(self) -> Window | None:
         saved = self.state.get("window")

@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 
 import pytest
+from tap_sfmc_de.errors import SfmcConfigError
 from tap_sfmc_de.values import parse_sfmc_datetime
 from tap_sfmc_de.windows import SyncPlan, Window, WindowSync
 from tap_sfmc_de_testkit import CST, SERVER_NOW, FakeDE
@@ -316,3 +317,18 @@ def test_filter_that_leaks_rows_falls_back_to_client_mode(caplog):
         pk for pk, row in de.rows.items() if parse_sfmc_datetime(row["modifieddate"], CST) >= lower
     }
     assert set(emitted) == expected
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"replication_key_value": "last tuesday"},
+        {"replication_key_value": 1715202245},
+        {"window": {"lower": None, "upper": "2024-05-08T21:00:00+00:00", "next_page": "x"}},
+        {"window": {"upper": "soon"}},
+        {"window": {"upper": "2024-05-08T21:00:00+00:00", "next_page": 2, "count_seen": "n"}},
+    ],
+)
+def test_unusable_state_is_refused_with_the_fix(state):
+    with pytest.raises(SfmcConfigError, match="pass the last STATE the target emitted"):
+        run(make_de(5), state)
