@@ -300,7 +300,10 @@ class WindowSync:
     def _decide_mode(self) -> str:
         if self.plan.filter_support != "auto":
             return self.plan.filter_support
-        expr = f"{self.plan.replication_key} gt {self._literal(FAR_FUTURE)}"
+        # The grammar of a window's filter (ge, and, lt) on a range that is empty by
+        # construction: a server that rejects any part of it answers 400 here, not mid-window.
+        rk, far = self.plan.replication_key, self._literal(FAR_FUTURE)
+        expr = f"{rk} ge {far} and {rk} lt {far}"
         try:
             probe = self._probe(page=1, filter_expr=expr)
         except SfmcApiError as exc:

@@ -3,9 +3,10 @@
 import dataclasses
 import datetime as dt
 import logging
+from types import SimpleNamespace
 
 import pytest
-from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.values import parse_sfmc_datetime
 from tap_sfmc_de.windows import SyncPlan, Window, WindowSync
 from tap_sfmc_de_testkit import CST, SERVER_NOW, FakeDE
@@ -91,15 +92,29 @@ def test_server_mode_requests_carry_window_filter_and_order():
     data = [r for r in de.requests if r["page_size"] == 10]
     assert data[0]["filter"] == "ModifiedDate lt '5/8/2024 3:00:00 PM'"
     assert data[0]["order"] == "id asc"
-    probe = [r for r in de.requests if r["filter"] and " gt " in r["filter"]]
+    probe = [r for r in de.requests if r["filter"] and "2998" in r["filter"]]
     assert probe == [
         {
             "page": 1,
             "page_size": 1,
-            "filter": "ModifiedDate gt '12/31/2998 6:00:00 PM'",
+            "filter": "ModifiedDate ge '12/31/2998 6:00:00 PM' and "
+            "ModifiedDate lt '12/31/2998 6:00:00 PM'",
             "order": "id asc",
         }
     ]
+
+
+def test_probe_uses_the_window_filter_grammar_so_a_rejected_operator_falls_back():
+    de = make_de(30)
+
+    def no_ge(de_, request):  # a server that knows gt/lt but answers 400 to "ge"
+        if request["filter"] and " ge " in request["filter"]:
+            raise SfmcApiError("bad $filter", SimpleNamespace(status_code=400))
+
+    de.hooks.append(no_ge)
+    emitted, _, stats = run(de, {"replication_key_value": "2024-05-01T00:00:00+00:00"})
+    assert stats.mode == "client"
+    assert len(emitted) == 30
 
 
 def test_filter_support_can_be_forced():
@@ -303,7 +318,7 @@ def test_filter_that_leaks_rows_falls_back_to_client_mode(caplog):
 
     def leaky(filter_expr):
         # Honours the far-future probe but ignores the window's lower bound.
-        if filter_expr and " gt " not in filter_expr:
+        if filter_expr and "2998" not in filter_expr:
             return real_matching(filter_expr.split(" and ")[-1])
         return real_matching(filter_expr)
 
