@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -92,6 +93,25 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
     return Sandbox(config, specs, faults, file_cfg.get("scenarios", []))
 
 
+def _gone_check(pid: int) -> Callable[[], bool]:
+    """A check that tells when process ``pid`` has gone away."""
+    if os.getppid() == pid:
+        # Our parent: being reparented is the reliable sign, since a dead parent that
+        # nobody has reaped yet still answers kill(pid, 0) as a zombie.
+        return lambda: os.getppid() != pid
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # exists, owned by someone else
+        return False
+
+    return gone
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT."""
     try:
@@ -116,10 +136,11 @@ def serve(args: argparse.Namespace) -> int:
         t.start()
     sys.stdout.write(json.dumps({"sfmc_url": sfmc.url, "insider_url": insider.url}) + "\n")
     sys.stdout.flush()
+    watched_gone = _gone_check(args.parent_pid) if args.parent_pid else None
     while not stop.wait(0.5):
-        # If the test runner was SIGKILLed it cannot stop us: notice being reparented.
-        if args.parent_pid and os.getppid() != args.parent_pid:
-            sys.stderr.write("sandbox: parent process gone, stopping\n")
+        # A SIGKILLed test runner cannot stop us: watch it instead.
+        if watched_gone is not None and watched_gone():
+            sys.stderr.write("sandbox: watched process gone, stopping\n")
             break
     for s in (sfmc, insider):
         s.shutdown()

@@ -181,6 +181,30 @@ def test_exits_when_parent_dies(tmp_path):
     pytest.fail("sandbox outlived its parent")
 
 
+def test_watches_a_pid_that_is_not_its_parent():
+    # --parent-pid may name any process (e.g. a shell further up); the sandbox must not
+    # mistake "not my parent" for "gone", and must still stop once that process exits.
+    watched = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api_sandbox", "serve", "--sfmc-port", "0", "--insider-port",
+         "0", "--rows", "5", "--parent-pid", str(watched.pid)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline().startswith(b"{")
+        time.sleep(1.5)  # three watch intervals
+        assert proc.poll() is None, "the sandbox stopped although the watched pid is alive"
+        watched.kill()
+        watched.wait()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        watched.kill()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
 def test_sigint_exits_cleanly():
     proc = subprocess.Popen(
         [
