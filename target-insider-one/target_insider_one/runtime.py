@@ -146,6 +146,11 @@ class Runtime:
             self.settings.dead_letter_path, self.run_id, redact=(self.settings.api_key,)
         )
 
+    def flush_dead_letters(self) -> None:
+        """Flush and fsync the dead-letter file, if one was opened."""
+        if "dead_letters" in self.__dict__:  # a cached_property that was used
+            self.dead_letters.flush()
+
     @cached_property
     def dry_run_writer(self) -> JsonlWriter:
         """The dry-run payload file."""

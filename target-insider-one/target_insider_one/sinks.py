@@ -288,8 +288,7 @@ class InsiderUpsertSink(BatchSink):
                 return
             self._send(plans, items, batch_id)
         finally:
-            if "dead_letters" in self.runtime.__dict__:
-                self.runtime.dead_letters.flush()
+            self.runtime.flush_dead_letters()
             self.runtime.batch_ended()
 
     def _send(self, plans: list[RequestPlan], items: list[Item], batch_id: str | None) -> None:

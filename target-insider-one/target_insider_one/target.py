@@ -351,8 +351,7 @@ class TargetInsiderOne(Target):
             "and without emitting STATE; the next run replays from the last bookmark",
             signum,
         )
-        if "dead_letters" in self.runtime.__dict__:
-            self.runtime.dead_letters.flush()
+        self.runtime.flush_dead_letters()
         sys.exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
