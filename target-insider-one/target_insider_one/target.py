@@ -332,10 +332,10 @@ class TargetInsiderOne(Target):
             errors = rewrite(exc.errors)
             raise ConfigValidationError(str(exc), errors=errors, schema=exc.schema) from None
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """On SIGTERM/SIGINT, drain and emit STATE only if no batch is being delivered.
 
-        The SDK's handler drains every sink and writes STATE. If a batch is in flight, that
+        Draining writes STATE once every sink is settled. If a batch is in flight, that
         STATE could run ahead of records not yet settled, so the target stops without
         draining and without STATE instead; the next run replays (upserts are idempotent).
 
@@ -344,8 +344,17 @@ class TargetInsiderOne(Target):
             frame: Current frame.
         """
         if not self.runtime.batches_in_flight:
-            super()._handle_termination(signum, frame)
-            return
+            # What the SDK's handler does, except that a fatal error during this last drain
+            # exits 1 (the SDK's handler would exit 0 from its `finally`), and the run summary
+            # is logged either way.
+            self.logger.info("Received signal %d: draining every sink, then stopping", signum)
+            try:
+                self.drain_all(is_endofpipe=True)
+            except InsiderError as exc:
+                self.runtime.finish(status="failed", error=exc.message)
+                sys.exit(1)
+            self.runtime.finish(status="succeeded")
+            sys.exit(0)
         self.logger.warning(
             "Received signal %d while a batch is being delivered: stopping without draining "
             "and without emitting STATE; the next run replays from the last bookmark",

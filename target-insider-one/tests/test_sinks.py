@@ -552,3 +552,21 @@ def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
     assert sorted(raised) == [("A", "InsiderFatalError"), ("B", "InsiderFatalError")]
     assert result.states == []
     assert result.target.runtime.finished
+
+
+def test_termination_drain_that_fails_fast_exits_1_without_state(
+    requests_mock, make_config, capsys
+):
+    # The SDK's own handler exits 0 from a `finally`, even when its drain raised.
+    from target_insider_one.target import TargetInsiderOne
+
+    requests_mock.post(UPSERT_URL, status_code=403, json={"message": "Access Denied."})
+    target = TargetInsiderOne(config=make_config())
+    target._process_schema_message(schema_msg())
+    target._process_record_message(record_msg(customer(1)))
+    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
+    with pytest.raises(SystemExit) as info:
+        target._handle_termination(15, None)
+    assert info.value.code == 1
+    assert capsys.readouterr().out == ""
+    assert target.runtime.finished
