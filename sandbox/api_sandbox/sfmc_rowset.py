@@ -43,7 +43,9 @@ class RequestToken:
     page_size: int
     expires_at: float
     snapshot: str | None = None
-    cached_count: tuple[int, int, int] | None = None  # (id of DE object, version, count)
+    # (DE table, version, count): the table name is unique per DE instance, so a DE
+    # replaced under the same key never inherits the old count (id() can be reused).
+    cached_count: tuple[str, int, int] | None = None
 
 
 class Rowset:
@@ -160,7 +162,7 @@ class Rowset:
             count = self.store.snapshot_count(tok.snapshot)
             rows = self.store.snapshot_page(tok.snapshot, size, offset) if offset < count else []
         else:
-            stamp = (id(de), de.version)
+            stamp = (de.table, de.version)
             if tok.cached_count is None or tok.cached_count[:2] != stamp:
                 tok.cached_count = (*stamp, self.store.count(de, tok.flt))
             count = tok.cached_count[2]

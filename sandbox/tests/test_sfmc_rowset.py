@@ -288,3 +288,15 @@ def test_expired_request_token(sandbox, rowset):
     assert rowset(path=first["links"]["next"]).status_code == 404
     # restarting from the key URL with $page=N works
     assert rowset(pageSize=10, page=2).json()["page"] == 2
+
+
+def test_request_token_counts_a_replaced_de_afresh(sandbox, rowset):
+    fields = [{"name": "Id", "field_type": "Number", "is_primary_key": True}]
+    sandbox.create_de("Swap", fields=fields, rows=[{"Id": i} for i in range(3)])
+    first = rowset("Swap", pageSize=1).json()
+    assert first["count"] == 3
+    # same key, new DE: a cached count must not survive the replacement
+    sandbox.create_de("Swap", fields=fields, rows=[{"Id": i} for i in range(5)])
+    second = rowset(path=first["links"]["next"]).json()
+    assert second["count"] == 5
+    assert second["items"] == [{"keys": {"id": "1"}, "values": {}}]
