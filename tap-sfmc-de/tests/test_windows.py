@@ -298,6 +298,24 @@ def test_mass_deletion_between_runs_steps_back_far_enough(filter_honoured):
     assert set(de.rows) <= set(first + second)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (README Limits): a resumed client-mode cursor steps back by the net "
+    "count drop, so more than page_size deletions behind it, masked by as many inserts, skip "
+    "rows that are then never emitted unless they change again",
+)
+@pytest.mark.parametrize("order_honoured", [True, False])
+def test_client_mode_deletions_masked_by_inserts_between_runs(order_honoured):
+    de = make_de(100, filter_honoured=False, order_honoured=order_honoured)
+    first, state, _ = run(de, {}, max_pages=5)
+    for pk in sorted(de.rows)[:25]:  # 2.5 pages deleted behind the cursor ...
+        de.delete(pk)
+    for i in range(25):  # ... and as many rows inserted: the count does not move
+        de.put(f"z{i:03d}", PAST)
+    second, _, _ = run(de, state, max_pages=50)
+    assert set(de.rows) <= set(first + second)
+
+
 @pytest.mark.parametrize("filter_honoured", [True, False])
 @pytest.mark.parametrize(("old", "new"), [(10, 25), (25, 10), (10, 7)])
 @pytest.mark.parametrize("deleted", [0, 15])
