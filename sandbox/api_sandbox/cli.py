@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from api_sandbox.app import Sandbox
-from api_sandbox.config import ConfigError, SandboxConfig
+from api_sandbox.config import QUERY_MODES, ConfigError, SandboxConfig
 from api_sandbox.server import SandboxServer
 
 _SPECIAL_KEYS = ("des", "faults", "scenarios", "demo_de")
@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         "--de-key", default="Customers", help="external key (and name) of the demo DE"
     )
     serve.add_argument("--config", type=Path, help="JSON file: switches plus des/faults/scenarios")
-    serve.add_argument("--filter-mode", choices=("honoured", "ignored"))
-    serve.add_argument("--orderby-mode", choices=("honoured", "ignored"))
+    serve.add_argument("--filter-mode", choices=QUERY_MODES)
+    serve.add_argument("--orderby-mode", choices=QUERY_MODES)
     serve.add_argument("--snapshot", action="store_true", help="request tokens pin the result set")
     serve.add_argument("--token-lifetime", type=int, help="access token lifetime in seconds")
     serve.add_argument("--scopes", help="space-separated scopes granted to the package")

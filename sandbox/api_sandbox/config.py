@@ -18,6 +18,9 @@ DEFAULT_SCOPES = [
 ]
 
 
+QUERY_MODES = ("honoured", "ignored", "rejected")
+
+
 class ConfigError(ValueError):
     """Unknown switch or invalid value."""
 
@@ -39,8 +42,9 @@ class SandboxConfig:
     accept_form_token_body: bool = False
     token_rate_limit_per_minute: int | None = None
     # --- REST rowset ---------------------------------------------------------------
-    filter_mode: str = "honoured"  # "honoured" | "ignored" (mcecli says ignored)
-    orderby_mode: str = "honoured"  # "honoured" | "ignored"
+    # "honoured" | "ignored" (mcecli: rowset cannot filter) | "rejected" (400 errorcode 10001)
+    filter_mode: str = "honoured"
+    orderby_mode: str = "honoured"  # same three readings: semantics unverified
     request_token_snapshot: bool = False  # False = every page re-runs the query (harsh)
     request_token_lifetime_seconds: int = 1200  # real lifetime unknown
     max_page_size: int = 2500  # above it: capped (real behaviour unknown)
@@ -65,8 +69,8 @@ class SandboxConfig:
     latency: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
 
     _CHOICES = {  # noqa: RUF012 - class-level constant, not a field
-        "filter_mode": ("honoured", "ignored"),
-        "orderby_mode": ("honoured", "ignored"),
+        "filter_mode": QUERY_MODES,
+        "orderby_mode": QUERY_MODES,
         "insider_auth_failure_status": (400, 401, 403),
         "insider_oversize_status": (400, 413),
         "insider_append_flag_placement": ("both", "user", "top"),

@@ -104,6 +104,21 @@ class Rowset:
         # Above the maximum: capped silently. Real behaviour is unknown (§2.2, §8 q2).
         return page, min(size, self.config.max_page_size)
 
+    @staticmethod
+    def _query_part(params: dict[str, str], name: str, mode: str, de: DataExtension) -> Any:
+        """Parse ``$filter``/``$orderBy`` as the switch says: honoured, ignored or rejected.
+
+        Raises:
+            FilterError: for a bad expression when honoured, or any when rejected.
+        """
+        text = params.get(name)
+        if not text or mode == "ignored":
+            return None
+        if mode == "rejected":  # the third reading of "rowset cannot filter" (§2.5)
+            raise FilterError(f"${name} is not supported on this endpoint")
+        parse = parse_rest_filter if name == "filter" else parse_rest_order
+        return parse(text, de.by_lower)
+
     def by_key(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
         """First request: ``/key/{key}/rowset``. Returns (status, body, de_key served)."""
         de = self.store.get(key)
@@ -113,12 +128,8 @@ class Rowset:
         params = self._params(query)
         try:
             page, size = self._page_args(params, self.config.default_page_size)
-            flt = None
-            order = None
-            if params.get("filter") and self.config.filter_mode == "honoured":
-                flt = parse_rest_filter(params["filter"], de.by_lower)
-            if params.get("orderby") and self.config.orderby_mode == "honoured":
-                order = parse_rest_order(params["orderby"], de.by_lower)
+            flt = self._query_part(params, "filter", self.config.filter_mode, de)
+            order = self._query_part(params, "orderby", self.config.orderby_mode, de)
         except FilterError as exc:
             status, body = rest_error(400, str(exc), 10001)
             return status, body, None

@@ -196,6 +196,18 @@ def test_filter_ignored_switch(sandbox, rowset):
     assert rowset("Small", filter="total garbage").status_code == 200
 
 
+@pytest.mark.parametrize("switch", ["filter_mode", "orderby_mode"])
+def test_rejected_switch_answers_400_only_when_the_parameter_is_sent(sandbox, rowset, switch):
+    small_de(sandbox)
+    sandbox.configure(**{switch: "rejected"})
+    param = {"filter_mode": {"filter": "Id eq '4'"}, "orderby_mode": {"orderBy": "Id desc"}}
+    resp = rowset("Small", **param[switch])
+    assert resp.status_code == 400
+    assert resp.json()["errorcode"] == 10001
+    assert set(resp.json()) == {"message", "errorcode", "documentation"}
+    assert rowset("Small").json()["count"] == 7  # without it, reads work
+
+
 @pytest.mark.parametrize("mode", ["honoured", "ignored"])
 def test_orderby_switch(sandbox, rowset, mode):
     small_de(sandbox)
