@@ -88,6 +88,16 @@ class JsonlWriter:
                 self._file.flush()
                 os.fsync(self._file.fileno())
 
+    def flush_and_hold(self) -> None:
+        """Flush and fsync, then keep the lock so no thread writes again before the exit.
+
+        For an immediate process exit: the file ends with whole lines only.
+        """
+        self._lock.acquire()
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
     def close(self) -> None:
         """Flush and close."""
         self.flush()

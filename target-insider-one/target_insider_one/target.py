@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import typing as t
 
@@ -360,8 +361,11 @@ class TargetInsiderOne(Target):
             "and without emitting STATE; the next run replays from the last bookmark",
             signum,
         )
-        self.runtime.flush_dead_letters()
-        sys.exit(128 + signum)
+        # Exit now: waiting for the pool's threads (as sys.exit would) could take minutes
+        # of timeouts and retries after the orchestrator asked us to stop.
+        if "dead_letters" in self.runtime.__dict__:
+            self.runtime.dead_letters.flush_and_hold()
+        os._exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
         """Read messages; on a fatal Insider error, log the summary before stopping.

@@ -54,3 +54,17 @@ def test_jsonl_writer_and_json_default(tmp_path):
     assert json_default(Decimal("NaN")) == "NaN"
     assert json_default({1, 2}) in ([1, 2], [2, 1])
     assert json_default(b"x") == "x"
+
+
+def test_flush_and_hold_leaves_whole_lines_and_blocks_writers(tmp_path):
+    # Used right before os._exit on SIGTERM: nothing may be half-written afterwards.
+    import threading
+
+    writer = JsonlWriter(tmp_path / "x.jsonl")
+    writer.write_line('{"n":1}')
+    writer.flush_and_hold()
+    assert (tmp_path / "x.jsonl").read_text() == '{"n":1}\n'
+    late = threading.Thread(target=writer.write_line, args=('{"n":2}',), daemon=True)
+    late.start()
+    late.join(0.2)
+    assert late.is_alive()  # blocked: the exit happens before it can write

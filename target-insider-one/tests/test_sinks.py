@@ -450,8 +450,15 @@ def test_same_profile_in_two_requests_is_sent_in_order(make_config, monkeypatch)
     assert timeline.index(("start", "CUST-000002", "other")) < end_old
 
 
-def test_termination_during_delivery_emits_no_state(make_config, capsys):
+def test_termination_during_delivery_emits_no_state(make_config, capsys, monkeypatch):
+    import os
+
     from target_insider_one.target import TargetInsiderOne
+
+    def fake_exit(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
 
     target = TargetInsiderOne(config=make_config())
     target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
