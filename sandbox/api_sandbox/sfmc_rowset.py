@@ -115,7 +115,8 @@ class Rowset:
         if not text or mode == "ignored":
             return None
         if mode == "rejected":  # the third reading of "rowset cannot filter" (§2.5)
-            raise FilterError(f"${name} is not supported on this endpoint")
+            spelled = "$filter" if name == "filter" else "$orderBy"
+            raise FilterError(f"{spelled} is not supported on this endpoint")
         parse = parse_rest_filter if name == "filter" else parse_rest_order
         return parse(text, de.by_lower)
 

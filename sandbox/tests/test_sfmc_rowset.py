@@ -205,6 +205,8 @@ def test_rejected_switch_answers_400_only_when_the_parameter_is_sent(sandbox, ro
     assert resp.status_code == 400
     assert resp.json()["errorcode"] == 10001
     assert set(resp.json()) == {"message", "errorcode", "documentation"}
+    spelled = {"filter_mode": "$filter", "orderby_mode": "$orderBy"}[switch]
+    assert resp.json()["message"] == f"{spelled} is not supported on this endpoint"
     assert rowset("Small").json()["count"] == 7  # without it, reads work
 
 
