@@ -146,10 +146,17 @@ class Runtime:
             self.settings.dead_letter_path, self.run_id, redact=(self.settings.api_key,)
         )
 
-    def flush_dead_letters(self) -> None:
-        """Flush and fsync the dead-letter file, if one was opened."""
+    def flush_dead_letters(self, *, hold: bool = False) -> None:
+        """Flush and fsync the dead-letter file, if one was opened.
+
+        Args:
+            hold: Keep it locked afterwards (right before an immediate process exit).
+        """
         if "dead_letters" in self.__dict__:  # a cached_property that was used
-            self.dead_letters.flush()
+            if hold:
+                self.dead_letters.flush_and_hold()
+            else:
+                self.dead_letters.flush()
 
     @cached_property
     def dry_run_writer(self) -> JsonlWriter:

@@ -363,8 +363,7 @@ class TargetInsiderOne(Target):
         )
         # Exit now: waiting for the pool's threads (as sys.exit would) could take minutes
         # of timeouts and retries after the orchestrator asked us to stop.
-        if "dead_letters" in self.runtime.__dict__:
-            self.runtime.dead_letters.flush_and_hold()
+        self.runtime.flush_dead_letters(hold=True)
         os._exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
