@@ -259,16 +259,20 @@ def check_replication_key(de_key: str, rk: str, fields: list[DEField]) -> None:
         SfmcConfigError: With the fix.
     """
     match = next((f for f in fields if f.name.lower() == rk.lower()), None)
-    fix = (
-        f"add a Date field '{rk}' to DE '{de_key}' and have every writer set it on every "
-        "insert and update (DEs have no built-in modified date; a Now() default only fires "
-        "on insert), choose another field with replication_keys_by_de, or use fetch_mode full"
+    maintained = (
+        "that every writer sets on every insert and update (DEs have no built-in modified "
+        "date; a Now() default only fires on insert)"
     )
+    others = "or use fetch_mode full"
     if match is None:
-        raise SfmcConfigError(f"DE '{de_key}' has no field '{rk}' for incremental sync: {fix}.")
+        raise SfmcConfigError(
+            f"DE '{de_key}' has no field '{rk}' for incremental sync: add a Date field '{rk}' "
+            f"{maintained}, choose another field with replication_keys_by_de, {others}."
+        )
     if match.field_type.lower() != "date":
         raise SfmcConfigError(
-            f"Field '{match.name}' of DE '{de_key}' is {match.field_type}, not Date: {fix}."
+            f"Field '{match.name}' of DE '{de_key}' is {match.field_type}, not Date: point "
+            f"replication_key (or replication_keys_by_de) at a Date field {maintained}, {others}."
         )
 
 

@@ -117,8 +117,11 @@ def test_replication_key_must_be_a_date(sfmc, config):
             [("Id", "Text", "true", "50", "0"), ("ModifiedDate", "Text", "false", "", "0")]
         ),
     )
-    with pytest.raises(SfmcConfigError, match="is Text, not Date"):
+    with pytest.raises(SfmcConfigError, match="is Text, not Date") as info:
         TapSfmcDe(config=config).streams  # noqa: B018
+    # The field exists, so "add a Date field ModifiedDate" would be impossible advice.
+    assert "add a Date field" not in str(info.value)
+    assert "replication_keys_by_de" in str(info.value)
 
 
 def test_full_mode_needs_no_replication_key(sfmc, fake_de, config, capsys):
