@@ -5,7 +5,8 @@
   does not prove that anything was stored.
 - Retried with exponential backoff and jitter: 429 (honouring ``Retry-After``), 5xx,
   403 "Request Limit Exceeded", timeouts and dropped connections.
-- 401 / other 403 ("Access Denied"): :class:`InsiderAuthError`, never retried.
+- 401 / other 403 ("Access Denied") / 400 "Partner is invalid.": :class:`InsiderAuthError`,
+  never retried.
 - 400 / 413 / 422: :class:`InsiderBadRequestError`, never retried; ``too_large`` tells the
   caller to split the request and send the halves.
 - Other 4xx (e.g. 404 for a wrong ``api_base_url``): :class:`InsiderConfigError`.
@@ -345,7 +346,9 @@ class InsiderClient:
                 lowered = message.lower()
                 if status == 429 or status >= 500 or (status == 403 and "limit" in lowered):  # noqa: PLR2004
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                elif status in {401, 403}:
+                elif status in {401, 403} or (status == 400 and "partner is invalid" in lowered):  # noqa: PLR2004
+                    # Insider's error page lists 400 "Partner is invalid." for a wrong
+                    # partner name: a credentials failure, not a bad body to dead-letter.
                     raise InsiderAuthError(self._auth_message(status, message), status)
                 elif status in {400, 413, 422}:
                     too_large = status == 413 or bool(_SIZE_HINT.search(message))  # noqa: PLR2004

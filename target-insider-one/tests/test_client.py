@@ -178,6 +178,15 @@ def test_access_denied_fails_fast_with_credentials_hint(requests_mock):
     assert "super-secret" not in message
 
 
+def test_400_partner_is_invalid_is_auth_error(requests_mock):
+    requests_mock.post(
+        UPSERT_URL, status_code=400, json={"success": False, "message": "Partner is invalid."}
+    )
+    with pytest.raises(InsiderAuthError, match="partner_name"):
+        client().upsert(BODY)
+    assert requests_mock.call_count == 1
+
+
 def test_401_is_auth_error(requests_mock):
     requests_mock.post(
         UPSERT_URL, status_code=401, json={"message": "Partner token authentication failed."}

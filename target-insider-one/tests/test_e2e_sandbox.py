@@ -260,12 +260,15 @@ def test_fatal_error_message_is_redacted_too(sandbox, tmp_path):
     assert config["api_key"] not in result.stderr
 
 
-def test_401_variant_is_a_credentials_failure(sandbox, tmp_path):
-    sandbox.configure(insider_auth_failure_status=401)
+@pytest.mark.parametrize("status", [401, 400])
+def test_401_and_partner_invalid_400_are_credentials_failures(sandbox, tmp_path, status):
+    # 400 "Partner is invalid." must not be mistaken for a bad body (dead letters + STATE).
+    sandbox.configure(insider_auth_failure_status=status)
     result = run_cli(demo_config(sandbox, api_key="nope-nope-nope"), stream(2), tmp_path)
     assert result.returncode == 1
-    assert "api_key" in result.stderr
+    assert "Insider rejected the credentials" in result.stderr
     assert result.states == []
+    assert result.dead_letters() == []
 
 
 def test_sigterm_during_delivery_exits_without_state(sandbox, tmp_path):
