@@ -113,7 +113,8 @@ class RunStats:
             The text.
         """
         data = self.as_dict()
-        skipped = ", ".join(f"{k}={v}" for k, v in sorted(data["skipped_by_reason"].items()))
+        skipped = _by_reason(data["skipped_by_reason"])
+        dead = _by_reason(data["dead_lettered_by_reason"])
         lines = [
             f"Insider run summary ({status}{', DRY RUN' if dry_run else ''}):",
             f"  records received:        {data['records_received']}",
@@ -123,7 +124,7 @@ class RunStats:
             + (f" ({skipped})" if skipped else ""),
             f"  rejected by Insider:     {data['users_rejected_by_insider']}",
             f"  dead-lettered:           {data['records_dead_lettered']}"
-            + (f" -> {dead_letter_path}" if data["records_dead_lettered"] else ""),
+            + (f" ({dead}) -> {dead_letter_path}" if data["records_dead_lettered"] else ""),
             f"  failed requests:         {data['failed_requests']}",
             f"  requests / retries:      {data['requests_sent']} / {data['retries']}",
             (
@@ -163,6 +164,10 @@ class RunStats:
                 "tags": {"status": status, "reason": reason},
             }
             logger.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
+
+
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason}={n}" for reason, n in sorted(counts.items()))
 
 
 def log_summary(logger: logging.Logger, text: str) -> None:

@@ -19,7 +19,8 @@ def test_counts_and_human_summary():
     text = stats.human_summary(status="succeeded", dead_letter_path="dl.jsonl", dry_run=False)
     assert "records received:        10" in text
     assert "(no_identifier=1)" in text
-    assert "-> dl.jsonl" in text
+    # Why records were dead-lettered, not just how many.
+    assert "dead-lettered:           3 (no_identifier=1, rejected_by_insider=2) -> dl.jsonl" in text
     stats.add(failed_requests=1)
     assert "NOTE" in stats.human_summary(status="succeeded", dead_letter_path=None, dry_run=False)
 
