@@ -366,6 +366,14 @@ class WindowSync:
             result = self._fetch(page=page, page_size=size, filter_expr=filter_expr)
             self._budget -= 1
             self.stats.data_pages += 1
+            if result.has_next and 0 < len(result.items) < size:
+                # Offsets, completion and step-backs all assume pages of exactly `size` rows:
+                # a server serving smaller pages would make the window skip rows silently.
+                raise SfmcApiError(
+                    f"SFMC returned {len(result.items)} rows for $pageSize={size} on a page "
+                    "that is not the last, so it serves smaller pages than requested and "
+                    f"paging would skip rows: set page_size to {len(result.items)}."
+                )
             before = prev_count
             dropped = (before - result.count) if before is not None else 0
             prev_count = result.count

@@ -117,6 +117,21 @@ def test_probe_uses_the_window_filter_grammar_so_a_rejected_operator_falls_back(
     assert len(emitted) == 30
 
 
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_server_serving_smaller_pages_fails_instead_of_skipping(filter_honoured):
+    de = make_de(60, filter_honoured=filter_honoured)
+    real_fetch = de.fetch
+
+    def capped(*, page, page_size, **kwargs):  # honours at most 7 rows per page
+        return real_fetch(page=page, page_size=min(page_size, 7), **kwargs)
+
+    de.fetch = capped
+    with pytest.raises(
+        SfmcApiError, match=r"returned 7 rows for \$pageSize=10 .* set page_size to 7"
+    ):
+        run(de, {}, max_pages=50)
+
+
 def test_filter_support_can_be_forced():
     de = make_de(5)
     _, _, stats = run(de, {}, filter_support="client")
