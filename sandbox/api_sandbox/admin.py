@@ -71,8 +71,7 @@ def _route(  # noqa: PLR0911, PLR0912 - a flat routing table reads best
     if head == "profiles" and method == "GET":
         return 200, app.insider.profiles_json()
     if head == "requests" and method == "GET":
-        with app.insider._lock:
-            return 200, list(app.insider.requests)
+        return 200, app.insider.requests_json()
     if head == "des":
         return _des(app, method, parts[1:], query, body)
     return 404, {"error": f"no admin route {method} /_sandbox/{'/'.join(parts)}"}

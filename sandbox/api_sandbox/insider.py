@@ -283,6 +283,11 @@ class Insider:
         with self._lock:
             self.requests.append(entry)
 
+    def requests_json(self) -> list[dict[str, Any]]:
+        """The request log, oldest first."""
+        with self._lock:
+            return [dict(entry) for entry in self.requests]
+
     def profiles_json(self) -> list[dict[str, Any]]:
         """All profiles in creation order."""
         with self._lock:
