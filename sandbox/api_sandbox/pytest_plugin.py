@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,6 +39,9 @@ def sandbox_factory() -> Iterator[Callable[..., SandboxProcess]]:
         started.append(proc)
         return proc.__enter__()
 
-    yield factory
-    for proc in reversed(started):
-        proc.__exit__(None, None, None)
+    try:
+        yield factory
+    finally:
+        with contextlib.ExitStack() as stack:  # stops every one, even if a stop raises
+            for proc in started:
+                stack.callback(proc.__exit__, None, None, None)

@@ -295,3 +295,30 @@ def test_listens_on_loopback_only(sandbox):
             pytest.skip("no non-loopback IPv4 address to probe from")
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((address, port), timeout=5).close()
+
+
+def test_factory_stops_every_sandbox_even_when_one_stop_fails(monkeypatch):
+    from api_sandbox import pytest_plugin
+
+    stopped = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            stopped.append(self.name)
+            if self.name == "second":
+                raise RuntimeError("stop failed")
+
+    monkeypatch.setattr(pytest_plugin, "SandboxProcess", Fake)
+    fixture = pytest_plugin.sandbox_factory.__wrapped__()
+    factory = next(fixture)
+    for name in ("first", "second", "third"):
+        factory(name=name)
+    with pytest.raises(RuntimeError, match="stop failed"):
+        next(fixture)
+    assert sorted(stopped) == ["first", "second", "third"]
