@@ -190,6 +190,7 @@ class WindowSync:
     _budget: int = 0
     _last_server_time: dt.datetime | None = None
     _bookmark: dt.datetime | None = None
+    _order_by_refused: bool = False
 
     def run(self) -> Iterator[Batch]:
         """Page through windows until the budget is spent or the data is exhausted.
@@ -285,7 +286,18 @@ class WindowSync:
         return (server_time - margin).replace(microsecond=0)
 
     def _fetch(self, **kwargs: Any) -> RowsetPage:
-        page = self.rowset.fetch(order_by=self.plan.order_by, **kwargs)
+        order_by = None if self._order_by_refused else self.plan.order_by
+        try:
+            page = self.rowset.fetch(order_by=order_by, **kwargs)
+        except SfmcApiError as exc:
+            # $orderBy is undocumented on rowset; a server may refuse it outright. The run's
+            # first request carries no $filter, so a 400 there can only be the ordering.
+            # Paging then relies on the default order, which it already assumes is stable.
+            if order_by is None or exc.status_code != HTTP_BAD_REQUEST or kwargs.get("filter_expr"):
+                raise
+            self.logger.info("SFMC refused $orderBy (%s); using the server's default order", exc)
+            self._order_by_refused = True
+            page = self.rowset.fetch(order_by=None, **kwargs)
         if page.server_time is not None:
             self._last_server_time = page.server_time
         return page

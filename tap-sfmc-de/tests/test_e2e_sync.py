@@ -9,7 +9,12 @@ from tap_sfmc_de_testkit import run_tap, sandbox_latest_versions
 
 pytestmark = pytest.mark.e2e
 
-COMBOS = [(f, o) for f in ("honoured", "ignored") for o in ("honoured", "ignored")]
+COMBOS = [(f, o) for f in ("honoured", "ignored") for o in ("honoured", "ignored")] + [
+    # The sources also leave open whether rowset refuses these parameters with a 400.
+    ("honoured", "rejected"),
+    ("rejected", "ignored"),
+    ("rejected", "rejected"),
+]
 
 
 def versions(records):
