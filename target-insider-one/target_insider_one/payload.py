@@ -1,7 +1,7 @@
 """Packing serialized users into request bodies within Insider's limits.
 
 Each user is serialized once (compact JSON, UTF-8). A request body is the exact byte string
-``{"skip_hook":<bool>,"users":[<user>,<user>,...]}``, so its size is known before it is
+``{"skip_hook":<bool>[,"not_append":true],"users":[<user>,...]}``, so its size is known before it is
 built: ``len(prefix) + sum(len(user)) + commas + len(suffix)``. Requests hold at most
 ``max_users`` users and ``max_bytes`` bytes; a single user that cannot fit on its own is
 reported so the caller can dead-letter it.
@@ -26,32 +26,39 @@ def serialize_user(user: dict[str, Any]) -> bytes:
     return json.dumps(user, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def body_prefix(skip_hook: bool) -> bytes:
+def body_prefix(skip_hook: bool, not_append: bool = False) -> bytes:
     """The bytes before the first user.
 
     Args:
         skip_hook: Value of the top-level ``skip_hook``.
+        not_append: Also send ``not_append: true`` at the top level. Where Insider reads it
+            is disputed (per user in its own sample, top level in other integrations), so
+            the target sends it in both places; each user carries it too.
 
     Returns:
         The prefix.
     """
-    return b'{"skip_hook":' + (b"true" if skip_hook else b"false") + b',"users":['
+    flags = b'{"skip_hook":' + (b"true" if skip_hook else b"false")
+    if not_append:
+        flags += b',"not_append":true'
+    return flags + b',"users":['
 
 
 BODY_SUFFIX = b"]}"
 
 
-def build_body(users: list[bytes], skip_hook: bool) -> bytes:
+def build_body(users: list[bytes], skip_hook: bool, not_append: bool = False) -> bytes:
     """Assemble a request body from serialized users.
 
     Args:
         users: Serialized users.
         skip_hook: Value of the top-level ``skip_hook``.
+        not_append: Whether to send the top-level ``not_append: true`` too.
 
     Returns:
         The body bytes.
     """
-    return body_prefix(skip_hook) + b",".join(users) + BODY_SUFFIX
+    return body_prefix(skip_hook, not_append) + b",".join(users) + BODY_SUFFIX
 
 
 @dataclass
@@ -63,7 +70,12 @@ class RequestPlan:
 
 
 def plan_requests(
-    users: list[bytes], *, skip_hook: bool, max_users: int, max_bytes: int
+    users: list[bytes],
+    *,
+    skip_hook: bool,
+    max_users: int,
+    max_bytes: int,
+    not_append: bool = False,
 ) -> tuple[list[RequestPlan], list[int]]:
     """Split serialized users into requests, in order.
 
@@ -72,11 +84,12 @@ def plan_requests(
         skip_hook: Value of the top-level ``skip_hook``.
         max_users: Maximum users per request.
         max_bytes: Maximum body size in bytes.
+        not_append: Whether to send the top-level ``not_append: true`` too.
 
     Returns:
         The requests, and the indexes of users too large to send even alone.
     """
-    overhead = len(body_prefix(skip_hook)) + len(BODY_SUFFIX)
+    overhead = len(body_prefix(skip_hook, not_append)) + len(BODY_SUFFIX)
     plans: list[RequestPlan] = []
     oversize: list[int] = []
     current: list[int] = []
@@ -85,7 +98,9 @@ def plan_requests(
     def flush() -> None:
         if current:
             plans.append(
-                RequestPlan(list(current), build_body([users[i] for i in current], skip_hook))
+                RequestPlan(
+                    list(current), build_body([users[i] for i in current], skip_hook, not_append)
+                )
             )
 
     for index, user in enumerate(users):

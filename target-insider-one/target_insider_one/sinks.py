@@ -268,6 +268,7 @@ class InsiderUpsertSink(BatchSink):
             plans, oversize = plan_requests(
                 [item.data for item in items],
                 skip_hook=settings.skip_hook,
+                not_append=settings.not_append,
                 max_users=settings.batch_size,
                 max_bytes=settings.max_request_bytes,
             )
@@ -389,9 +390,14 @@ class InsiderUpsertSink(BatchSink):
                     exc.message,
                 )
                 half = len(plan.items) // 2
-                skip_hook = self.runtime.settings.skip_hook
+                settings = self.runtime.settings
                 return None, [
-                    RequestPlan(part, build_body([items[i].data for i in part], skip_hook))
+                    RequestPlan(
+                        part,
+                        build_body(
+                            [items[i].data for i in part], settings.skip_hook, settings.not_append
+                        ),
+                    )
                     for part in (plan.items[:half], plan.items[half:])
                 ]
             reason = "request_too_large" if exc.too_large else "bad_request"

@@ -125,8 +125,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "not_append",
         th.BooleanType,
         default=True,
-        description="Send not_append=true on every user so array attributes are overwritten, "
-        "not appended: replays are idempotent. Set false to append.",
+        description="Send not_append=true (per user and at the top level) so array attributes are "
+        "overwritten, not appended: replays are idempotent. Set false to append.",
     ),
     th.Property(
         "invalid_identifier_policy",

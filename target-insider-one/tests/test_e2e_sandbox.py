@@ -307,3 +307,30 @@ def test_sigterm_during_delivery_exits_without_state(sandbox, tmp_path):
     assert proc.returncode == 143, stderr
     assert stdout == ""
     assert "without emitting STATE" in stderr
+
+
+@pytest.mark.parametrize("placement", ["user", "top", "both"])
+def test_replayed_array_attributes_are_replaced_wherever_insider_reads_not_append(
+    sandbox, tmp_path, placement
+):
+    # Where Insider reads not_append is disputed; the target sends it per user and on top.
+    sandbox.configure(insider_append_flag_placement=placement)
+    schema = {
+        "type": "SCHEMA",
+        "stream": "members",
+        "key_properties": ["id"],
+        "schema": {
+            "properties": {
+                "id": {"type": "string"},
+                "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+            }
+        },
+    }
+    record = {"type": "RECORD", "stream": "members", "record": {"id": "m-1", "tags": ["a", "b"]}}
+    config = sandbox.target_config(
+        identifier_mappings=[{"type": "uuid", "field": "id"}], attribute_mappings={"tags": "tags"}
+    )
+    for _ in range(2):
+        assert run_cli(config, [schema, record], tmp_path).returncode == 0
+    (profile,) = sandbox.profiles()
+    assert profile["attributes"]["custom"]["tags"] == ["a", "b"]

@@ -65,3 +65,17 @@ def test_oversize_user_is_reported_not_sent():
     plans, oversize = plan_requests(data, skip_hook=False, max_users=1000, max_bytes=5_000)
     assert oversize == [1]
     assert [p.items for p in plans] == [[0, 2]]
+
+
+def test_not_append_is_also_sent_at_the_top_level_and_counted_in_the_size():
+    data = users(3)
+    body = build_body(data, skip_hook=False, not_append=True)
+    assert json.loads(body)["not_append"] is True
+    plans, _ = plan_requests(
+        data, skip_hook=False, not_append=True, max_users=1000, max_bytes=len(body)
+    )
+    assert [plan.body for plan in plans] == [body]
+    plans, _ = plan_requests(
+        data, skip_hook=False, not_append=True, max_users=1000, max_bytes=len(body) - 1
+    )
+    assert len(plans) == 2
