@@ -342,11 +342,51 @@ class WindowSync:
             parts.append(f"{rk} lt {self._literal(window.upper)}")
         return " and ".join(parts) or None
 
-    def _boundary_moved(self, position: int, expected: str) -> RowsetPage | None:
-        """Probe the row at ``position``; return the probe if it is not ``expected``."""
+    def _boundary_moved(self, position: int, expected: str) -> bool:
+        """Probe the row at ``position``: is it no longer the row ``expected``?"""
         probe = self._probe(page=position)
-        moved = not probe.items or identity_digest(row_identity(probe.items[0])) != expected
-        return probe if moved else None
+        return not probe.items or identity_digest(row_identity(probe.items[0])) != expected
+
+    def _walk_back(
+        self,
+        window: Window,
+        page: int,
+        boundary: str,
+        seen: set[tuple[tuple[str, Any], ...]],
+    ) -> Generator[Batch, None, bool]:
+        """Re-read pages before ``page`` until the row ``boundary`` is among them.
+
+        Returns:
+            True when the row was found or every earlier page was re-read (nothing that
+            shifted back can be missed), False when the budget ran out first.
+        """
+        self.stats.step_backs += 1
+        self.logger.info(
+            "Rows shifted behind the cursor of page %d; re-reading backwards until the last "
+            "row read before it turns up",
+            page,
+        )
+        for earlier in range(page - 1, 0, -1):
+            if self._budget <= 0:
+                return False
+            result = self._fetch(page=earlier, page_size=self.plan.page_size, filter_expr=None)
+            self._budget -= 1
+            self.stats.data_pages += 1
+            yield Batch(self._accept(result.items, window, seen), None)
+            if any(identity_digest(row_identity(item)) == boundary for item in result.items):
+                return True
+        return True
+
+    def _restart(self, window: Window) -> None:
+        """Start the window over (at-least-once) when a shift could not be bounded."""
+        self.logger.warning(
+            "Rows shifted further than this run's page budget could re-read; the window "
+            "starts over from page 1 next run (rows are re-emitted, none skipped)"
+        )
+        window.next_page = 1
+        window.count_seen = None
+        window.boundary = None
+        window.boundary_at = None
 
     def _step_back(self, window: Window, page: int, dropped: int) -> None:
         back = max(1, math.ceil(max(0, dropped) / self.plan.page_size))
@@ -412,18 +452,19 @@ class WindowSync:
                 )
                 yield Batch(records, None)
                 return "filter-broken"
-            if window.mode == CLIENT and page in checks:
-                # The scanned set can also grow, so counts prove nothing: check that the
-                # last row read before this page still sits at its position (after the
-                # read, so shifts before or during the read are caught).
-                moved = self._boundary_moved(*checks[page])
-                if moved is not None:
-                    yield Batch(records, None)  # real rows; re-reads are de-duplicated
-                    # Size the step by the net drop since the previous read (inserts can
-                    # hide deletes, so this is a lower bound; at least one page).
-                    self._step_back(window, page, (before or moved.count) - moved.count)
-                    prev_count = moved.count
-                    continue
+            if window.mode == CLIENT and page in checks and self._boundary_moved(*checks[page]):
+                # The scanned set can also grow, so counts prove nothing (inserts mask
+                # deletes): the last row read before this page is no longer where it was
+                # (checked after the read, so shifts before or during it are caught).
+                # Re-read backwards until that row turns up again: every row that shifted
+                # back past the cursor lies between it and this page.
+                yield Batch(records, None)  # real rows; re-reads are de-duplicated
+                records = []
+                found = yield from self._walk_back(window, page, checks[page][1], seen)
+                if not found:
+                    self._restart(window)
+                    yield Batch([], self._owned_state(window))
+                    return "budget"
             if not result.has_next or not result.items or page * size >= result.count:
                 yield Batch(records, None)
                 return "complete"
