@@ -182,6 +182,10 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--filter-mode", default="honoured", choices=("honoured", "ignored", "rejected"),
+        help="how the emulated rowset treats $filter (ignored/rejected: the tap's client mode)",
+    )  # fmt: skip
     args = parser.parse_args()
     rng = random.Random(args.seed)
     started = time.monotonic()
