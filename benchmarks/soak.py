@@ -136,7 +136,7 @@ class Soak:
         self.clear_faults()
         for attempt in range(1, max_runs + 1):
             before = len(self.sandbox.requests())
-            time.sleep(1.1)  # let the bookmark's second pass any change made just now
+            time.sleep(2.1)  # a change in the last second before a run is the next run's
             if self.meltano("run", "--force", "tap-sfmc-de", "target-insider-one") != 0:
                 continue
             sent = sum(
