@@ -28,6 +28,9 @@ class Sandbox:
         scenarios: list[dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
+        # Bumped by every reset: a request still sleeping in injected latency or a delay
+        # fault when a reset happens belongs to the previous test and must not apply.
+        self.generation = 0
         self._startup_config = copy.deepcopy(config.to_json())
         self._startup_specs = copy.deepcopy(de_specs)
         self._startup_faults = copy.deepcopy(faults or [])
@@ -57,6 +60,7 @@ class Sandbox:
     def reset(self) -> None:
         """Back to the startup state: config, DEs, tokens, faults, logs, counters."""
         with self._lock:
+            self.generation += 1
             self.config.update(copy.deepcopy(self._startup_config))
             self.rowset.reset()
             self.soap.reset()

@@ -199,6 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(status, {"message": "Not Found", "errorcode": 0, "documentation": DOC_URL})
             self._log(status, started)
             return
+        generation = app.generation
         latency = app.config.latency.get(endpoint, app.config.latency.get("*", 0.0))
         if latency:
             time.sleep(latency)
@@ -219,6 +220,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._record_faulted(endpoint, body, status)
                 self._log(f"{status} (fault)", started)
                 return
+        if app.generation != generation:
+            # The sandbox was reset while this request slept: its client (a previous test)
+            # is gone, and applying it now would leak into the next test's data.
+            self._drop()
+            self._log("abandoned after a reset", started)
+            return
         status = getattr(self, f"_ep_{endpoint}")(path, query, body)
         app.count(endpoint, status)
         self._log(status, started)

@@ -147,3 +147,14 @@ def test_wildcard_and_config_validation(sandbox, http):
     assert resp.status_code == 400
     sandbox.clear_faults()
     assert sandbox.faults() == []
+
+
+def test_a_delayed_request_does_not_apply_after_a_reset(sandbox, http):
+    # A test that gives up on a slow request must not leak it into the next test's data.
+    sandbox.add_faults({"endpoint": "upsert", "action": "delay", "delay_seconds": 1.5})
+    with pytest.raises(requests.exceptions.RequestException):
+        upsert(sandbox, http, timeout=0.3)
+    sandbox.reset()
+    time.sleep(2.0)  # the server-side handler wakes up after the reset
+    assert sandbox.profiles() == []
+    assert sandbox.requests() == []
