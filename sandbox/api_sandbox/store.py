@@ -27,6 +27,10 @@ from api_sandbox.filters import Filter, compile_sql
 from api_sandbox.generator import GeneratorParams, customers_fields, generate_rows
 
 Order = list[tuple[Field, bool]]
+# A shuffled order is ``(rowid * A + salt) mod P``: with P prime above any rowid this is
+# a permutation (no ties), computed in SQL, and a new salt gives a new order.
+_SHUFFLE_A = 2_654_435_761
+_SHUFFLE_P = 4_294_967_311
 _STABLE_ON_UPDATE = frozenset({"firstname", "lastname", "birthdate"})
 
 
@@ -222,8 +226,24 @@ class Store:
         return f" WHERE {sql}", params
 
     @staticmethod
-    def _order(de: DataExtension, order: Order | None) -> str:
+    def order_salt(mode: str, de: DataExtension) -> int | None:
+        """Salt for the ``default_order`` switch: None keeps insertion (rowid) order.
+
+        ``random-stable`` derives it from the DE, so every request sees the same shuffle;
+        ``reshuffled`` draws a new one per call, so every request (and page) differs.
+        """
+        if mode == "random-stable":
+            return random.Random(f"order:{de.key}:{de.seed}").randrange(_SHUFFLE_P)
+        if mode == "reshuffled":
+            return random.randrange(_SHUFFLE_P)
+        return None
+
+    @staticmethod
+    def _order(de: DataExtension, order: Order | None, salt: int | None = None) -> str:
         terms = [f"{de.column_sql(f)} {'DESC' if desc else 'ASC'}" for f, desc in order or []]
+        if salt is not None:
+            # Breaks $orderBy ties too: SQL Server gives no order among equal keys either.
+            terms.append(f"((rowid * {_SHUFFLE_A} + {int(salt)}) % {_SHUFFLE_P})")
         # rowid breaks ties so paging is deterministic; absent an order it *is* the order.
         return " ORDER BY " + ", ".join([*terms, "rowid"])
 
@@ -236,23 +256,32 @@ class Store:
             ]
 
     def select(
-        self, de: DataExtension, flt: Filter | None, order: Order | None, limit: int, offset: int
+        self,
+        de: DataExtension,
+        flt: Filter | None,
+        order: Order | None,
+        limit: int,
+        offset: int,
+        *,
+        salt: int | None = None,
     ) -> list[tuple[Any, ...]]:
-        """One page of stored rows."""
+        """One page of stored rows (``salt``: see ``order_salt``)."""
         where, params = self._where(de, flt)
-        order_sql = self._order(de, order)
+        order_sql = self._order(de, order, salt)
         sql = f"SELECT {de.select_list} FROM {de.table}{where}{order_sql} LIMIT ? OFFSET ?"
         with self.lock:
             return self.conn.execute(sql, [*params, limit, offset]).fetchall()
 
-    def snapshot(self, de: DataExtension, flt: Filter | None, order: Order | None) -> str:
+    def snapshot(
+        self, de: DataExtension, flt: Filter | None, order: Order | None, salt: int | None = None
+    ) -> str:
         """Copy the current result set into a table; returns its name."""
         where, params = self._where(de, flt)
         name = f"snap_{next(self._table_ids)}"
         with self.lock:
             self.conn.execute(
                 f"CREATE TABLE {name} AS SELECT {de.select_list} FROM {de.table}{where}"
-                f"{self._order(de, order)}",
+                f"{self._order(de, order, salt)}",
                 params,
             )
         return name
