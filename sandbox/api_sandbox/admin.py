@@ -51,6 +51,9 @@ def _route(  # noqa: PLR0911, PLR0912 - a flat routing table reads best
     if head == "reset" and method == "POST":
         app.reset()
         return 200, {"reset": True}
+    if head == "counters" and parts[1:] == ["reset"] and method == "POST":
+        app.reset_counters()
+        return 200, app.state()["counters"]
     if head == "faults":
         if (method == "POST" and parts[1:] == ["clear"]) or method == "DELETE":
             app.faults.clear()

@@ -4,8 +4,9 @@ A rule skips the first ``after`` matching requests, then fires ``times`` times (
 forever when ``times`` is null).
 
 Rules are matched by endpoint name (``token``, ``rowset``, ``fields``, ``soap``,
-``upsert``, ``columns`` or ``*``). Each matching request bumps every matching rule's counter; the
-first rule that is due fires.
+``soap_rows`` (SOAP DataExtensionObject retrieves only), ``upsert``, ``columns`` or
+``*``). Each matching request bumps every matching rule's counter; the first rule
+that is due fires.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ENDPOINTS = ("token", "rowset", "fields", "soap", "upsert", "columns", "*")
+ENDPOINTS = ("token", "rowset", "fields", "soap", "soap_rows", "upsert", "columns", "*")
 ACTIONS = ("status", "drop", "delay")
 
 
@@ -89,12 +90,16 @@ class Faults:
         with self._lock:
             self.rules.clear()
 
-    def check(self, endpoint: str) -> FaultRule | None:
-        """Count this request against the rules and return the rule that fires, if any."""
+    def check(self, endpoint: str, alias: str | None = None) -> FaultRule | None:
+        """Count this request against the rules and return the rule that fires, if any.
+
+        ``alias`` is a finer name the request also answers to (``soap_rows``).
+        """
         due = None
+        names = {endpoint, alias or endpoint, "*"}
         with self._lock:
             for rule in self.rules:
-                if rule.endpoint not in {endpoint, "*"}:
+                if rule.endpoint not in names:
                     continue
                 rule.matched += 1
                 if (

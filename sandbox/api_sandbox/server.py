@@ -200,10 +200,16 @@ class Handler(BaseHTTPRequestHandler):
             self._log(status, started)
             return
         generation = app.generation
-        latency = app.config.latency.get(endpoint, app.config.latency.get("*", 0.0))
+        kind = self._rowset_kind(endpoint, path, body)
+        if kind is not None:
+            app.rowset_request(kind)  # on arrival: faulted and dropped ones count too
+        # A SOAP row retrieve can be targeted apart from field discovery as "soap_rows".
+        alias = "soap_rows" if kind == "soap" else None
+        latencies = app.config.latency
+        latency = latencies.get(alias or endpoint, latencies.get(endpoint, latencies.get("*", 0.0)))
         if latency:
             time.sleep(latency)
-        rule = app.faults.check(endpoint)
+        rule = app.faults.check(endpoint, alias)
         if rule is not None:
             app.fault_fired(endpoint)
             if rule.action == "drop":
@@ -242,6 +248,26 @@ class Handler(BaseHTTPRequestHandler):
             return "rowset"
         if role == "sfmc" and self.command == "GET" and path.startswith(FIELDS_PREFIX):
             return "fields"
+        return None
+
+    @staticmethod
+    def _rowset_kind(endpoint: str, path: str, body: bytes) -> str | None:
+        """Which read this is (``rest_key``, ``rest_token``, ``soap``, ``soap_fields``) or None.
+
+        A SOAP ``ContinueRequest`` counts as a row read: only row retrieves are paged.
+        """
+        if endpoint == "rowset":
+            rest = path[len(ROWSET_PREFIX) :].strip("/").lower()
+            return "rest_token" if rest.startswith("token/") else "rest_key"
+        if endpoint == "soap":
+            try:
+                req = parse_request(body)
+            except SoapError:
+                return None
+            if req.continue_id or req.object_type.startswith("DataExtensionObject"):
+                return "soap"
+            if req.object_type == "DataExtensionField":
+                return "soap_fields"
         return None
 
     def _drop(self) -> None:

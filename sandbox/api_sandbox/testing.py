@@ -220,6 +220,27 @@ class SandboxProcess:
         """Back to the startup state (config, DEs, tokens, faults, logs)."""
         self._admin().call("POST", "reset", {})
 
+    def counters(self) -> dict[str, Any]:
+        """Request counters (see README "Counters")."""
+        return self.state()["counters"]
+
+    def reset_counters(self) -> dict[str, Any]:
+        """Zero the request counters only; data, switches, faults and tokens stay."""
+        return self._admin().call("POST", "counters/reset", {})
+
+    def rowset_requests(self) -> dict[str, int]:
+        """Row reads since the last reset: ``rest_key``, ``rest_token``, ``soap``, ``total``.
+
+        Counted on arrival, so faulted, dropped and delayed requests count too. Token
+        mints (``counters()["requests"]["token"]``) and SOAP ``DataExtensionField``
+        retrieves (``soap_field_retrieves``) are not row reads.
+        """
+        return self.counters()["rowset_requests"]
+
+    def rowset_request_count(self) -> int:
+        """Total row reads of any kind (REST key and continuation URLs, SOAP retrieves)."""
+        return self.rowset_requests()["total"]
+
     def expire_tokens(self) -> int:
         """Expire every issued access token now; returns how many."""
         return self._admin().call("POST", "tokens/expire", {})["expired"]
