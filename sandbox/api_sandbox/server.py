@@ -71,6 +71,15 @@ def _sfmc_fault_body(rule: FaultRule) -> dict[str, Any]:
     return body
 
 
+def _requested_page(query: dict[str, str]) -> int | None:
+    """The rowset page a request asks for (1 when absent), None when unreadable."""
+    lowered = {k.lower().lstrip("$"): v for k, v in query.items()}
+    try:
+        return int(lowered.get("page", "1"))
+    except ValueError:
+        return None
+
+
 class SandboxServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its role and the shared sandbox."""
 
@@ -209,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         latency = latencies.get(alias or endpoint, latencies.get(endpoint, latencies.get("*", 0.0)))
         if latency:
             time.sleep(latency)
-        rule = app.faults.check(endpoint, alias)
+        rule = app.faults.check(endpoint, alias, _requested_page(query) if kind else None)
         if rule is not None:
             app.fault_fired(endpoint)
             if rule.action == "drop":
@@ -339,6 +348,11 @@ class Handler(BaseHTTPRequestHandler):
                 {"message": "Not Found", "errorcode": 30003, "documentation": DOC_URL},
                 None,
             )
+        if de_key is not None and status == 200:  # noqa: PLR2004
+            rule = app.faults.check_content("rowset", obj["page"])
+            if rule is not None:
+                app.fault_fired("rowset")
+                obj = app.rowset.distort(obj, rule)
         payload = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if de_key is not None and status == 200:  # noqa: PLR2004
             # The page content is already fixed; scenario changes are applied before the

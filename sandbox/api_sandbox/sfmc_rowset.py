@@ -15,6 +15,7 @@ from typing import Any
 
 from api_sandbox import sfmc_time
 from api_sandbox.config import SandboxConfig
+from api_sandbox.faults import FaultRule
 from api_sandbox.filters import (
     DateLiteral,
     Filter,
@@ -180,6 +181,52 @@ class Rowset:
             status, body = rest_error(400, str(exc), 10001)
             return status, body, None
         return 200, self._render(de, tok, page, size), de.key
+
+    def distort(self, body: dict[str, Any], rule: FaultRule) -> dict[str, Any]:
+        """Make a rendered page lie as a content fault rule says (faults.py).
+
+        ``empty_page`` drops the items but keeps ``count`` and promises a next page;
+        ``count_jump`` shifts ``count`` on this response only; ``long_page`` appends the
+        rows that follow the page (or, on the last page, repeats the rows before it).
+        """
+        body = dict(body)
+        if rule.action == "empty_page":
+            body.pop("items", None)
+            if rule.empty_items == "empty":
+                body["items"] = []
+            links = dict(body["links"])
+            links.setdefault("next", links["self"].rsplit("=", 1)[0] + f"={body['page'] + 1}")
+            body["links"] = links
+        elif rule.action == "count_jump":
+            body["count"] = max(0, body["count"] + rule.count_delta)
+        elif rule.action == "long_page":
+            extra = self._neighbour_rows(body, rule.extra_rows)
+            if extra:
+                de = self.store.get(body["customObjectKey"])
+                if de is not None:
+                    body["items"] = [*body.get("items", []), *render_items(de, extra)]
+        return body
+
+    def _neighbour_rows(self, body: dict[str, Any], n: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            tok = self.tokens.get(body["requestToken"])
+        de = self.store.get(body["customObjectKey"])
+        if tok is None or de is None:
+            return []
+        end = body["page"] * body["pageSize"]
+        begin = max(0, end - body["pageSize"] - n)
+        after = self._rows(de, tok, n, end)
+        return after or self._rows(de, tok, min(n, end - body["pageSize"] - begin), begin)
+
+    def _rows(
+        self, de: DataExtension, tok: RequestToken, limit: int, offset: int
+    ) -> list[tuple[Any, ...]]:
+        if limit <= 0:
+            return []
+        if tok.snapshot:
+            return self.store.snapshot_page(tok.snapshot, limit, offset)
+        salt = self.store.order_salt(self.config.default_order, de)
+        return self.store.select(de, tok.flt, tok.order, limit, offset, salt=salt)
 
     def _render(self, de: DataExtension, tok: RequestToken, page: int, size: int) -> dict[str, Any]:
         offset = (page - 1) * size
