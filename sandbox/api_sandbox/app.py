@@ -124,7 +124,16 @@ class Sandbox:
             if de is not None:
                 changes.append(
                     self.store.mutate(
-                        de, sc.update, sc.insert, sc.delete, trigger=f"scenario:after_page={page}"
+                        de,
+                        sc.update,
+                        sc.insert,
+                        sc.delete,
+                        trigger=f"scenario:after_page={page}",
+                        lag_seconds=(
+                            self.config.commit_lag_seconds
+                            if sc.lag_seconds is None
+                            else sc.lag_seconds
+                        ),
                     )
                 )
         return changes
