@@ -93,7 +93,7 @@ def _des(app: Sandbox, method: str, parts: list[str], query: dict[str, str], bod
         app.store.drop(de.key)
         return 200, {"deleted": de.key}
     if action == "" and method == "GET":
-        return 200, {**de.describe(), "rows": app.store.count(de, None)}
+        return 200, {**de.describe(), "rows": app.store.count(de, None), "edge_rows": de.edge_rows}
     if action == "rows" and method == "GET":
         limit = int(query["limit"]) if "limit" in query else None
         offset = int(query.get("offset", 0))

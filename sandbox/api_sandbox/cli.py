@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--de-key", default="Customers", help="external key (and name) of the demo DE"
     )
+    serve.add_argument(
+        "--demo-params",
+        type=json.loads,
+        help="generator params of the demo DE as JSON, e.g. '{\"edge_values\": 20}'",
+    )
     serve.add_argument("--config", type=Path, help="JSON file: switches plus des/faults/scenarios")
     serve.add_argument("--filter-mode", choices=QUERY_MODES)
     serve.add_argument("--orderby-mode", choices=QUERY_MODES)
@@ -62,17 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_sandbox(args: argparse.Namespace) -> Sandbox:
-    """Turn CLI arguments (and the optional config file) into a Sandbox.
-
-    Raises:
-        ConfigError: on bad switches.
-    """
-    file_cfg: dict[str, Any] = {}
-    if args.config:
-        file_cfg = json.loads(args.config.read_text(encoding="utf-8"))
-    config = SandboxConfig()
-    config.update({k: v for k, v in file_cfg.items() if k not in _SPECIAL_KEYS})
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Switches set by dedicated flags and ``--set``."""
     overrides: dict[str, Any] = {}
     if args.filter_mode:
         overrides["filter_mode"] = args.filter_mode
@@ -95,15 +91,30 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
             overrides[name] = json.loads(raw)
         except ValueError:
             overrides[name] = raw  # bare strings need no JSON quoting
-    config.update(overrides)
+    return overrides
+
+
+def build_sandbox(args: argparse.Namespace) -> Sandbox:
+    """Turn CLI arguments (and the optional config file) into a Sandbox.
+
+    Raises:
+        ConfigError: on bad switches.
+    """
+    file_cfg: dict[str, Any] = {}
+    if args.config:
+        file_cfg = json.loads(args.config.read_text(encoding="utf-8"))
+    config = SandboxConfig()
+    config.update({k: v for k, v in file_cfg.items() if k not in _SPECIAL_KEYS})
+    config.update(_flag_overrides(args))
     specs: list[dict[str, Any]] = []
     extra = list(file_cfg.get("des", []))
     if file_cfg.get("demo_de", True) and not any(
         str(s.get("key", "")).lower() == args.de_key.lower() for s in extra
     ):
-        specs.append(
-            {"key": args.de_key, "name": args.de_key, "size": args.rows, "seed": args.seed}
-        )
+        demo = {"key": args.de_key, "name": args.de_key, "size": args.rows, "seed": args.seed}
+        if args.demo_params:
+            demo["params"] = args.demo_params
+        specs.append(demo)
     specs.extend(extra)
     faults = list(file_cfg.get("faults", [])) + [json.loads(f) for f in args.fault]
     return Sandbox(config, specs, faults, file_cfg.get("scenarios", []))

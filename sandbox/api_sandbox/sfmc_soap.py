@@ -10,6 +10,7 @@ prefixes and SOAP versions.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -61,6 +62,18 @@ def _find(root: ET.Element, name: str) -> ET.Element | None:
 
 def _text(el: ET.Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """Escape a value; characters XML 1.0 cannot carry become character references.
+
+    What SFMC does with them is unknown (a .NET writer either refuses or writes a
+    reference); a reference keeps the guess visible: strict parsers reject it.
+    """
+    return _XML_INVALID.sub(lambda m: f"&#x{ord(m[0]):X};", escape(value))
 
 
 def fault(code: str, message: str) -> str:
@@ -293,7 +306,7 @@ class Soap:
             '<Results xsi:type="DataExtensionObject"><PartnerKey xsi:nil="true" />'
             '<ObjectID xsi:nil="true" /><Type>DataExtensionObject</Type><Properties>'
             + "".join(
-                f"<Property><Name>{escape(f.name)}</Name><Value>{escape(f.to_wire(row[i]))}</Value></Property>"
+                f"<Property><Name>{escape(f.name)}</Name><Value>{_xml_text(f.to_wire(row[i]))}</Value></Property>"
                 for i, f in positions
             )
             + "</Properties></Results>"

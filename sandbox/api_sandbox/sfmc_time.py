@@ -49,7 +49,8 @@ def format_us(seconds: int) -> str:
     hour = t.tm_hour
     half = "AM" if hour < 12 else "PM"  # noqa: PLR2004 - noon
     return (
-        f"{t.tm_mon}/{t.tm_mday}/{t.tm_year} {hour % 12 or 12}:{t.tm_min:02d}:{t.tm_sec:02d} {half}"
+        f"{t.tm_mon}/{t.tm_mday}/{t.tm_year:04d} {hour % 12 or 12}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        f" {half}"
     )
 
 

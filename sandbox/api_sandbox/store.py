@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from api_sandbox import sfmc_time
+from api_sandbox import edge_values, sfmc_time
 from api_sandbox.fields import Field
 from api_sandbox.filters import Filter, compile_sql
 from api_sandbox.generator import (
@@ -57,6 +57,8 @@ class DataExtension:
     mutations: int = 0
     version: int = 0  # bumped on every change; lets pages reuse a cached count
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # Keys of generated rows holding edge values: {"values": [...], "replication_key": [...]}
+    edge_rows: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def object_id(self) -> str:
@@ -172,6 +174,8 @@ class Store:
                 self.conn.execute(f"DROP TABLE {de.table}")
                 raise
             self._index(de)
+            if spec.get("rows") is None:
+                de.edge_rows = self._edge_keys(de, size)
             self.des[key.lower()] = de
         return de
 
@@ -192,6 +196,24 @@ class Store:
                 col = de.column_sql(f)
                 cols = ", ".join([col, *pks])
                 self.conn.execute(f"CREATE INDEX {de.table}_{col} ON {de.table} ({cols})")
+
+    def _edge_keys(self, de: DataExtension, size: int) -> dict[str, list[Any]]:
+        """Keys of the rows the generator planted edge values in.
+
+        A fresh table's rowids are 1..n in generation order.
+        """
+        out: dict[str, list[Any]] = {}
+        for name, n, phase in (
+            ("values", de.params.edge_values, 0.0),
+            ("replication_key", de.params.edge_key_rows if de.modified_field else 0, 0.5),
+        ):
+            out[name] = []
+            for offset in edge_values.offsets(size, n, phase=phase):
+                row = self.conn.execute(
+                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (offset + 1,)
+                ).fetchone()
+                out[name].append(self.pk_of(de, row, offset + 1))
+        return out
 
     def _row_from_json(self, de: DataExtension, row: dict[str, Any]) -> tuple[Any, ...]:
         lowered = {str(k).lower(): v for k, v in row.items()}

@@ -72,6 +72,7 @@ class SandboxProcess:
         seed: generator seed.
         config: switches/des/faults/scenarios, written to a temporary ``--config`` file.
         extra_args: more CLI arguments, e.g. ``["--filter-mode", "ignored"]``.
+        demo_params: generator params of the demo DE, e.g. ``{"edge_values": 20}``.
         start_timeout: seconds to wait for the ready line.
         log_path: where the server's stderr goes (a temp file by default).
     """
@@ -83,6 +84,7 @@ class SandboxProcess:
         seed: int = 42,
         config: dict[str, Any] | None = None,
         extra_args: list[str] | None = None,
+        demo_params: dict[str, Any] | None = None,
         start_timeout: float = 60.0,
         log_path: Path | None = None,
     ) -> None:
@@ -90,6 +92,8 @@ class SandboxProcess:
         self.seed = seed
         self.config = config
         self.extra_args = list(extra_args or [])
+        if demo_params:
+            self.extra_args += ["--demo-params", json.dumps(demo_params)]
         self.start_timeout = start_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="api-sandbox-")
         self.log_path = log_path or Path(self._tmp.name) / "sandbox.log"
@@ -269,6 +273,14 @@ class SandboxProcess:
         if params is not None:
             spec["params"] = params
         return self._admin().call("POST", "des", spec)
+
+    def edge_rows(self, key: str = "Customers") -> dict[str, list[Any]]:
+        """Keys of generated rows holding edge values.
+
+        Params ``edge_values`` / ``edge_key_rows``; returns
+        ``{"values": [...], "replication_key": [...]}``.
+        """
+        return self._admin().call("GET", f"des/{key}")["edge_rows"]
 
     def delete_de(self, key: str) -> None:
         """Remove a DE."""
