@@ -17,7 +17,8 @@ from typing import Any
 
 ENDPOINTS = ("token", "rowset", "fields", "soap", "soap_rows", "upsert", "columns", "*")
 TRANSPORT_ACTIONS = ("status", "drop", "delay")
-# Page-content faults: the request is answered 200, but the page lies (rowset only).
+# Page-content faults: the request is answered 200, but the page lies (REST rowset;
+# empty_page and long_page also on SOAP row retrieves, endpoint "soap_rows").
 CONTENT_ACTIONS = ("empty_page", "count_jump", "long_page")
 ACTIONS = TRANSPORT_ACTIONS + CONTENT_ACTIONS
 EMPTY_ITEMS = ("absent", "empty")
@@ -76,12 +77,16 @@ class FaultRule:
         return rule
 
     def _check_content(self) -> None:
-        if self.page is not None and (self.endpoint != "rowset" or self.page < 1):
-            raise FaultError("page needs endpoint 'rowset' and a page number >= 1")
+        paged = {"rowset"} | ({"soap_rows"} if self.is_content else set())
+        if self.page is not None and (self.endpoint not in paged or self.page < 1):
+            raise FaultError(
+                "page needs endpoint 'rowset' (or 'soap_rows' for content actions) and >= 1"
+            )
         if self.action not in CONTENT_ACTIONS:
             return
-        if self.endpoint != "rowset":
-            raise FaultError(f"{self.action} applies to endpoint 'rowset' only")
+        allowed = ("rowset",) if self.action == "count_jump" else ("rowset", "soap_rows")
+        if self.endpoint not in allowed:
+            raise FaultError(f"{self.action} applies to endpoint {' or '.join(allowed)} only")
         if self.empty_items not in EMPTY_ITEMS:
             raise FaultError(f"empty_items must be one of {EMPTY_ITEMS}")
         if self.action == "count_jump" and self.count_delta == 0:

@@ -6,6 +6,7 @@ import pytest
 from api_sandbox.testing import SandboxError
 
 from .test_sfmc_rowset import small_de
+from .test_sfmc_soap import FIELD_PROPS, NS, call, deo_request, msg, rows_of
 
 
 def walk(rowset, key="Small", size=2):
@@ -96,6 +97,8 @@ def test_page_targets_transport_faults_too(sandbox, rowset):
     "rule",
     [
         {"endpoint": "soap", "action": "empty_page"},
+        {"endpoint": "soap_rows", "action": "count_jump", "count_delta": 1},
+        {"endpoint": "soap_rows", "status": 500, "page": 2},
         {"endpoint": "rowset", "action": "count_jump"},
         {"endpoint": "rowset", "action": "long_page"},
         {"endpoint": "rowset", "action": "empty_page", "empty_items": "null"},
@@ -106,3 +109,48 @@ def test_page_targets_transport_faults_too(sandbox, rowset):
 def test_invalid_content_rules_are_400(sandbox, rule):
     with pytest.raises(SandboxError, match="400"):
         sandbox.add_faults(rule)
+
+
+def soap_walk(sandbox, http, token, batch=2):
+    """Retrieve Small by SOAP, following MoreDataAvailable; returns (status, ids) per batch."""
+    out = []
+    _, root = call(sandbox, http, token, deo_request(["Id"], name="Small", batch=batch))
+    while True:
+        status = msg(root).findtext("p:OverallStatus", namespaces=NS)
+        out.append((status, [int(r["Id"]) for r in rows_of(root)]))
+        if status != "MoreDataAvailable" or len(out) > 10:
+            return out
+        request_id = msg(root).findtext("p:RequestID", namespaces=NS)
+        _, root = call(sandbox, http, token, deo_request(["Id"], name="Small", cont=request_id))
+
+
+def test_soap_empty_batch_still_more_data_available(sandbox, http, mint):
+    small_de(sandbox)
+    sandbox.add_faults({"endpoint": "soap_rows", "action": "empty_page", "page": 2})
+    batches = soap_walk(sandbox, http, mint())
+    assert batches == [
+        ("MoreDataAvailable", [1, 2]),
+        ("MoreDataAvailable", []),
+        ("MoreDataAvailable", [3, 4]),
+        ("MoreDataAvailable", [5, 6]),
+        ("OK", [7]),
+    ]
+
+
+def test_soap_long_batch_repeats_the_next_rows(sandbox, http, mint):
+    small_de(sandbox)
+    sandbox.add_faults({"endpoint": "soap_rows", "action": "long_page", "page": 1, "extra_rows": 1})
+    batches = soap_walk(sandbox, http, mint())
+    assert [ids for _, ids in batches] == [[1, 2, 3], [3, 4], [5, 6], [7]]
+    assert sandbox.state()["counters"]["faults_fired"] == {"soap_rows": 1}
+
+
+def test_soap_content_faults_leave_field_retrieves_alone(sandbox, http, mint):
+    sandbox.add_faults({"endpoint": "soap_rows", "action": "empty_page", "times": None})
+    field_req = (
+        "<RetrieveRequest><ObjectType>DataExtensionField</ObjectType>"
+        f"{FIELD_PROPS}</RetrieveRequest>"
+    )
+    _, root = call(sandbox, http, mint(), field_req)
+    assert msg(root).findtext("p:OverallStatus", namespaces=NS) == "OK"
+    assert msg(root).findall("p:Results", NS)
