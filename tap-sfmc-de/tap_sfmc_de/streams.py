@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 
 from tap_sfmc_de.errors import ValueConversionError
@@ -101,7 +102,7 @@ class DataExtensionStream(Stream):
         """
         single_pk = self.primary_keys[0] if len(self.primary_keys) == 1 else None
         plan = SyncPlan(
-            incremental=self.incremental,
+            incremental=self._incremental_run(),
             replication_key=self.rk_name,
             order_by=f"{single_pk} asc" if single_pk else None,
             page_size=self.settings.page_size,
@@ -124,6 +125,17 @@ class DataExtensionStream(Stream):
             if batch.state is not None:
                 self._save_state(batch.state)
         self._report(engine)
+
+    def _incremental_run(self) -> bool:
+        """fetch_mode, unless the catalog forces FULL_TABLE (Meltano ``replication-method``)."""
+        if self.forced_replication_method == REPLICATION_FULL_TABLE and self.incremental:
+            self.logger.info(
+                "%s: the catalog sets replication-method FULL_TABLE; reading every row "
+                "(as fetch_mode: full)",
+                self.name,
+            )
+            return False
+        return self.incremental
 
     def _usable_state(self) -> dict[str, Any]:
         state = dict(self.stream_state)

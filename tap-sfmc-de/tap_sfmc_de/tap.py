@@ -103,7 +103,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p(
         "max_pages_per_run",
         th.IntegerType,
-        "Data pages per stream per run (probe requests not counted).",
+        "Rowset requests per stream per run, of every kind (pages and probes; at least 5).",
         default=50,
     ),
     _p(

@@ -218,6 +218,11 @@ def run_tap(
     return TapRun(proc.returncode, records, states, proc.stdout, proc.stderr)
 
 
+def rowset_requests(sandbox: Any) -> int:
+    """Rowset requests the sandbox has answered so far (any kind: pages, probes, token URLs)."""
+    return int(sandbox.state()["counters"]["requests"].get("rowset", 0))
+
+
 def sandbox_latest_versions(sandbox: Any, key: str) -> set[tuple[str, str]]:
     """(SubscriberKey, ModifiedDate as bookmark-format UTC) of every current row."""
     out = set()
