@@ -137,6 +137,7 @@ class Settings:
     max_pages_per_run: int
     timezone: dt.timezone
     clock_margin_seconds: int
+    lookback_seconds: int
     auth_base_url: str
     retry: RetryPolicy
 
@@ -230,6 +231,7 @@ class Settings:
             ),
             timezone=tz,
             clock_margin_seconds=_int_in(config, "clock_margin_seconds", 1, 0, 86_400),
+            lookback_seconds=_int_in(config, "lookback_seconds", 300, 0, 86_400),
             auth_base_url=validate_base_url(str(auth_base), "auth_base_url"),
             retry=RetryPolicy(
                 max_retries=_int_in(config, "max_retries", 5, 0, 100),

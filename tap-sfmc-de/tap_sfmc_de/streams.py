@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tap_sfmc_de.settings import Settings
 
 MAX_DETAILED_WARNINGS = 5
-OWNED_STATE_KEYS = ("replication_key_value", "window")
+OWNED_STATE_KEYS = ("replication_key_value", "window", "recent")
 
 
 class DataExtensionStream(Stream):
@@ -111,6 +111,7 @@ class DataExtensionStream(Stream):
             start_date=self.settings.start_date,
             tz=self.settings.timezone,
             clock_margin_seconds=self.settings.clock_margin_seconds,
+            lookback_seconds=self.settings.lookback_seconds,
         )
         engine = WindowSync(
             rowset=RowsetClient(self.http, self.tokens, self.de_key),
@@ -163,10 +164,10 @@ class DataExtensionStream(Stream):
         self.logger.info(
             "%s: emitted %d rows from %d data pages (+%d probe requests, %d step-backs, "
             "%d windows completed, mode=%s); skipped %d outside the window, %d with no %s, "
-            "%d duplicates",
+            "%d duplicates, %d already emitted (lookback)",
             self.name, s.emitted, s.data_pages, s.probe_requests, s.step_backs,
             s.windows_completed, s.mode or "-", s.outside_window, s.null_replication_key,
-            self.rk_name or "replication key", s.duplicates,
+            self.rk_name or "replication key", s.duplicates, s.already_emitted,
         )  # fmt: skip
         if s.null_replication_key and self.incremental:
             self.logger.warning(

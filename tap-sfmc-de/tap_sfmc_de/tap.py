@@ -119,6 +119,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=1,
     ),
     _p(
+        "lookback_seconds",
+        th.IntegerType,
+        "Each run re-reads rows this far behind the bookmark, for writers that commit late "
+        "(0-86400); rows already emitted are not emitted again.",
+        default=300,
+    ),
+    _p(
         "auth_base_url",
         th.StringType,
         "Override of https://<subdomain>.auth.marketingcloudapis.com/ (http only on loopback).",

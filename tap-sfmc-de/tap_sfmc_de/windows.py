@@ -33,6 +33,9 @@ from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
 
 FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
 SERVER, CLIENT = "server", "client"
+# Digests kept for the lookback: beyond this (a burst of changes just before a window's
+# upper), the oldest are dropped and may be emitted once more (at-least-once).
+MAX_RECENT = 5000
 PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 STATE_RESET_HINT = (
@@ -153,6 +156,68 @@ class Window:
         )
 
 
+class RecentRows:
+    """Digests of rows emitted with a replication key inside the lookback (never values).
+
+    A row re-read in the lookback with the same (key, replication key) as one already
+    emitted is the same version and is not emitted again; a late commit has a new pair.
+    """
+
+    def __init__(self, lookback: dt.timedelta) -> None:
+        """Start empty.
+
+        Args:
+            lookback: How far behind the bookmark each run re-reads.
+        """
+        self.lookback = lookback
+        self.digests: dict[str, int] = {}  # digest -> replication key (epoch seconds)
+
+    def load(self, saved: Any) -> None:
+        """Read the STATE form (a mapping of digest to epoch seconds).
+
+        Args:
+            saved: ``state["recent"]`` or None.
+        """
+        if saved is None:
+            return
+        if not isinstance(saved, Mapping) or not all(
+            _DIGEST_RE.fullmatch(str(k)) and isinstance(v, int) for k, v in saved.items()
+        ):
+            raise ValueError("'recent' is not the digest map this tap writes")
+        self.digests = dict(saved)
+
+    def note(
+        self, identity: tuple[tuple[str, Any], ...], value: dt.datetime | None, upper: dt.datetime
+    ) -> bool:
+        """Remember an emitted row near ``upper``.
+
+        Returns:
+            False when this (key, replication key) was already emitted.
+        """
+        if value is None or not self.lookback:
+            return True
+        digest = identity_digest((*identity, ("@rk", value.isoformat())))
+        if digest in self.digests:
+            return False
+        if value >= upper - self.lookback:
+            self.digests[digest] = int(value.timestamp())
+        return True
+
+    def prune(self, bookmark: dt.datetime) -> None:
+        """Forget rows the next lookback cannot reach; keep at most the newest MAX_RECENT.
+
+        Args:
+            bookmark: The new bookmark.
+        """
+        since = int((bookmark - self.lookback).timestamp())
+        kept = sorted(((v, k) for k, v in self.digests.items() if v >= since), reverse=True)
+        self.digests = {k: v for v, k in kept[:MAX_RECENT]}
+
+    def to_state(self) -> dict[str, int]:
+        """The STATE form."""
+        return dict(self.digests)
+
+
 @dataclass
 class Batch:
     """Records of one page and, if not None, the state to persist once they are emitted."""
@@ -179,6 +244,7 @@ class SyncStats:
     outside_window: int = 0
     null_replication_key: int = 0
     duplicates: int = 0
+    already_emitted: int = 0  # re-read in the lookback, same (key, rk) as already emitted
     step_backs: int = 0
     windows_completed: int = 0
     mode: str = ""
@@ -198,6 +264,7 @@ class SyncPlan:
     start_date: dt.datetime | None
     tz: dt.tzinfo
     clock_margin_seconds: int
+    lookback_seconds: int = 0
 
 
 @dataclass
@@ -226,10 +293,12 @@ class WindowSync:
     reader: PageReader = field(init=False)
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
+    recent: RecentRows = field(init=False)
 
     def __post_init__(self) -> None:
         """Every rowset request of the run goes through one budgeted reader."""
         self.reader = PageReader(self.rowset, self.plan.max_pages, self.plan.order_by, self.logger)
+        self.recent = RecentRows(dt.timedelta(seconds=self.plan.lookback_seconds))
 
     def run(self) -> Iterator[Batch]:
         """Page through windows until the budget is spent or the data is exhausted.
@@ -258,7 +327,7 @@ class WindowSync:
         mode = self._decide_mode() if self.plan.incremental else CLIENT
         self.stats.mode = mode
         if window is None:
-            window = self._open(t0, mode)
+            window = self._open(t0, mode, lookback=True)
         elif window.mode != mode:
             self.logger.info(
                 "Filter support changed (%s -> %s); restarting window", window.mode, mode
@@ -304,6 +373,7 @@ class WindowSync:
         try:
             bookmark = self.state.get("replication_key_value")
             self._bookmark = from_bookmark(bookmark) if bookmark else None
+            self.recent.load(self.state.get("recent"))
             return self._saved_window()
         except (ValueError, TypeError, AttributeError) as exc:
             raise SfmcConfigError(
@@ -348,6 +418,8 @@ class WindowSync:
             state["replication_key_value"] = to_bookmark(self._bookmark)
         if window is not None:
             state["window"] = window.to_state()
+        if self.recent.digests:
+            state["recent"] = self.recent.to_state()
         return state
 
     def _complete(self, window: Window) -> Batch:
@@ -355,14 +427,19 @@ class WindowSync:
         self._window = None
         if self.plan.incremental and window.upper is not None:
             self._bookmark = window.upper
+            self.recent.prune(window.upper)
         return Batch([], self._owned_state(None))
 
-    def _open(self, t0: dt.datetime, mode: str) -> Window | None:
+    def _open(self, t0: dt.datetime, mode: str, *, lookback: bool = False) -> Window | None:
         if not self.plan.incremental:
             return Window(None, None, CLIENT, page_size=self.plan.page_size)
         # start_date bounds only the first window: once a bookmark exists it always wins,
         # so a moving start_date (Meltano's relative dates) can never skip changes.
         lower = self._bookmark if self._bookmark is not None else self.plan.start_date
+        if lookback and self._bookmark is not None:
+            # The run's first window re-reads the lookback for rows committed late with a
+            # ModifiedDate behind the bookmark; those already emitted are recognised.
+            lower = self._bookmark - self.recent.lookback
         if lower is not None and lower >= t0:
             return None
         return Window(lower, t0, mode, page_size=self.plan.page_size)
@@ -573,6 +650,9 @@ class WindowSync:
                 self.stats.duplicates += 1
                 continue
             progress.seen.add(identity)
+            if window.upper is not None and not self.recent.note(identity, value, window.upper):
+                self.stats.already_emitted += 1
+                continue
             records.append(self.convert(item))
         self.stats.emitted += len(records)
         progress.emitted += len(records)

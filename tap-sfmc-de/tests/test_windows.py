@@ -565,3 +565,41 @@ def test_future_or_foreign_state_is_refused_with_the_fix(state, problem):
 def test_corrupt_window_is_refused_with_the_fix(window):
     with pytest.raises(SfmcConfigError, match="meltano state clear"):
         run(make_de(5), {"window": window})
+
+
+def test_lookback_reads_late_commits_and_skips_rows_already_emitted():
+    de = FakeDE()
+    for pk in ("a", "b", "c"):
+        de.put(pk, SERVER_NOW - dt.timedelta(seconds=30))
+    first, state, _ = run(de, {}, lookback_seconds=300)
+    assert sorted(first) == ["a", "b", "c"]
+    assert len(state["recent"]) == 3  # digests only, never values
+    assert all(len(k) == 16 for k in state["recent"])
+    bookmark = dt.datetime.fromisoformat(state["replication_key_value"])
+    # An import stamped a minute before the bookmark commits only now.
+    de.put("late", bookmark - dt.timedelta(seconds=60))
+    de.touch("b")  # and a real update of an emitted row
+    second, state, stats = run(de, state, lookback_seconds=300)
+    assert sorted(second) == ["b", "late"]
+    assert stats.already_emitted == 2  # a and c re-read, recognised
+    de.now += dt.timedelta(seconds=5)
+    before = len(de.requests)
+    third, _, stats = run(de, state, lookback_seconds=300)
+    assert third == []
+    assert stats.already_emitted == 4
+    assert len(de.requests) - before <= 3  # the lookback rows fit the one window page
+
+
+def test_lookback_memory_is_bounded_and_forgets_what_no_lookback_reaches():
+    de = FakeDE()
+    for i in range(40):
+        de.put(f"r{i}", SERVER_NOW - dt.timedelta(seconds=400 - i * 10))
+    _, state, _ = run(de, {}, lookback_seconds=120, max_pages=20)
+    # Only rows within 120 s of the bookmark are remembered.
+    bookmark = dt.datetime.fromisoformat(state["replication_key_value"])
+    reachable = [
+        pk
+        for pk, row in de.rows.items()
+        if parse_sfmc_datetime(row["modifieddate"], CST) >= bookmark - dt.timedelta(seconds=120)
+    ]
+    assert len(state["recent"]) == len(reachable) < 40
