@@ -14,7 +14,14 @@ from types import FrameType
 from typing import Any
 
 from api_sandbox.app import Sandbox
-from api_sandbox.config import QUERY_MODES, ConfigError, SandboxConfig
+from api_sandbox.config import (
+    DEFAULT_ORDERS,
+    FILTER_DATE_LITERALS,
+    FILTER_GRAMMARS,
+    QUERY_MODES,
+    ConfigError,
+    SandboxConfig,
+)
 from api_sandbox.server import SandboxServer
 
 _SPECIAL_KEYS = ("des", "faults", "scenarios", "demo_de")
@@ -34,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="JSON file: switches plus des/faults/scenarios")
     serve.add_argument("--filter-mode", choices=QUERY_MODES)
     serve.add_argument("--orderby-mode", choices=QUERY_MODES)
+    serve.add_argument("--filter-grammar", choices=FILTER_GRAMMARS)
+    serve.add_argument("--filter-date-literal", choices=FILTER_DATE_LITERALS)
+    serve.add_argument("--default-order", choices=DEFAULT_ORDERS)
+    serve.add_argument("--commit-lag", type=int, help="seconds (switch commit_lag_seconds)")
     serve.add_argument("--snapshot", action="store_true", help="request tokens pin the result set")
     serve.add_argument("--token-lifetime", type=int, help="access token lifetime in seconds")
     serve.add_argument("--scopes", help="space-separated scopes granted to the package")
@@ -67,6 +78,11 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
         overrides["filter_mode"] = args.filter_mode
     if args.orderby_mode:
         overrides["orderby_mode"] = args.orderby_mode
+    for name in ("filter_grammar", "filter_date_literal", "default_order"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
+    if args.commit_lag is not None:
+        overrides["commit_lag_seconds"] = args.commit_lag
     if args.snapshot:
         overrides["request_token_snapshot"] = True
     if args.token_lifetime is not None:

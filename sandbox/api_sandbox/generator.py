@@ -48,6 +48,10 @@ _BAD_EMAILS = (
 _DOMAINS = ("example.com", "example.org", "mail.example.net", "example.co.uk")
 
 
+INSERT_KEYS = ("append", "mid")
+NUMBER_KEY_GAP = 1000
+
+
 @dataclass
 class GeneratorParams:
     """Knobs for generated data; every value has a deterministic default."""
@@ -62,16 +66,28 @@ class GeneratorParams:
     # demo shows Insider merging profiles on a shared identifier; every other phone is
     # unique per row.
     shared_phone_rate: float = 0.01
+    # Where live inserts land in primary-key order: "append" (keys above every existing
+    # one) or "mid" (right after a random existing key, i.e. mid-table when ordered by
+    # key). "mid" spaces generated Number keys NUMBER_KEY_GAP apart to leave room.
+    insert_keys: str = "append"
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> GeneratorParams:
-        """Build from a JSON object, rejecting unknown keys."""
+        """Build from a JSON object, rejecting unknown keys and values."""
         data = dict(data or {})
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown generator parameters: {sorted(unknown)}")
-        return cls(**data)
+        params = cls(**data)
+        if params.insert_keys not in INSERT_KEYS:
+            raise ValueError(f"insert_keys must be one of {INSERT_KEYS}")
+        return params
+
+    @property
+    def number_key_step(self) -> int:
+        """Distance between generated Number primary keys."""
+        return NUMBER_KEY_GAP if self.insert_keys == "mid" else 1
 
 
 def customers_fields() -> list[Field]:
@@ -198,11 +214,13 @@ def _known_generators(params: GeneratorParams) -> dict[str, Gen]:
     }
 
 
-def _generic(field: Field, start: int, span: int) -> Gen:  # noqa: PLR0911 - one per type
+def _generic(field: Field, start: int, span: int, key_step: int = 1) -> Gen:  # noqa: PLR0911 - one per type
     kind = field.field_type
     name = field.name
     if kind == "Number":
-        return lambda i, rng, _row: i if field.is_primary_key else rng.randint(0, 100_000)
+        return lambda i, rng, _row: (
+            i * key_step if field.is_primary_key else rng.randint(0, 100_000)
+        )
     if kind == "Decimal":
         return lambda _i, rng, _row: rng.randint(0, 10 ** min(field.max_length or 18, 9))
     if kind == "Boolean":
@@ -260,7 +278,7 @@ def generate_rows(
         elif lname in known and not field.is_primary_key:
             gens.append(known[lname])
         else:
-            gens.append(_generic(field, mod_lo, span))
+            gens.append(_generic(field, mod_lo, span, params.number_key_step))
 
     blocks = _bulk_blocks(count, params, rng, mod_lo, span) if stream == "base" else []
     block_iter = iter(blocks)

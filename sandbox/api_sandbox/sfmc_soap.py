@@ -264,7 +264,8 @@ class Soap:
         batch = max(batch, 1)
         cur = Continuation(de.key, props, flt, batch, 0)
         if self.config.request_token_snapshot:
-            cur.snapshot = self.store.snapshot(de, flt, None)
+            salt = self.store.order_salt(self.config.default_order, de)
+            cur.snapshot = self.store.snapshot(de, flt, None, salt)
         with self._lock:
             self.cursors[request_id] = cur
         return self._page(request_id, cur, de)
@@ -282,7 +283,8 @@ class Soap:
         if cur.snapshot:
             rows = self.store.snapshot_page(cur.snapshot, cur.batch + 1, cur.offset)
         else:
-            rows = self.store.select(de, cur.flt, None, cur.batch + 1, cur.offset)
+            salt = self.store.order_salt(self.config.default_order, de)
+            rows = self.store.select(de, cur.flt, None, cur.batch + 1, cur.offset, salt=salt)
         more = len(rows) > cur.batch
         rows = rows[: cur.batch]
         cur.offset += len(rows)
