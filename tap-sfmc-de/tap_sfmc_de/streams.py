@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tap_sfmc_de.settings import Settings
 
 MAX_DETAILED_WARNINGS = 5
-OWNED_STATE_KEYS = ("replication_key_value", "window", "recent")
+OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
 
 
 class DataExtensionStream(Stream):

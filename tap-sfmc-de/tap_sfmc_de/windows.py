@@ -23,15 +23,22 @@ import re
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Any
 
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
 from tap_sfmc_de.rowset import RowsetPage
-from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
+from tap_sfmc_de.server_capabilities import (
+    CapabilityProbe,
+    LiteralForm,
+    Order,
+    Verdict,
+    judge_order,
+    literal,
+    looks_sorted,
+)
+from tap_sfmc_de.values import from_bookmark, to_bookmark
 
-FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
 SERVER, CLIENT = "server", "client"
 # Digests kept for the lookback: beyond this (a burst of changes just before a window's
 # upper), the oldest are dropped and may be emitted once more (at-least-once).
@@ -277,6 +284,11 @@ class _Pass:
     prev_count: int | None = None
     emitted: int = 0
     newer: int = 0  # rows seen with rk >= upper (client mode): a follow-up has rows
+    entered: bool = False  # server mode saw rows enter the window: counts prove nothing now
+
+    def verifies(self, window: Window, page: int) -> bool:
+        """Whether ``page`` is checked with a boundary probe after it is read."""
+        return (window.mode == CLIENT or self.entered) and page in self.checks
 
 
 @dataclass
@@ -294,6 +306,7 @@ class WindowSync:
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
     recent: RecentRows = field(init=False)
+    verdict: Verdict | None = None
 
     def __post_init__(self) -> None:
         """Every rowset request of the run goes through one budgeted reader."""
@@ -324,7 +337,7 @@ class WindowSync:
             if window is not None:
                 yield self._complete(window)
             return
-        mode = self._decide_mode() if self.plan.incremental else CLIENT
+        mode = self._decide_mode(first, t0) if self.plan.incremental else CLIENT
         self.stats.mode = mode
         if window is None:
             window = self._open(t0, mode, lookback=True)
@@ -339,6 +352,7 @@ class WindowSync:
             outcome = yield from self._page(window, progress)
             if outcome == Outcome.FILTER_BROKEN:
                 mode = self.stats.mode = CLIENT
+                self.verdict = Verdict(CLIENT, checked=t0)
                 window = Window(window.lower, window.upper, CLIENT, page_size=self.plan.page_size)
                 continue
             if outcome != Outcome.COMPLETE:
@@ -374,6 +388,7 @@ class WindowSync:
             bookmark = self.state.get("replication_key_value")
             self._bookmark = from_bookmark(bookmark) if bookmark else None
             self.recent.load(self.state.get("recent"))
+            self.verdict = Verdict.from_state(self.state.get("capabilities"))
             return self._saved_window()
         except (ValueError, TypeError, AttributeError) as exc:
             raise SfmcConfigError(
@@ -420,6 +435,8 @@ class WindowSync:
             state["window"] = window.to_state()
         if self.recent.digests:
             state["recent"] = self.recent.to_state()
+        if self.verdict is not None and self.plan.incremental:
+            state["capabilities"] = self.verdict.to_state()
         return state
 
     def _complete(self, window: Window) -> Batch:
@@ -456,29 +473,66 @@ class WindowSync:
         return self.reader.read(kind, page=page, page_size=1, filter_expr=filter_expr)
 
     def _literal(self, value: dt.datetime) -> str:
-        return f"'{format_sfmc_datetime(value, self.plan.tz)}'"
+        form = self.verdict.literal if self.verdict else LiteralForm.SFMC_LOCAL
+        return literal(value, form, self.plan.tz)
 
-    def _decide_mode(self) -> str:
+    def _decide_mode(self, sample: RowsetPage, now: dt.datetime) -> str:
+        cached = self.verdict
         if self.plan.filter_support != "auto":
-            return self.plan.filter_support
-        # The grammar of a window's filter (ge, and, lt) on a range that is empty by
-        # construction: a server that rejects any part of it answers 400 here, not mid-window.
-        rk, far = self.plan.replication_key, self._literal(FAR_FUTURE)
-        expr = f"{rk} ge {far} and {rk} lt {far}"
-        try:
-            probe = self._probe(RequestKind.CAPABILITY, page=1, filter_expr=expr)
-        except SfmcApiError as exc:
-            if exc.status_code != HTTPStatus.BAD_REQUEST:
-                raise
-            self.logger.info("SFMC rejected $filter (%s); filtering on the client", exc)
-            return CLIENT
-        mode = SERVER if probe.count == 0 else CLIENT
-        self.logger.info(
-            "$filter is %s: using %s-side window filtering",
-            "honoured" if mode == SERVER else "ignored",
-            mode,
+            self.verdict = cached or Verdict(self.plan.filter_support)
+            self.verdict.mode = self.plan.filter_support
+            return self.verdict.mode
+        if cached is not None and cached.is_fresh(now):
+            self.logger.info(
+                "Reusing the checked server capabilities ($filter %s, %s literals, %s order)",
+                "honoured" if cached.mode == SERVER else "not used", cached.literal, cached.order,
+            )  # fmt: skip
+            return cached.mode
+        probe = CapabilityProbe(
+            probe=lambda expr: self._probe(RequestKind.CAPABILITY, page=1, filter_expr=expr),
+            replication_key=str(self.plan.replication_key),
+            tz=self.plan.tz,
+            replication_value=self.replication_value,
+            logger=self.logger,
         )
-        return mode
+        self.verdict = probe.decide(sample, now)
+        return self.verdict.mode
+
+    def _check_order(self, window: Window, page: int, result: RowsetPage) -> None:
+        """Judge the row order once per verdict; refuse offset paging over an unstable one."""
+        verdict = self.verdict
+        if verdict is None or len(result.items) < PAGE_AND_PROBE:
+            return
+        multi_page = result.has_next or page > 1  # one page is read whole, in any order
+        if verdict.order == Order.UNKNOWN and multi_page:
+            if self.reader.remaining < PAGE_AND_PROBE:
+                return  # judged next run, with budget for it
+            verdict.order = self._judge_order(window, page, result)
+        if verdict.order == Order.UNSTABLE and multi_page:
+            raise SfmcApiError(
+                "SFMC ignores $orderBy for this DE and serves its rows in a different order on "
+                "every request (the same position returned different rows on three reads), so "
+                "paging by offset would skip and repeat rows. Windows that fit one page are "
+                f"still read safely: raise page_size (now {self.plan.page_size}, at most 2500) "
+                "or run more often so each window holds fewer changed rows; a full first load "
+                "of a larger DE needs a server that keeps its row order."
+            )
+
+    def _judge_order(self, window: Window, page: int, result: RowsetPage) -> Order:
+        keys = [next(iter((item.get("keys") or {"": ""}).values()), "") for item in result.items]
+        ordered = self.plan.order_by and not self.reader.order_by_refused
+        if ordered and looks_sorted([str(k) for k in keys]):
+            return Order.STABLE  # $orderBy visibly honoured on a unique key
+        position = (page - 1) * self.plan.page_size + 1
+        filter_expr = self._filter_expr(window)
+
+        def reread() -> str | None:
+            probe = self._probe(RequestKind.CAPABILITY, page=position, filter_expr=filter_expr)
+            return identity_digest(row_identity(probe.items[0])) if probe.items else None
+
+        order = judge_order(identity_digest(row_identity(result.items[0])), reread)
+        self.logger.info("SFMC's row order (no usable $orderBy) is %s between requests", order)
+        return order
 
     def _filter_expr(self, window: Window) -> str | None:
         if window.mode != SERVER:
@@ -491,9 +545,11 @@ class WindowSync:
             parts.append(f"{rk} lt {self._literal(window.upper)}")
         return " and ".join(parts) or None
 
-    def _boundary_moved(self, position: int, expected: str) -> bool:
+    def _boundary_moved(self, window: Window, position: int, expected: str) -> bool:
         """Probe the row at ``position``: is it no longer the row ``expected``?"""
-        probe = self._probe(RequestKind.BOUNDARY, page=position)
+        probe = self._probe(
+            RequestKind.BOUNDARY, page=position, filter_expr=self._filter_expr(window)
+        )
         return not probe.items or identity_digest(row_identity(probe.items[0])) != expected
 
     def _walk_back(
@@ -514,7 +570,10 @@ class WindowSync:
         for earlier in range(page - 1, 0, -1):
             try:
                 result = self.reader.read(
-                    RequestKind.WALK_BACK, page=earlier, page_size=self.plan.page_size
+                    RequestKind.WALK_BACK,
+                    page=earlier,
+                    page_size=self.plan.page_size,
+                    filter_expr=self._filter_expr(window),
                 )
             except BudgetSpentError:
                 self._restart(window)
@@ -545,14 +604,18 @@ class WindowSync:
         before, progress.prev_count = progress.prev_count, count
         dropped = (before - count) if before is not None else 0
         if dropped < 0:
+            # Writers that commit after stamping (or backdate) add rows to a past window, so
+            # a count no longer bounds the rows that left: verify boundaries from now on.
+            progress.entered = True
             self.logger.warning(
-                "%d rows entered a window that lies in the past: some writer sets %s to "
-                "past values (or clocks differ); rows entering behind the cursor are only "
-                "read if they change again. Consider a larger clock_margin_seconds.",
+                "%d rows entered a window that lies in the past: some writer commits late or "
+                "sets %s to past values; page boundaries are verified from now on, and rows "
+                "entering behind the cursor are read by the next run's lookback "
+                "(lookback_seconds) if they lie within it.",
                 -dropped,
                 self.plan.replication_key,
             )
-        if dropped <= 0 or page == 1:
+        if dropped <= 0 or page == 1 or progress.entered:
             return False
         # Rows can only leave a past window: d fewer rows may hide d unread ones.
         back = max(1, math.ceil(dropped / self.plan.page_size))
@@ -578,17 +641,14 @@ class WindowSync:
         filter_expr = self._filter_expr(window)
         while True:
             page = window.next_page
-            if (
-                window.mode == CLIENT
-                and page in progress.checks
-                and self.reader.remaining < PAGE_AND_PROBE
-            ):
+            if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
                 raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
             result = self.reader.read(
                 RequestKind.DATA, page=page, page_size=size, filter_expr=filter_expr
             )
             if window.mode == SERVER and self._server_shift(window, page, result.count, progress):
                 continue
+            self._check_order(window, page, result)
             outside_before = self.stats.outside_window
             records = self._accept(result.items, window, progress)
             if window.mode == SERVER and self.stats.outside_window > outside_before:
@@ -600,7 +660,7 @@ class WindowSync:
                 )
                 yield Batch(records, None)
                 return Outcome.FILTER_BROKEN
-            if window.mode == CLIENT and page in progress.checks:
+            if progress.verifies(window, page):
                 yield Batch(records, None)  # real rows; re-reads are de-duplicated
                 records = []
                 stopped = yield from self._verify_boundary(window, page, progress)
@@ -619,15 +679,16 @@ class WindowSync:
     def _verify_boundary(
         self, window: Window, page: int, progress: _Pass
     ) -> Generator[Batch, None, Outcome | None]:
-        """Client mode: is the last row read before ``page`` still where it was?
+        """Is the last row read before ``page`` still where it was?
 
-        The scanned set can also grow, so counts prove nothing (inserts mask deletes).
+        In client mode (and in server mode once rows entered the window) the set can also
+        grow, so counts prove nothing (inserts mask deletes).
         Checked after the read, so shifts before or during it are caught. If the row moved,
         re-read backwards until it turns up again: every row that shifted back past the
         cursor lies between it and this page.
         """
         position, expected = progress.checks[page]
-        if not self._boundary_moved(position, expected):
+        if not self._boundary_moved(window, position, expected):
             return None
         return (yield from self._walk_back(window, page, expected, progress))
 

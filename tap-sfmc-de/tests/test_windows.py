@@ -77,6 +77,8 @@ def test_backlog_is_worked_off_over_runs_within_the_cap(filter_honoured, order_h
     assert stats.data_pages == 3
     assert state["window"]["next_page"] == 4
     assert "replication_key_value" not in state
+    # Later runs reuse the checked capabilities: no $filter probe (one request less).
+    budget -= filter_honoured
     second, state, _ = run(de, state, max_pages=budget)
     assert len(second) == 30
     third, state, _ = run(de, state, max_pages=budget)
@@ -94,13 +96,14 @@ def test_server_mode_requests_carry_window_filter_and_order():
     data = [r for r in de.requests if r["page_size"] == 10]
     assert data[0]["filter"] == "ModifiedDate lt '5/8/2024 3:00:00 PM'"
     assert data[0]["order"] == "id asc"
-    probe = [r for r in de.requests if r["filter"] and "2998" in r["filter"]]
+    # The literal is proved on the first row read (r00000, 5/7/2024 3:00:00 PM).
+    probe = [r for r in de.requests if r["filter"] and "3:00:01 PM" in r["filter"]]
     assert probe == [
         {
             "page": 1,
             "page_size": 1,
-            "filter": "ModifiedDate ge '12/31/2998 6:00:00 PM' and "
-            "ModifiedDate lt '12/31/2998 6:00:00 PM'",
+            "filter": "ModifiedDate ge '5/7/2024 3:00:00 PM' and "
+            "ModifiedDate lt '5/7/2024 3:00:01 PM'",
             "order": "id asc",
         }
     ]
@@ -230,7 +233,7 @@ def test_start_date_is_the_first_lower_bound_and_rows_outside_are_skipped():
     de = FakeDE(filter_honoured=False)
     de.put("old", PAST - dt.timedelta(days=30))
     de.put("new", PAST)
-    emitted, _, stats = run(de, {}, start_date=PAST - dt.timedelta(days=1), max_pages=3)
+    emitted, _, stats = run(de, {}, start_date=PAST - dt.timedelta(days=1), max_pages=4)
     assert emitted == ["new"]
     assert stats.outside_window == 1
 
@@ -308,7 +311,8 @@ def test_rows_entering_a_past_window_are_reported(caplog):
 @pytest.mark.parametrize("filter_honoured", [True, False])
 def test_mass_deletion_between_runs_steps_back_far_enough(filter_honoured):
     de = make_de(100, filter_honoured=filter_honoured)
-    budget = 7 if filter_honoured else 11  # 5 data pages (+ 4 boundary probes client-side)
+    # 5 data pages (+ 4 boundary probes and a second $filter probe client-side)
+    budget = 7 if filter_honoured else 12
     first, state, _ = run(de, {}, max_pages=budget)
     assert state["window"]["next_page"] == 6
     for pk in sorted(de.rows)[:45]:
@@ -603,3 +607,70 @@ def test_lookback_memory_is_bounded_and_forgets_what_no_lookback_reaches():
         if parse_sfmc_datetime(row["modifieddate"], CST) >= bookmark - dt.timedelta(seconds=120)
     ]
     assert len(state["recent"]) == len(reachable) < 40
+
+
+def test_a_server_reading_literals_as_utc_is_caught_and_iso_literals_proved():
+    de = make_de(60)
+    de.literal_tz = dt.UTC  # '5/7/2024 3:00:00 PM' read 6 hours off
+    emitted, state, stats = run(de, {}, max_pages=20)
+    assert stats.mode == "server"
+    assert state["capabilities"]["literal"] == "iso-utc"
+    assert set(emitted) == set(de.rows)
+    data = [r for r in de.requests if r["page_size"] == 10]
+    assert data[0]["filter"].startswith("ModifiedDate lt '2024-05-08T")
+    assert data[0]["filter"].endswith("Z'")
+    # Quiet runs reuse the verdict: count probe + one window page.
+    before = len(de.requests)
+    assert run(de, state, max_pages=20)[0] == []
+    assert len(de.requests) - before <= 3
+
+
+def test_no_literal_form_proved_falls_back_to_client_filtering():
+    de = make_de(30)
+    de.literal_tz = dt.timezone(dt.timedelta(hours=5))  # misreads both naive forms ...
+
+    def no_iso(de_, request):  # ... and refuses ISO literals
+        if request["filter"] and "Z'" in request["filter"]:
+            raise SfmcApiError("bad $filter", SimpleNamespace(status_code=400))
+
+    de.hooks.append(no_iso)
+    emitted, state, stats = run(de, {}, max_pages=20)
+    assert stats.mode == "client"
+    assert state["capabilities"]["mode"] == "client"
+    assert set(emitted) == set(de.rows)
+
+
+def test_verdict_is_rechecked_after_a_day():
+    de = make_de(30)
+    _, state, _ = run(de, {}, max_pages=20)
+    probes = lambda: [r for r in de.requests if r["filter"] and "3:00:01 PM" in r["filter"]]  # noqa: E731
+    assert len(probes()) == 1
+    run(de, state, max_pages=20)
+    assert len(probes()) == 1  # reused
+    de.now += dt.timedelta(days=1, seconds=5)
+    run(de, state, max_pages=20)
+    assert len(probes()) == 2  # checked again
+
+
+def test_unstable_default_order_fails_with_the_reason():
+    de = make_de(60, order_honoured=False)
+    real_matching = de.matching
+    flip = []
+
+    def reshuffled(filter_expr):  # a new order on every request
+        flip.append(1)
+        rows = real_matching(filter_expr)
+        k = len(flip) % len(rows) if rows else 0
+        return rows[k:] + rows[:k]
+
+    de.matching = reshuffled
+    with pytest.raises(SfmcApiError, match="different order on every request"):
+        run(de, {}, max_pages=20, order_by=None)
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_stable_default_order_is_judged_once_and_paged(filter_honoured):
+    de = make_de(60, filter_honoured=filter_honoured, order_honoured=False)
+    emitted, state, _ = run(de, {}, max_pages=30, order_by=None)
+    assert state["capabilities"]["order"] == "stable"
+    assert set(emitted) == set(de.rows)
