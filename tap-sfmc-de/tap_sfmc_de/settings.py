@@ -18,6 +18,8 @@ from tap_sfmc_de.values import from_bookmark, parse_offset
 
 SUBDOMAIN_RE = re.compile(r"^mc[a-z0-9-]{26}$")
 MAX_PAGE_SIZE = 2500
+# A run needs the count probe, capability probes and a data page with its boundary probe.
+MIN_REQUESTS_PER_RUN = 5
 DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
 
 
@@ -135,6 +137,7 @@ class Settings:
     max_pages_per_run: int
     timezone: dt.timezone
     clock_margin_seconds: int
+    lookback_seconds: int
     auth_base_url: str
     retry: RetryPolicy
 
@@ -223,9 +226,12 @@ class Settings:
             filter_support=_choice(config, "filter_support", "auto", ("auto", "server", "client")),
             start_date=start_date,
             page_size=_int_in(config, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-            max_pages_per_run=_int_in(config, "max_pages_per_run", 50, 1, 1_000_000),
+            max_pages_per_run=_int_in(
+                config, "max_pages_per_run", 50, MIN_REQUESTS_PER_RUN, 1_000_000
+            ),
             timezone=tz,
             clock_margin_seconds=_int_in(config, "clock_margin_seconds", 1, 0, 86_400),
+            lookback_seconds=_int_in(config, "lookback_seconds", 300, 0, 86_400),
             auth_base_url=validate_base_url(str(auth_base), "auth_base_url"),
             retry=RetryPolicy(
                 max_retries=_int_in(config, "max_retries", 5, 0, 100),

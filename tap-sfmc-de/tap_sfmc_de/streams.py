@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 
 from tap_sfmc_de.errors import ValueConversionError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from tap_sfmc_de.settings import Settings
 
 MAX_DETAILED_WARNINGS = 5
-OWNED_STATE_KEYS = ("replication_key_value", "window")
+OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
 
 
 class DataExtensionStream(Stream):
@@ -101,7 +102,7 @@ class DataExtensionStream(Stream):
         """
         single_pk = self.primary_keys[0] if len(self.primary_keys) == 1 else None
         plan = SyncPlan(
-            incremental=self.incremental,
+            incremental=self._incremental_run(),
             replication_key=self.rk_name,
             order_by=f"{single_pk} asc" if single_pk else None,
             page_size=self.settings.page_size,
@@ -110,6 +111,7 @@ class DataExtensionStream(Stream):
             start_date=self.settings.start_date,
             tz=self.settings.timezone,
             clock_margin_seconds=self.settings.clock_margin_seconds,
+            lookback_seconds=self.settings.lookback_seconds,
         )
         engine = WindowSync(
             rowset=RowsetClient(self.http, self.tokens, self.de_key),
@@ -124,6 +126,17 @@ class DataExtensionStream(Stream):
             if batch.state is not None:
                 self._save_state(batch.state)
         self._report(engine)
+
+    def _incremental_run(self) -> bool:
+        """fetch_mode, unless the catalog forces FULL_TABLE (Meltano ``replication-method``)."""
+        if self.forced_replication_method == REPLICATION_FULL_TABLE and self.incremental:
+            self.logger.info(
+                "%s: the catalog sets replication-method FULL_TABLE; reading every row "
+                "(as fetch_mode: full)",
+                self.name,
+            )
+            return False
+        return self.incremental
 
     def _usable_state(self) -> dict[str, Any]:
         state = dict(self.stream_state)
@@ -151,10 +164,10 @@ class DataExtensionStream(Stream):
         self.logger.info(
             "%s: emitted %d rows from %d data pages (+%d probe requests, %d step-backs, "
             "%d windows completed, mode=%s); skipped %d outside the window, %d with no %s, "
-            "%d duplicates",
+            "%d duplicates, %d already emitted (lookback)",
             self.name, s.emitted, s.data_pages, s.probe_requests, s.step_backs,
             s.windows_completed, s.mode or "-", s.outside_window, s.null_replication_key,
-            self.rk_name or "replication key", s.duplicates,
+            self.rk_name or "replication key", s.duplicates, s.already_emitted,
         )  # fmt: skip
         if s.null_replication_key and self.incremental:
             self.logger.warning(

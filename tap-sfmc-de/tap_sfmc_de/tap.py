@@ -103,7 +103,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p(
         "max_pages_per_run",
         th.IntegerType,
-        "Data pages per stream per run (probe requests not counted).",
+        "Rowset requests per stream per run, of every kind (pages and probes; at least 5).",
         default=50,
     ),
     _p(
@@ -117,6 +117,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType,
         "Seconds subtracted from the server clock for a window's upper bound.",
         default=1,
+    ),
+    _p(
+        "lookback_seconds",
+        th.IntegerType,
+        "Each run re-reads rows this far behind the bookmark, for writers that commit late "
+        "(0-86400); rows already emitted are not emitted again.",
+        default=300,
     ),
     _p(
         "auth_base_url",

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, rowset_requests, run_tap
 
 pytestmark = pytest.mark.e2e
 
@@ -178,7 +178,12 @@ def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
     proc = subprocess.Popen(
         [TAP_BIN, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    time.sleep(1.0)  # discovery done, a few of the 24 pages (0.1 s each) read
+    # Expire the token once the tap is visibly paging (a few of its 24 pages served).
+    deadline = time.monotonic() + 60
+    while sandbox.state()["counters"]["pages_served"].get("Slow", 0) < 3:
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the tap never started paging"
+        time.sleep(0.02)  # polling interval, not a synchronisation
     assert sandbox.expire_tokens() >= 1
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -196,7 +201,7 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
         token_store_path=str(store),
         redirect_uri="http://127.0.0.1/callback",
         page_size=100,
-        max_pages_per_run=1,
+        max_pages_per_run=5,
     )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
@@ -217,3 +222,26 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
     errors = [proc.communicate(timeout=60)[1].decode() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], errors
     assert sandbox.state()["counters"]["refresh_tokens_used"] == 3
+
+
+def test_empty_page_promising_more_fails_instead_of_ending_the_window(sandbox, tmp_path):
+    """SFMC answering page 2 of 6 with no items is not the end of the data (issue 8)."""
+    sandbox.create_de("Gappy", size=6000, seed=21)
+    empty = {"count": 6000, "page": 2, "pageSize": 1000, "top": 0, "links": {"next": "/v1/x"}}
+    # Count probe, $filter probe and page 1 are served; then page 2 keeps coming back empty.
+    sandbox.add_faults(
+        {"endpoint": "rowset", "status": 200, "body": empty, "after": 3, "times": None}
+    )
+    config = sandbox.tap_config(data_extension_keys=["Gappy"], page_size=1000)
+    failed = run_tap(config, tmp_path / "failed")
+    assert failed.returncode != 0
+    assert "served no rows on page 2 but a link to a next page (3 times in a row)" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert rowset_requests(sandbox) == 3 + 3  # the page was asked for 3 times, then the run stopped
+    assert len(failed.records) == 1000
+    assert "replication_key_value" not in failed.state["bookmarks"]["de_gappy"]
+    sandbox.clear_faults()
+    resumed = run_tap(config, tmp_path / "resumed", state=failed.state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    keys = {r["SubscriberKey"] for r in failed.records + resumed.records}
+    assert keys == {r["SubscriberKey"] for r in sandbox.rows("Gappy")}

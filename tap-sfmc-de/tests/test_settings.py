@@ -76,6 +76,7 @@ def test_loopback():
         ("page_size", 2501, "page_size"),
         ("page_size", 0, "page_size"),
         ("max_pages_per_run", 0, "max_pages_per_run"),
+        ("max_pages_per_run", 4, "between 5 and"),
         ("fetch_mode", "delta", "fetch_mode"),
         ("filter_support", "maybe", "filter_support"),
         ("auth_flow", "password", "auth_flow"),

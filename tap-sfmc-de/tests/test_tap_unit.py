@@ -229,3 +229,21 @@ def test_token_without_data_extensions_read_fails_discovery(sfmc, config):
     sfmc.post(f"{AUTH}v2/token", json=token_json(scope="offline list_and_subscribers_read"))
     with pytest.raises(SfmcApiError, match="data_extensions_read"):
         TapSfmcDe(config=config).streams  # noqa: B018
+
+
+def test_catalog_full_table_is_honoured_like_fetch_mode_full(sfmc, fake_de, config, capsys):
+    """Meltano ``metadata: {de_customers: {replication-method: FULL_TABLE}}`` lands here."""
+    fake_de.put("a", PAST)
+    first = sync(config, capsys)
+    state = [m for m in first if m["type"] == "STATE"][-1]["value"]
+    catalog = TapSfmcDe(config=config).catalog_dict
+    catalog["streams"][0]["replication_method"] = "FULL_TABLE"
+    for entry in catalog["streams"][0]["metadata"]:
+        if entry["breadcrumb"] == []:
+            entry["metadata"]["forced-replication-method"] = "FULL_TABLE"
+    for _ in range(2):  # every run reads every row again, whatever the bookmark says
+        TapSfmcDe(config=config, catalog=catalog, state=state).sync_all()
+        out = messages(capsys.readouterr().out)
+        assert [m["record"]["Id"] for m in out if m["type"] == "RECORD"] == ["a"]
+        state = [m for m in out if m["type"] == "STATE"][-1]["value"]
+    assert not any("2998" in (r["filter"] or "") for r in fake_de.requests[-2:])
