@@ -10,10 +10,15 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from singer_sdk import typing as th
+from singer_sdk.plugin_base import JSONSchemaValidator
+
 from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS, RetryPolicy
 from tap_sfmc_de.values import from_bookmark, parse_offset
 
 if TYPE_CHECKING:
@@ -124,6 +129,30 @@ def describe_config_error(error: ValidationError, secrets: frozenset[str]) -> st
     return f"{name} fails the schema's '{error.validator}' rule (value not shown){where}"
 
 
+def schema_checked(config: Mapping[str, Any], properties: list[th.Property]) -> dict[str, Any]:
+    """The values of some settings, with the schema's defaults and bounds applied.
+
+    The tap's config was validated by the SDK already; this keeps other callers (the auth
+    CLI, tests) on the same defaults without restating them.
+
+    Args:
+        config: The config.
+        properties: Schema properties of the settings to read.
+
+    Returns:
+        Every listed setting's value (its default when absent or null).
+
+    Raises:
+        SfmcConfigError: If a value breaks the schema (named, secrets hidden).
+    """
+    schema = th.PropertiesList(*properties).to_dict()
+    values = {k: config[k] for k in schema["properties"] if config.get(k) is not None}
+    for error in JSONSchemaValidator(schema).iter_errors(values):  # also fills defaults
+        raise SfmcConfigError(describe_config_error(error, secret_settings(schema)))
+    # The SDK reads config files with parse_float=Decimal; the typed settings are floats.
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in values.items()}
+
+
 def _require(config: Mapping[str, Any], name: str) -> Any:
     value = config.get(name)
     if value in (None, "", []):
@@ -161,16 +190,6 @@ def _float_in(config: Mapping[str, Any], name: str, default: float, low: float) 
     if number < low:
         raise SfmcConfigError(f"Setting '{name}' must be at least {low}; got {number}")
     return number
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried (exponential backoff with jitter)."""
-
-    max_retries: int = 5
-    backoff_base_seconds: float = 2.0
-    backoff_max_seconds: float = 60.0
-    request_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -293,5 +312,6 @@ class Settings:
                 backoff_base_seconds=_float_in(config, "backoff_base_seconds", 2.0, 0.0),
                 backoff_max_seconds=_float_in(config, "backoff_max_seconds", 60.0, 0.0),
                 request_timeout=_float_in(config, "request_timeout", 300.0, 0.001),
+                **schema_checked(config, RETRY_LIMIT_SETTINGS),
             ),
         )

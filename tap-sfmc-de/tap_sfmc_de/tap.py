@@ -17,6 +17,7 @@ from typing_extensions import override
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS
 from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import (
@@ -150,6 +151,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         "Cap of one backoff delay (errorcode 50200 waits 4x longer).",
         default=60,
     ),
+    *RETRY_LIMIT_SETTINGS,
 ).to_dict()
 
 

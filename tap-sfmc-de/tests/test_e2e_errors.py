@@ -217,3 +217,39 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
     errors = [proc.communicate(timeout=60)[1].decode() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], errors
     assert sandbox.state()["counters"]["refresh_tokens_used"] == 3
+
+
+def test_server_requested_waits_are_capped_and_malformed_ones_ignored(sandbox, tmp_path):
+    sandbox.create_de("Throttled", size=30, seed=3)
+    sandbox.add_faults(
+        {"endpoint": "rowset", "status": 429, "retry_after": 100_000, "times": 1},
+        {"endpoint": "rowset", "status": 429, "retry_after": -30, "times": 1, "after": 1},
+        {
+            "endpoint": "rowset",
+            "status": 429,
+            "body": {"errorcode": 50100, "message": "Rate limit", "retryAfter": "soon"},
+            "times": 1,
+            "after": 2,
+        },
+    )
+    config = sandbox.tap_config(
+        data_extension_keys=["Throttled"], max_retry_after_seconds=0.2, **FAST
+    )
+    result = run_tap(config, tmp_path, timeout=60)  # an uncapped wait would take 27 hours
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len({r["SubscriberKey"] for r in result.records}) == 30
+    assert [rule["fired"] for rule in sandbox.faults()] == [1, 1, 1]
+    assert "server asked 100000s, capped by max_retry_after_seconds" in result.stderr
+
+
+def test_a_persistent_throttle_stops_at_the_retry_budget(sandbox, tmp_path):
+    sandbox.add_faults({"endpoint": "rowset", "status": 429, "retry_after": 1, "times": None})
+    config = sandbox.tap_config(
+        max_retry_after_seconds=0.3, retry_budget_seconds=1, **{**FAST, "max_retries": 50}
+    )
+    result = run_tap(config, tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert "would exceed retry_budget_seconds 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    # three waits of 0.3 s fit into 1 s: four attempts, then the run stops
+    assert sandbox.faults()[0]["fired"] == 4

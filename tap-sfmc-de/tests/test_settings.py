@@ -1,5 +1,6 @@
 import json
 import subprocess
+from decimal import Decimal
 
 import pytest
 from singer_sdk.plugin_base import JSONSchemaValidator
@@ -97,6 +98,9 @@ def test_loopback():
         ("client_secret", "", "client_secret"),
         ("replication_keys_by_de", ["x"], "replication_keys_by_de"),
         ("start_date", "yesterday", "'start_date' must be an ISO-8601 date-time"),
+        ("max_retry_after_seconds", 3601, "maximum of 3600 in config.'max_retry_after_seconds'"),
+        ("retry_budget_seconds", -1, "minimum of 0 in config.'retry_budget_seconds'"),
+        ("retry_budget_seconds", "long", "not of type 'number'"),
     ],
 )
 def test_invalid_settings(config, key, value, match):
@@ -161,3 +165,12 @@ def test_credentials_in_a_base_url_are_not_echoed(config):
     with pytest.raises(SfmcConfigError, match="must not contain a user name or password") as info:
         Settings.from_config(config)
     assert "pa55word" not in str(info.value)
+
+
+def test_retry_limits_come_from_the_config_schema(config):
+    schema = TapSfmcDe.config_jsonschema["properties"]
+    retry = Settings.from_config(config).retry
+    assert retry.max_retry_after_seconds == schema["max_retry_after_seconds"]["default"] == 300
+    assert retry.retry_budget_seconds == schema["retry_budget_seconds"]["default"]
+    config["max_retry_after_seconds"] = Decimal("0.5")  # how the SDK reads a config file
+    assert Settings.from_config(config).retry.max_retry_after_seconds == 0.5
