@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import time
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -178,8 +177,14 @@ def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
     proc = subprocess.Popen(
         [TAP_BIN, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    time.sleep(1.0)  # discovery done, a few of the 24 pages (0.1 s each) read
+    # Observable event, not a guess: the tap has read a few of its 24 pages (0.1 s each).
+    wait_until(
+        lambda: sandbox.state()["counters"]["pages_served"].get("Slow", 0) >= 3,
+        what="the tap to read its first pages",
+    )
     assert sandbox.expire_tokens() >= 1
+    assert proc.poll() is None, "the tap finished before its token could expire mid-run"
+    assert sandbox.state()["counters"]["pages_served"]["Slow"] < 24
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
     records = [line for line in out.decode().splitlines() if '"RECORD"' in line]
