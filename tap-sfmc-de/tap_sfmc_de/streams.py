@@ -18,8 +18,13 @@ from singer_sdk.streams import Stream
 from tap_sfmc_de.errors import ValueConversionError
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
-from tap_sfmc_de.values import ConversionProblemError, FieldConverter, parse_sfmc_datetime
-from tap_sfmc_de.windows import SyncPlan, WindowSync
+from tap_sfmc_de.values import (
+    ConversionProblemError,
+    FieldConverter,
+    is_beyond_utc,
+    parse_sfmc_datetime,
+)
+from tap_sfmc_de.windows import SyncPlan, WindowSync, identity_digest, row_identity
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     from tap_sfmc_de.settings import Settings
 
 MAX_DETAILED_WARNINGS = 5
+END_OF_TIME = "(end-of-time date)"  # counter key of replication-key values beyond UTC
 OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
 
 
@@ -174,6 +180,12 @@ class DataExtensionStream(Stream):
                 "%d rows have an empty %s and are never emitted in incremental mode; have every "
                 "writer set it, or use fetch_mode full", s.null_replication_key, self.rk_name,
             )  # fmt: skip
+        end_of_time = self._problems.pop(END_OF_TIME, 0)
+        if end_of_time:
+            self.logger.warning(
+                "%s: %d rows have a %s later than UTC can hold and were not emitted",
+                self.name, end_of_time, self.rk_name,
+            )  # fmt: skip
         for field_name, count in sorted(self._problems.items()):
             self.logger.warning(
                 "%s: %d values of %s could not be converted and were set to null",
@@ -183,13 +195,11 @@ class DataExtensionStream(Stream):
             )
 
     def _row_key(self, item: Mapping[str, Any]) -> str:
-        keys = item.get("keys") or {}
-        if not keys:
-            return "row without primary key"
-        return ", ".join(
-            f"{self._converters[k].name if k in self._converters else k}={v}"
-            for k, v in keys.items()
-        )
+        # The key may itself be personal data (an email address): messages carry a digest
+        # (the one state's "boundary" uses); the key itself is logged at DEBUG only.
+        digest = identity_digest(row_identity(item))
+        self.logger.debug("%s: key digest %s is row %r", self.name, digest, item.get("keys"))
+        return f"key digest {digest}"
 
     def _replication_value(self, item: Mapping[str, Any]) -> dt.datetime | None:
         name = (self.rk_name or "").lower()
@@ -199,17 +209,35 @@ class DataExtensionStream(Stream):
         if not raw:
             return None
         try:
-            return parse_sfmc_datetime(raw, self.settings.timezone)
+            value = parse_sfmc_datetime(raw, self.settings.timezone)
         except ConversionProblemError as exc:
             raise self._fatal(item, self.rk_name or name, exc) from None
+        if is_beyond_utc(value):
+            self._end_of_time(item)
+        return value
+
+    def _end_of_time(self, item: Mapping[str, Any]) -> None:
+        # An end-of-time sentinel (12/31/9999 11:59:59 PM) lies after every window, which
+        # ends at the server clock, so the row is never emitted; the bookmark is a window
+        # bound, never a row's value, so it cannot be pushed to 9999. Failing instead
+        # would block the whole stream until someone edits the row.
+        self._problems[END_OF_TIME] += 1
+        if self._problems[END_OF_TIME] <= MAX_DETAILED_WARNINGS:
+            self.logger.warning(
+                "%s: row [%s] field %s: a date later than UTC can hold (an end-of-time value?); "
+                "the row lies after every window and is not emitted in incremental mode: set "
+                "%s to the row's modification time, or use fetch_mode full",
+                self.name, self._row_key(item), self.rk_name, self.rk_name,
+            )  # fmt: skip
 
     def _fatal(
         self, item: Mapping[str, Any], field_name: str, exc: Exception
     ) -> ValueConversionError:
         return ValueConversionError(
             f"{self.name}: row [{self._row_key(item)}] field {field_name}: {exc}. This is a key "
-            "or replication-key field, so the sync stops rather than emit a corrupt record; check "
-            "sfmc_timezone_offset and the DE's data."
+            "or replication-key field, so the sync stops rather than emit a corrupt record: fix "
+            "the value in the DE (run with TAP_SFMC_DE_LOGLEVEL=DEBUG to log which row has this "
+            "key digest) or check sfmc_timezone_offset."
         )
 
     def _convert(self, item: Mapping[str, Any]) -> dict[str, Any]:

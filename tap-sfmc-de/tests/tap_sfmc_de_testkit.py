@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,19 @@ def run_tap(
 def rowset_requests(sandbox: Any) -> int:
     """Rowset requests the sandbox has answered so far (any kind: pages, probes, token URLs)."""
     return int(sandbox.rowset_requests()["total"])
+
+
+def wait_until(
+    probe: Callable[[], Any], *, what: str, timeout: float = 30, interval: float = 0.01
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(interval)  # polling interval, not a synchronisation guess
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def sandbox_latest_versions(sandbox: Any, key: str) -> set[tuple[str, str]]:

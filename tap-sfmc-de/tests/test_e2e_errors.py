@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import time
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, rowset_requests, run_tap
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, rowset_requests, run_tap, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -178,13 +177,14 @@ def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
     proc = subprocess.Popen(
         [TAP_BIN, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    # Expire the token once the tap is visibly paging (a few of its 24 pages served).
-    deadline = time.monotonic() + 60
-    while sandbox.state()["counters"]["pages_served"].get("Slow", 0) < 3:
-        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, "the tap never started paging"
-        time.sleep(0.02)  # polling interval, not a synchronisation
+    # Observable event, not a guess: the tap has read a few of its 24 pages (0.1 s each).
+    wait_until(
+        lambda: sandbox.state()["counters"]["pages_served"].get("Slow", 0) >= 3,
+        what="the tap to read its first pages",
+    )
     assert sandbox.expire_tokens() >= 1
+    assert proc.poll() is None, "the tap finished before its token could expire mid-run"
+    assert sandbox.state()["counters"]["pages_served"]["Slow"] < 24
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
     records = [line for line in out.decode().splitlines() if '"RECORD"' in line]
@@ -224,24 +224,37 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
     assert sandbox.state()["counters"]["refresh_tokens_used"] == 3
 
 
-def test_empty_page_promising_more_fails_instead_of_ending_the_window(sandbox, tmp_path):
-    """SFMC answering page 2 of 6 with no items is not the end of the data (issue 8)."""
-    sandbox.create_de("Gappy", size=6000, seed=21)
-    empty = {"count": 6000, "page": 2, "pageSize": 1000, "top": 0, "links": {"next": "/v1/x"}}
-    # Count probe, $filter probe and page 1 are served; then page 2 keeps coming back empty.
+def test_server_requested_waits_are_capped_and_malformed_ones_ignored(sandbox, tmp_path):
+    sandbox.create_de("Throttled", size=30, seed=3)
     sandbox.add_faults(
-        {"endpoint": "rowset", "status": 200, "body": empty, "after": 3, "times": None}
+        {"endpoint": "rowset", "status": 429, "retry_after": 100_000, "times": 1},
+        {"endpoint": "rowset", "status": 429, "retry_after": -30, "times": 1, "after": 1},
+        {
+            "endpoint": "rowset",
+            "status": 429,
+            "body": {"errorcode": 50100, "message": "Rate limit", "retryAfter": "soon"},
+            "times": 1,
+            "after": 2,
+        },
     )
-    config = sandbox.tap_config(data_extension_keys=["Gappy"], page_size=1000)
-    failed = run_tap(config, tmp_path / "failed")
-    assert failed.returncode != 0
-    assert "served no rows on page 2 but a link to a next page (3 times in a row)" in failed.stderr
-    assert "Traceback" not in failed.stderr
-    assert rowset_requests(sandbox) == 3 + 3  # the page was asked for 3 times, then the run stopped
-    assert len(failed.records) == 1000
-    assert "replication_key_value" not in failed.state["bookmarks"]["de_gappy"]
-    sandbox.clear_faults()
-    resumed = run_tap(config, tmp_path / "resumed", state=failed.state)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    keys = {r["SubscriberKey"] for r in failed.records + resumed.records}
-    assert keys == {r["SubscriberKey"] for r in sandbox.rows("Gappy")}
+    config = sandbox.tap_config(
+        data_extension_keys=["Throttled"], max_retry_after_seconds=0.2, **FAST
+    )
+    result = run_tap(config, tmp_path, timeout=60)  # an uncapped wait would take 27 hours
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len({r["SubscriberKey"] for r in result.records}) == 30
+    assert [rule["fired"] for rule in sandbox.faults()] == [1, 1, 1]
+    assert "server asked 100000s, capped by max_retry_after_seconds" in result.stderr
+
+
+def test_a_persistent_throttle_stops_at_the_retry_budget(sandbox, tmp_path):
+    sandbox.add_faults({"endpoint": "rowset", "status": 429, "retry_after": 1, "times": None})
+    config = sandbox.tap_config(
+        max_retry_after_seconds=0.3, retry_budget_seconds=1, **{**FAST, "max_retries": 50}
+    )
+    result = run_tap(config, tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert "would exceed retry_budget_seconds 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    # three waits of 0.3 s fit into 1 s: four attempts, then the run stops
+    assert sandbox.faults()[0]["fired"] == 4

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError, ValueConversionError
 from tap_sfmc_de.tap import TapSfmcDe
+from tap_sfmc_de.windows import identity_digest, row_identity
 from tap_sfmc_de_testkit import (
     ACCESS_TOKEN,
     AUTH,
@@ -92,16 +93,96 @@ def test_unparsable_value_becomes_null_with_a_warning(sfmc, fake_de, config, cap
     assert record["Points"] is None
     assert record["Amount"] == 1
     text = caplog.text
-    assert "row [Id=row-7] field Points: expected a whole number; emitted as null" in text
+    digest = key_digest("row-7")
+    assert f"row [key digest {digest}] field Points: expected a whole number; emitted as null" in (
+        text
+    )
     assert "lots" not in text  # raw values are never logged
+    assert "row-7" not in text  # nor the key: it may be an email address
 
 
 def test_unparsable_replication_key_fails_with_row_and_field(sfmc, fake_de, config, capsys):
     fake_de.put("row-9", PAST)
     fake_de.rows["row-9"]["modifieddate"] = "not a date"
     fake_de.filter_honoured = False
-    with pytest.raises(ValueConversionError, match=r"row \[Id=row-9\] field ModifiedDate"):
+    with pytest.raises(ValueConversionError) as info:
         sync(config, capsys)
+    message = str(info.value)
+    assert f"row [key digest {key_digest('row-9')}] field ModifiedDate" in message
+    assert "fix the value in the DE" in message
+    assert "row-9" not in message
+
+
+def key_digest(pk):
+    return identity_digest(row_identity({"keys": {"id": pk}}))
+
+
+WITH_VALID_UNTIL = [*DEFAULT_FIELDS, ("ValidUntil", "Date", "false", "", "0")]
+END_OF_TIME = "12/31/9999 11:59:59 PM"
+
+
+def test_end_of_time_in_a_date_column_is_null_with_a_warning(sfmc, fake_de, config, capsys, caplog):
+    sfmc.post(f"{SOAP}Service.asmx", text=fields_xml(WITH_VALID_UNTIL))
+    fake_de.put("alice@example.com", PAST, validuntil=END_OF_TIME, points="3")
+    fake_de.put("bob@example.com", PAST, validuntil="1/2/2030 3:04:05 PM")
+    with caplog.at_level(logging.INFO):
+        out = sync(config, capsys)
+    records = {m["record"]["Id"]: m["record"] for m in out if m["type"] == "RECORD"}
+    assert records["alice@example.com"]["ValidUntil"] is None
+    assert records["alice@example.com"]["Points"] == 3
+    assert records["bob@example.com"]["ValidUntil"] == "2030-01-02T21:04:05+00:00"
+    text = caplog.text
+    assert f"row [key digest {key_digest('alice@example.com')}] field ValidUntil" in text
+    assert "1 values of ValidUntil could not be converted" in text
+    assert "alice" not in text
+    assert END_OF_TIME not in text
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_end_of_time_replication_key_is_skipped_with_a_warning_and_keeps_the_bookmark(
+    sfmc, fake_de, config, capsys, caplog, *, filter_honoured
+):
+    fake_de.filter_honoured = filter_honoured
+    fake_de.put("a", PAST)
+    fake_de.put("forever", PAST)
+    fake_de.rows["forever"]["modifieddate"] = END_OF_TIME
+    fake_de.put("b", PAST)
+    with caplog.at_level(logging.INFO):
+        out = sync(config, capsys)
+    assert sorted(m["record"]["Id"] for m in out if m["type"] == "RECORD") == ["a", "b"]
+    bookmark = [m for m in out if m["type"] == "STATE"][-1]["value"]["bookmarks"]["de_customers"]
+    assert bookmark["replication_key_value"] < "2025"  # the server clock, never the row's date
+    if not filter_honoured:  # only a client-side scan sees the row at all
+        text = caplog.text
+        assert f"row [key digest {key_digest('forever')}] field ModifiedDate" in text
+        assert "not emitted in incremental mode" in text
+        assert "forever" not in text
+    # and the next run is not blocked by it
+    TapSfmcDe(config=config, state={"bookmarks": {"de_customers": bookmark}}).sync_all()
+    assert [m for m in messages(capsys.readouterr().out) if m["type"] == "RECORD"] == []
+
+
+def test_end_of_time_in_full_mode_delivers_the_row(sfmc, fake_de, config, capsys):
+    config["fetch_mode"] = "full"
+    fake_de.put("forever", PAST)
+    fake_de.rows["forever"]["modifieddate"] = END_OF_TIME
+    out = sync(config, capsys)
+    records = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert [(r["Id"], r["ModifiedDate"]) for r in records] == [("forever", None)]
+
+
+def test_end_of_time_in_the_primary_key_fails_with_the_fix(sfmc, fake_de, config, capsys):
+    sfmc.post(
+        f"{SOAP}Service.asmx",
+        text=fields_xml(
+            [("Id", "Date", "true", "", "0"), ("ModifiedDate", "Date", "false", "", "0")]
+        ),
+    )
+    fake_de.put(END_OF_TIME, PAST)
+    with pytest.raises(ValueConversionError, match="fix the value in the DE") as info:
+        sync(config, capsys)
+    assert "years 1-9999 in UTC" in str(info.value)
+    assert END_OF_TIME not in str(info.value)
 
 
 def test_missing_replication_key_fails_discovery(sfmc, config):
