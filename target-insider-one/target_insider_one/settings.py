@@ -144,7 +144,7 @@ class Settings:
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     max_dead_letters: int | None = None
-    max_dead_letter_ratio: float | None = None
+    max_dead_letter_percent: float | None = None
     dry_run: bool = False
     dry_run_path: Path = Path("output/dry-run/insider.jsonl")
     dead_letter_path: Path = Path("output/dead-letters/insider.jsonl")
@@ -459,8 +459,8 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             config, "backoff_max_seconds", default=60.0, low=0, high=3600, errors=errors
         ),
         max_dead_letters=_optional_limit(config, "max_dead_letters", high=None, errors=errors),
-        max_dead_letter_ratio=_optional_limit(
-            config, "max_dead_letter_ratio", high=1, errors=errors
+        max_dead_letter_percent=_optional_limit(
+            config, "max_dead_letter_percent", high=100, errors=errors
         ),
         dry_run=bool(config.get("dry_run", False)),
         dry_run_path=Path(str(dry_run_path)),

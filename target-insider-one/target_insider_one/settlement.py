@@ -38,7 +38,7 @@ class ExitCode(IntEnum):
     OK = 0
     STOPPED = 1  # credentials, wrong endpoint, fast_fail on a rejected request, bad input
     UNDELIVERED = 3  # some records were not delivered: rerun from the last STATE
-    TOO_MANY_DEAD_LETTERS = 4  # max_dead_letters / max_dead_letter_ratio exceeded
+    TOO_MANY_DEAD_LETTERS = 4  # max_dead_letters / max_dead_letter_percent exceeded
 
 
 class Ledger:
@@ -134,7 +134,7 @@ def run_exit_code(
     dead_lettered: int,
     received: int,
     max_dead_letters: int | None,
-    max_dead_letter_ratio: float | None,
+    max_dead_letter_percent: float | None,
 ) -> ExitCode:
     """How a run that read all its input ends.
 
@@ -143,7 +143,7 @@ def run_exit_code(
         dead_lettered: Records dead-lettered.
         received: Records received.
         max_dead_letters: Alert when more records than this were dead-lettered.
-        max_dead_letter_ratio: Alert when a larger share than this was dead-lettered.
+        max_dead_letter_percent: Alert when a larger percentage than this was dead-lettered.
 
     Returns:
         The exit code (undelivered records win: rerunning is what they need).
@@ -153,9 +153,9 @@ def run_exit_code(
     if max_dead_letters is not None and dead_lettered > max_dead_letters:
         return ExitCode.TOO_MANY_DEAD_LETTERS
     if (
-        max_dead_letter_ratio is not None
+        max_dead_letter_percent is not None
         and received
-        and dead_lettered / received > max_dead_letter_ratio
+        and dead_lettered * 100 > max_dead_letter_percent * received
     ):
         return ExitCode.TOO_MANY_DEAD_LETTERS
     return ExitCode.OK

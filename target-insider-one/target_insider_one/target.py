@@ -274,10 +274,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         "(delivery and STATE are unchanged). Off by default.",
     ),
     th.Property(
-        "max_dead_letter_ratio",
-        th.NumberType(minimum=0, maximum=1),
-        description="Alert: exit 4 when more than this share (0-1) of the records received "
-        "was dead-lettered. Off by default.",
+        "max_dead_letter_percent",
+        th.NumberType(minimum=0, maximum=100),
+        description="Alert: exit 4 when more than this percentage (0-100) of the records "
+        "received was dead-lettered. Off by default.",
     ),
     th.Property(
         "dry_run",
@@ -476,7 +476,7 @@ class TargetInsiderOne(Target):
             dead_lettered=counts["records_dead_lettered"],
             received=counts["records_received"],
             max_dead_letters=settings.max_dead_letters,
-            max_dead_letter_ratio=settings.max_dead_letter_ratio,
+            max_dead_letter_percent=settings.max_dead_letter_percent,
         )
         if code is ExitCode.OK:
             self.runtime.finish(status="succeeded")
@@ -492,7 +492,7 @@ class TargetInsiderOne(Target):
             status = "too_many_dead_letters"
             message = (
                 f"{counts['records_dead_lettered']} of {counts['records_received']} records "
-                "were dead-lettered, more than max_dead_letters / max_dead_letter_ratio allow "
+                "were dead-lettered, more than max_dead_letters / max_dead_letter_percent allow "
                 f"(see {settings.dead_letter_path})"
             )
         self.runtime.finish(status=status, error=message)

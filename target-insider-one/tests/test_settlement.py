@@ -100,7 +100,7 @@ def test_exit_code():
             "dead_lettered": 0,
             "received": 100,
             "max_dead_letters": None,
-            "max_dead_letter_ratio": None,
+            "max_dead_letter_percent": None,
             **kwargs,
         }
         return run_exit_code(**options)
@@ -110,6 +110,6 @@ def test_exit_code():
     assert code(undelivered=1, dead_lettered=100, max_dead_letters=0) is ExitCode.UNDELIVERED
     assert code(dead_lettered=5, max_dead_letters=5) is ExitCode.OK
     assert code(dead_lettered=6, max_dead_letters=5) is ExitCode.TOO_MANY_DEAD_LETTERS
-    assert code(dead_lettered=10, max_dead_letter_ratio=0.1) is ExitCode.OK
-    assert code(dead_lettered=11, max_dead_letter_ratio=0.1) is ExitCode.TOO_MANY_DEAD_LETTERS
-    assert code(received=0, max_dead_letter_ratio=0) is ExitCode.OK
+    assert code(dead_lettered=10, max_dead_letter_percent=10) is ExitCode.OK
+    assert code(dead_lettered=11, max_dead_letter_percent=10) is ExitCode.TOO_MANY_DEAD_LETTERS
+    assert code(received=0, max_dead_letter_percent=0) is ExitCode.OK
