@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
-from target_insider_one.settlement import Ledger
+from target_insider_one.settlement import Ledger, Undelivered
 from target_insider_one.summary import RunStats, log_summary
 
 if TYPE_CHECKING:
@@ -215,7 +215,10 @@ class Runtime:
             + counts["records_undelivered"]
             + (counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"])
         )
-        if status != "failed" and accounted != counts["records_received"]:
+        if status == "failed" and accounted < counts["records_received"]:
+            # Records still buffered, or in the request that stopped the run.
+            self.stats.undelivered(Undelivered.RUN_STOPPED, counts["records_received"] - accounted)
+        elif accounted != counts["records_received"]:
             self.logger.warning(
                 "Accounting mismatch: %d records received but %d upserted, dead-lettered or "
                 "not delivered",

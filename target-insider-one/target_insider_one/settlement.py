@@ -29,7 +29,7 @@ class Undelivered(StrEnum):
     CONNECTION_ERROR = "connection_error"  # refused, reset, DNS, broken body, after retries
     CANNOT_SEND = "cannot_send"  # the request could not be sent at all (e.g. invalid URL)
     UNCONFIRMED = "unconfirmed"  # a 2xx without Insider's counts: nobody knows what stored
-    NOT_SENT = "not_sent"  # the run stopped before its request was sent
+    RUN_STOPPED = "run_stopped"  # the run stopped before they were delivered
 
 
 class ExitCode(IntEnum):

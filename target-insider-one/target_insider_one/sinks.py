@@ -329,7 +329,7 @@ class InsiderUpsertSink(BatchSink):
         if fatal is not None:
             unsent = sum(len(jobs[j].plan.items) for j in waiting)
             if unsent:
-                self.runtime.stats.undelivered(Undelivered.NOT_SENT, unsent)
+                self.runtime.stats.undelivered(Undelivered.RUN_STOPPED, unsent)
                 self.logger.error(
                     "%d records of stream %r were not sent because the run is stopping",
                     unsent,

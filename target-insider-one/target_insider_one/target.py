@@ -400,18 +400,20 @@ class TargetInsiderOne(Target):
     def _emit_safe_state(self) -> None:
         """Write the latest STATE whose records are all settled, if there is a new one.
 
-        A signal arriving meanwhile waits until the line is out (see _handle_termination).
+        A signal arriving while the line is written waits until it is out (see
+        _handle_termination).
         """
         if self.runtime.settings.dry_run:
             return  # nothing was delivered: a bookmark would skip these records next time
+        state = self.runtime.ledger.take_safe_state()
+        if state is None:
+            return
+        # Taken before the flush: every dead letter of a settled record is on disk before
+        # the STATE that passes it.
+        self.runtime.flush_dead_letters()
         self._emitting = True
         try:
-            state = self.runtime.ledger.take_safe_state()
-            if state is not None:
-                # Taken before the flush: every dead letter of a settled record is on disk
-                # before the STATE that passes it.
-                self.runtime.flush_dead_letters()
-                self._write_state_message(state)
+            self._write_state_message(state)
         finally:
             self._emitting = False
         if self._pending_signal is not None:

@@ -321,6 +321,9 @@ def test_access_denied_stops_run_regardless_of_fast_fail(requests_mock, make_con
     assert "UCD" in str(result.error)
     assert result.states == []
     assert requests_mock.call_count == 1
+    # The summary says what was not delivered, and why.
+    assert result.stats["undelivered_by_reason"] == {"run_stopped": 2}
+    assert result.dead_letters() == []
 
 
 def test_dry_run_writes_bodies_and_sends_nothing(requests_mock, make_config):
