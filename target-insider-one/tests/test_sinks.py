@@ -632,3 +632,38 @@ def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
     assert sorted(raised) == [("A", "InsiderFatalError"), ("B", "InsiderFatalError")]
     assert result.states == []
     assert result.target.runtime.finished
+
+
+def test_state_waits_for_records_still_buffered_in_another_stream(
+    requests_mock, make_config, monkeypatch
+):
+    # Stream A drains (full) while stream B still buffers a record received before the
+    # STATE: that STATE must wait for B's drain; a STATE after only settled records goes
+    # out at once, mid-run.
+    from target_insider_one.target import TargetInsiderOne
+
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    emitted = []
+    original = TargetInsiderOne._write_state_message
+
+    def spy(self, state):
+        sent = {u["identifiers"]["uuid"] for b in sent_bodies(requests_mock) for u in b["users"]}
+        emitted.append((state["bookmarks"]["Customers"]["v"], sent))
+        original(self, state)
+
+    monkeypatch.setattr(TargetInsiderOne, "_write_state_message", spy)
+    msgs = [
+        schema_msg("A"),
+        schema_msg("B"),
+        record_msg(customer(1, SubscriberKey="B1"), "B"),
+        state_msg(1),
+        record_msg(customer(2, SubscriberKey="A2"), "A"),
+        record_msg(customer(3, SubscriberKey="A3"), "A"),  # A is full: drained here
+        state_msg(2),
+        record_msg(customer(4, SubscriberKey="B4"), "B"),  # B is full: drained here
+        state_msg(3),
+        record_msg(customer(5, SubscriberKey="A5"), "A"),
+    ]
+    result = run_target(make_config(batch_size_rows=2, max_concurrent_requests=1), msgs)
+    assert emitted == [(2, {"A2", "A3", "B1", "B4"}), (3, {"A2", "A3", "B1", "B4"})]
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == [2, 3]
