@@ -92,14 +92,23 @@ def test_an_outage_longer_than_the_budget_leaves_a_resumable_state(sandbox, tmp_
     assert rerun.states[-1] == state_msg(6)["value"]
 
 
-def test_wrong_api_base_url_exits_nonzero_without_state_or_dead_letters(tmp_path):
-    with socket.socket() as sock:  # a loopback port nobody listens on
+def closed_loopback_port() -> int:
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["refused", "unknown_host"])
+def test_wrong_api_base_url_exits_nonzero_without_state_or_dead_letters(tmp_path, where):
+    # A closed port, or a host that never resolves (.invalid, RFC 2606): DNS fails.
+    url = {
+        "refused": f"http://127.0.0.1:{closed_loopback_port()}",
+        "unknown_host": "https://unification.useinsider.invalid",
+    }[where]
     config = {
         "partner_name": "acme",
         "api_key": "some-api-key",
-        "api_base_url": f"http://127.0.0.1:{port}",
+        "api_base_url": url,
         "retry_budget_seconds": 0.3,
         **DEMO_MAPPING,
         **FAST_RETRIES,
