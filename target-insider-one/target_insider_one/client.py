@@ -225,7 +225,8 @@ class InsiderClient:
         stats: RunStats,
         retry_budget_seconds: float | None = None,
         pool_size: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
+        sleep: Callable[[float], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create the client.
@@ -242,7 +243,8 @@ class InsiderClient:
             retry_budget_seconds: No retry starts later than this after the first attempt
                 (None: only ``max_retries`` limits retrying).
             pool_size: HTTP connection pool size per thread.
-            sleep: Sleep function (tests replace it).
+            stop: Set when the run stops: requests still retrying give up at once.
+            sleep: Sleep function (tests replace it; by default a wait on ``stop``).
             clock: Monotonic clock (tests replace it).
         """
         self.upsert_url = upsert_url
@@ -261,7 +263,8 @@ class InsiderClient:
         self.stats = stats
         self.retry_budget = retry_budget_seconds
         self._pool_size = pool_size
-        self._sleep = sleep
+        self._stop = stop or threading.Event()
+        self._sleep = sleep or self._stop.wait
         self._clock = clock
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -396,26 +399,50 @@ class InsiderClient:
                         "check api_base_url",
                         status,
                     )
-            delay = self.backoff_delay(attempt, retry_after)
-            elapsed = self._clock() - started
-            if attempt > self.max_retries or (
-                self.retry_budget is not None and elapsed + delay > self.retry_budget
-            ):
-                raise InsiderRequestFailedError(
-                    f"{problem}; gave up after {attempt} attempts in {elapsed:.0f}s",
-                    status,
-                    attempt,
-                    reason,
-                )
-            self.stats.add(retries=1)
-            LOGGER.warning(
-                "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
+            failure = InsiderRequestFailedError(problem, status, attempt, reason)
+            self._wait_before_retry(failure, started, retry_after)
+
+    def _wait_before_retry(
+        self, failure: InsiderRequestFailedError, started: float, retry_after: float | None
+    ) -> None:
+        """Sleep before the next attempt, or give up.
+
+        Args:
+            failure: The attempt that just failed, as it would be reported.
+            started: When the first attempt started (``clock`` time).
+            retry_after: Seconds the server asked for, if any.
+
+        Raises:
+            InsiderRequestFailedError: Retries or their budget exhausted, or the run stopped.
+        """
+        attempt = failure.attempts
+        delay = self.backoff_delay(attempt, retry_after)
+        elapsed = self._clock() - started
+        if attempt > self.max_retries or (
+            self.retry_budget is not None and elapsed + delay > self.retry_budget
+        ):
+            raise InsiderRequestFailedError(
+                f"{failure.message}; gave up after {attempt} attempts in {elapsed:.0f}s",
+                failure.status,
                 attempt,
-                self.max_retries + 1,
-                problem,
-                delay,
+                failure.reason,
             )
-            self._sleep(delay)
+        self.stats.add(retries=1)
+        LOGGER.warning(
+            "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
+            attempt,
+            self.max_retries + 1,
+            failure.message,
+            delay,
+        )
+        self._sleep(delay)
+        if self._stop.is_set():
+            raise InsiderRequestFailedError(
+                f"{failure.message}; the run stopped while it was being retried",
+                failure.status,
+                attempt,
+                Undelivered.RUN_STOPPED,
+            )
 
     def _auth_message(self, status: int, message: str) -> str:
         return (

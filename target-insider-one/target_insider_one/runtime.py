@@ -88,6 +88,7 @@ class Runtime:
         # Set by the first sink that stops the run; the other sinks (drained in parallel,
         # sharing the pool) then send nothing more and stop too.
         self.fatal: InsiderError | None = None
+        self.stopping = threading.Event()  # wakes requests sleeping between retries
         self._lock = threading.Lock()
         self._filter = RedactingFilter((settings.api_key,))
         self._filtered: list[logging.Handler | logging.Logger] = [
@@ -109,13 +110,14 @@ class Runtime:
             return self.executor.submit(self.client.upsert, body)
 
     def stop(self, error: InsiderError) -> None:
-        """Stop the run: every sink sends nothing more.
+        """Stop the run: nothing more is sent, and requests being retried give up.
 
         Args:
             error: Why (the first error wins).
         """
         with self._lock:
             self.fatal = self.fatal or error
+        self.stopping.set()
 
     @cached_property
     def client(self) -> InsiderClient:
@@ -132,6 +134,7 @@ class Runtime:
             backoff_max_seconds=s.backoff_max_seconds,
             stats=self.stats,
             pool_size=s.max_concurrent_requests,
+            stop=self.stopping,
         )
 
     @cached_property

@@ -329,3 +329,22 @@ def test_counts_are_required_for_a_2xx_to_be_a_result():
     assert parse_upsert_response(200, '{"data": {"successful": {}, "fail": {}}}') is None
     assert parse_upsert_response(200, '{"data": {"successful": {"count": true}}}') is None
     assert parse_upsert_response(200, '{"data": {"successful": {"count": 0}}}').successful == 0
+
+
+def test_a_stopped_run_ends_retrying_at_once(requests_mock):
+    import threading
+
+    stop = threading.Event()
+    requests_mock.post(UPSERT_URL, status_code=503)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        stop.set()  # another request failed fast while this one waited
+
+    c = client(max_retries=50, retry_budget_seconds=3600, stop=stop, sleep=sleep)
+    with pytest.raises(InsiderRequestFailedError) as info:
+        c.upsert(BODY)
+    assert info.value.reason == Undelivered.RUN_STOPPED
+    assert requests_mock.call_count == 1
+    assert len(sleeps) == 1

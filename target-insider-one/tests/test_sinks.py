@@ -667,3 +667,31 @@ def test_state_waits_for_records_still_buffered_in_another_stream(
     result = run_target(make_config(batch_size_rows=2, max_concurrent_requests=1), msgs)
     assert emitted == [(2, {"A2", "A3", "B1", "B4"}), (3, {"A2", "A3", "B1", "B4"})]
     assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == [2, 3]
+
+
+def test_fast_fail_stops_requests_that_are_still_retrying(requests_mock, make_config):
+    # One request ends undelivered at once; the other is in a 429 storm that its retry
+    # budget would ride out for a minute: fast_fail must not wait for it.
+    def answer(request, context):
+        users = json.loads(request.body)["users"]
+        if users[0]["identifiers"]["uuid"] == "CUST-000001":
+            context.status_code = 200
+            return {"data": {}}  # unconfirmed: not retried
+        context.status_code = 429
+        return {"error": "rejected: too many requests"}
+
+    requests_mock.post(UPSERT_URL, json=answer)
+    config = make_config(
+        fast_fail=True,
+        batch_size_rows=1,
+        max_concurrent_requests=2,
+        max_retries=100,
+        retry_budget_seconds=60,
+        backoff_base_seconds=0.2,
+        backoff_max_seconds=0.2,
+    )
+    result = run_target(config, [schema_msg(), *messages(2), state_msg(1)], expect_error=True)
+    assert result.error.exit_code == ExitCode.UNDELIVERED
+    assert result.stats["undelivered_by_reason"] == {"unconfirmed": 1, "run_stopped": 1}
+    assert result.states == []
+    assert result.dead_letters() == []
