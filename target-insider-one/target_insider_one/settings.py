@@ -318,16 +318,9 @@ def _bounded(
     return number
 
 
-def _optional_limit(
-    config: Mapping[str, Any], key: str, *, high: float | None, errors: list[str]
-) -> Any:
-    """An alert threshold: None (off) or a number from 0 to ``high``."""
-    if config.get(key) is None:
-        return None
-    value = _bounded(
-        config, key, default=0, low=0, high=float("inf") if high is None else high, errors=errors
-    )
-    return value if high is not None else int(value)
+def _optional(config: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = config.get(key)
+    return None if value is None else kind(value)
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:
@@ -458,10 +451,9 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         backoff_max_seconds=_bounded(
             config, "backoff_max_seconds", default=60.0, low=0, high=3600, errors=errors
         ),
-        max_dead_letters=_optional_limit(config, "max_dead_letters", high=None, errors=errors),
-        max_dead_letter_percent=_optional_limit(
-            config, "max_dead_letter_percent", high=100, errors=errors
-        ),
+        # Bounds are checked by the config schema; None turns the alert off.
+        max_dead_letters=_optional(config, "max_dead_letters", int),
+        max_dead_letter_percent=_optional(config, "max_dead_letter_percent", float),
         dry_run=bool(config.get("dry_run", False)),
         dry_run_path=Path(str(dry_run_path)),
         dead_letter_path=Path(str(dead_letter_path)),
