@@ -88,12 +88,17 @@ class JsonlWriter:
                 self._file.flush()
                 os.fsync(self._file.fileno())
 
-    def flush_and_hold(self) -> None:
+    def flush_and_hold(self, timeout: float = -1) -> None:
         """Flush and fsync, then keep the lock so no thread writes again before the exit.
 
         For an immediate process exit: the file ends with whole lines only.
+
+        Args:
+            timeout: Give up (without flushing) when the lock is not free by then; for a
+                signal handler whose own thread may hold it.
         """
-        self._lock.acquire()
+        if not self._lock.acquire(timeout=timeout):
+            return
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())

@@ -124,6 +124,7 @@ def run_target(config: dict, messages: list[dict], *, expect_error: bool = False
         counts = target.runtime.stats.as_dict()
         sent = counts["dry_run_users"] or counts["users_upserted"]
         assert sent + counts["records_dead_lettered"] == counts["records_received"]
+        assert counts["records_undelivered"] == 0
     stdout = out.getvalue()
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return RunResult(target=target, stdout=stdout, error=error, states=states)
