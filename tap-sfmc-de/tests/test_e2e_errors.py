@@ -7,7 +7,7 @@ import stat
 import subprocess
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, rowset_requests, run_tap, wait_until
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap, wait_until
 
 pytestmark = pytest.mark.e2e
 
