@@ -228,9 +228,11 @@ class InsiderUpsertSink(BatchSink):
                 )
         try:
             data = serialize_user(mapped.user)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Not the exception's text: it can quote the offending value.
             stats.skipped("unserializable")
-            self._dead_letter(record, "unserializable", str(exc), batch_id=batch_id)
+            message = f"the user could not be encoded as UTF-8 JSON ({type(exc).__name__})"
+            self._dead_letter(record, "unserializable", message, batch_id=batch_id)
             return
         keys = identifier_keys(mapped.user["identifiers"])
         context.setdefault("items", []).append(Item(record, data, keys))
