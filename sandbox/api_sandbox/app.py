@@ -122,7 +122,9 @@ class Sandbox:
                 "faults_fired": dict(self.faults_fired),
                 "tokens_minted": self.auth.minted,
                 "refresh_tokens_used": len(self.auth.used_refresh),
-                "upsert_requests": len(self.insider.requests),
+                "upsert_requests": sum(
+                    1 for r in self.insider.requests if r["endpoint"] == "upsert"
+                ),
                 "users_accepted": self.insider.users_accepted,
                 "users_rejected": self.insider.users_rejected,
                 "profiles": len(self.insider.profiles),
