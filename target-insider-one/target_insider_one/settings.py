@@ -138,6 +138,7 @@ class Settings:
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     dry_run: bool = False
+    preflight: bool = True
     dry_run_path: Path = Path("output/dry-run/insider.jsonl")
     dead_letter_path: Path = Path("output/dead-letters/insider.jsonl")
 
@@ -422,6 +423,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             config, "backoff_max_seconds", default=60.0, low=0, high=3600, errors=errors
         ),
         dry_run=bool(config.get("dry_run", False)),
+        preflight=bool(config.get("preflight", True)),
         dry_run_path=Path(str(dry_run_path)),
         dead_letter_path=Path(str(dead_letter_path)),
     )

@@ -37,6 +37,7 @@ class RunStats:
         self.skipped_by_reason: Counter[str] = Counter()
         self.dead_lettered_by_reason: Counter[str] = Counter()
         self.dropped_by_reason: Counter[str] = Counter()
+        self.warnings: list[str] = []  # configuration warnings, repeated in the summary
 
     def add(self, **increments: int) -> None:
         """Add to counters.
@@ -80,6 +81,15 @@ class RunStats:
         with self._lock:
             self.counts[f"{kind}s_dropped"] += 1
             self.dropped_by_reason[f"{kind}:{target}:{reason}"] += 1
+
+    def warn(self, text: str) -> None:
+        """Keep a configuration warning for the summary.
+
+        Args:
+            text: The warning (no values from records or secrets).
+        """
+        with self._lock:
+            self.warnings.append(text)
 
     @property
     def duration(self) -> float:
@@ -133,6 +143,7 @@ class RunStats:
             ),
             f"  duration:                {data['duration_seconds']:.2f}s",
         ]
+        lines += [f"  WARNING: {text}" for text in self.warnings]
         if data["failed_requests"] and status == "succeeded":
             lines.append(
                 "  NOTE: some requests failed after retries; their records were dead-lettered "

@@ -13,6 +13,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 
 from target_insider_one.client import InsiderError
 from target_insider_one.mapping import UserMapper
+from target_insider_one.preflight import check_credentials
 from target_insider_one.runtime import Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
@@ -257,6 +258,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         "(one JSON body per line); send nothing.",
     ),
     th.Property(
+        "preflight",
+        th.BooleanType,
+        default=True,
+        description="Before reading any input, check partner_name, api_key and api_base_url "
+        "with one read-only request (metadata/columns), and warn about mapped custom "
+        "attributes Insider does not define. Runs in dry runs too; set false to skip "
+        "(e.g. an offline dry run).",
+    ),
+    th.Property(
         "dry_run_path",
         th.StringType,
         description="Dry-run output file. Default: output/dry-run/insider-<UTC timestamp>.jsonl.",
@@ -367,7 +377,10 @@ class TargetInsiderOne(Target):
         os._exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Read messages; on a fatal Insider error, log the summary before stopping.
+        """Check credentials (``preflight``), read messages; on a fatal error, log the summary.
+
+        The start-up check runs before the first line is read, so wrong credentials or a
+        wrong ``api_base_url`` stop the run before anything is read or sent.
 
         The summary (which also shuts the request pool down) runs here, once every sink
         has stopped, not in the sink that failed: other sinks may still be using the pool.
@@ -376,10 +389,18 @@ class TargetInsiderOne(Target):
             file_input: Input stream (stdin by default).
         """
         try:
+            if self.runtime.settings.preflight:
+                self._preflight()
             super().listen(file_input)
         except InsiderError as exc:
             self.runtime.finish(status="failed", error=exc.message)
             raise
+
+    def _preflight(self) -> None:
+        """Credentials before data: stop before reading input if Insider refuses them."""
+        for warning in check_credentials(self.runtime.settings, self.runtime.client):
+            self.logger.warning("Start-up check: %s", warning)
+            self.runtime.stats.warn(warning)
 
     def process_endofpipe(self) -> None:
         """Drain everything, then log the run summary."""

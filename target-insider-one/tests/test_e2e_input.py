@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 
 import pytest
 
 from .conftest import DEMO_MAPPING, customer, record_msg, schema_msg, state_msg
-from .e2e_helpers import run_cli
+from .e2e_helpers import TARGET_CLI, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -60,3 +62,74 @@ def test_poison_records_never_stop_the_run_and_are_not_dead_lettered_twice(sandb
     assert second.returncode == 0, second.stderr
     assert second.dead_letter_path.read_bytes() == raw  # the same dead letter is not re-added
     assert "dead-lettered:           1" in second.stderr
+
+
+def _start_without_eof(config: dict, tmp_path) -> subprocess.Popen:
+    """The CLI with a stdin that never ends: it can only exit if it does not read first."""
+    config_path = tmp_path / "target-config.json"
+    config_path.write_text(json.dumps({"dead_letter_path": str(tmp_path / "d.jsonl"), **config}))
+    return subprocess.Popen(
+        [str(TARGET_CLI), "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the target waited for input instead of stopping at the start-up check")
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def test_wrong_key_stops_before_any_input_is_read(sandbox, tmp_path):
+    config = sandbox.target_config(**DEMO_MAPPING, api_key="wrong-key-value")
+    proc = _start_without_eof(config, tmp_path)
+    proc.stdin.write(_line(schema_msg()))  # a tap has started writing; EOF never comes
+    proc.stdin.flush()
+    code, out, err = _finish(proc)
+    assert code == 1
+    assert out == ""  # no STATE
+    assert "TARGET_INSIDER_ONE_API_KEY" in err
+    assert "Traceback" not in err
+    assert "wrong-key-value" not in err
+    assert [r["status"] for r in sandbox.requests(endpoint="columns")] == [403]
+    assert sandbox.requests() == []  # nothing was sent
+
+
+def test_unreachable_host_names_api_base_url(tmp_path):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {
+        "partner_name": "p",
+        "api_key": "k",
+        "api_base_url": f"http://127.0.0.1:{port}",
+        **DEMO_MAPPING,
+    }
+    code, out, err = _finish(_start_without_eof(config, tmp_path))
+    assert code == 1
+    assert out == ""
+    assert f"Cannot reach Insider at api_base_url 'http://127.0.0.1:{port}'" in err
+    assert "Traceback" not in err
+
+
+def test_custom_attributes_insider_lacks_are_warned_about(sandbox, tmp_path):
+    sandbox.configure(insider_custom_attributes=["data_source"])
+    config = sandbox.target_config(**DEMO_MAPPING)
+    result = run_cli(config, [schema_msg(), record_msg(customer(1)), state_msg(1)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = result.stderr[result.stderr.index("Insider run summary") :]
+    for name in ("loyalty_points", "lifetime_value"):
+        assert f"WARNING: custom attribute {name!r} is not defined in Insider" in summary
+    assert "'data_source' is not defined" not in result.stderr
+    assert len(sandbox.profiles()) == 1
+    assert [r["status"] for r in sandbox.requests(endpoint="columns")] == [200]
