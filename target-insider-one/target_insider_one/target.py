@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import typing as t
@@ -12,6 +13,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_insider_one.client import InsiderError
+from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.preflight import check_credentials
 from target_insider_one.runtime import Runtime
@@ -308,6 +310,11 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        known = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(known)
+        for warning in unknown_settings(self.config, known["properties"]):
+            self.logger.warning("%s", warning)
+            self.runtime.stats.warn(warning)
         original = str(self.config.get("partner_name") or "")
         if original.strip() != self.runtime.settings.partner_name:
             self.logger.info(

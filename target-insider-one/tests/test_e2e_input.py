@@ -133,3 +133,23 @@ def test_custom_attributes_insider_lacks_are_warned_about(sandbox, tmp_path):
     assert "'data_source' is not defined" not in result.stderr
     assert len(sandbox.profiles()) == 1
     assert [r["status"] for r in sandbox.requests(endpoint="columns")] == [200]
+
+
+def test_stream_without_any_identifier_field_is_a_config_error(sandbox, tmp_path):
+    from importlib.resources import files
+
+    from singer_sdk.testing import target_test_streams
+
+    text = (files(target_test_streams) / "schema_no_properties.singer").read_text()
+    config = sandbox.target_config(
+        identifier_mappings=[{"type": "uuid", "field": "id"}], attribute_mappings={"metric": "m"}
+    )
+    result = run_cli(config, text, tmp_path)
+    assert result.returncode == 1
+    assert result.states == []
+    assert "Traceback" not in result.stderr
+    assert (
+        "identifier_mappings[0].field 'id' (uuid) is not a field of stream "
+        "'test_object_schema_with_properties'; the stream's fields: object_store"
+    ) in result.stderr
+    assert sandbox.requests() == []
