@@ -153,3 +153,20 @@ def test_stream_without_any_identifier_field_is_a_config_error(sandbox, tmp_path
         "'test_object_schema_with_properties'; the stream's fields: object_store"
     ) in result.stderr
     assert sandbox.requests() == []
+
+
+def test_schema_with_multiple_of_validates_instead_of_crashing(sandbox, tmp_path):
+    schema = json.loads(json.dumps(schema_msg()))
+    schema["schema"]["properties"]["LifetimeValue"]["multipleOf"] = 0.01
+    lines = [json.dumps(schema)]
+    lines += [
+        json.dumps(record_msg(customer(i))).replace('"LifetimeValue": 10.5', v)
+        for i, v in enumerate(['"LifetimeValue": 19.01', '"LifetimeValue": 19.015'])
+    ]
+    lines.append(json.dumps(state_msg(2)))
+    result = run_cli(sandbox.target_config(**DEMO_MAPPING), "\n".join(lines) + "\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p["identifiers"]["uuid"] for p in sandbox.profiles()] == ["CUST-000000"]
+    (letter,) = result.dead_letters()
+    assert letter["reason"] == "schema_validation_failed"
+    assert letter["record"]["SubscriberKey"] == "CUST-000001"
