@@ -11,11 +11,13 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_insider_one.client import InsiderError
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.preflight import check_credentials
+from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
@@ -288,6 +290,7 @@ class TargetInsiderOne(Target):
     name = "target-insider-one"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = InsiderUpsertSink
+    message_reader_class = RedactingSingerReader  # never logs a line's content
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
@@ -402,6 +405,9 @@ class TargetInsiderOne(Target):
         except InsiderError as exc:
             self.runtime.finish(status="failed", error=exc.message)
             raise
+        except InvalidInputLine as exc:  # its message never holds the line's content
+            self.runtime.finish(status="failed", error=str(exc))
+            raise
 
     def _preflight(self) -> None:
         """Credentials before data: stop before reading input if Insider refuses them."""
@@ -435,7 +441,7 @@ class TargetInsiderOne(Target):
             super().invoke(
                 about=about, about_format=about_format, config=config, file_input=file_input
             )
-        except InsiderError:  # already logged, with the summary, by listen()
+        except (InsiderError, InvalidInputLine):  # already logged, with the summary, by listen()
             sys.exit(1)
 
 
