@@ -156,7 +156,9 @@ class Sandbox:
                 "soap_field_retrieves": self.rowset_requests["soap_fields"],
                 "tokens_minted": self.auth.minted,
                 "refresh_tokens_used": len(self.auth.used_refresh),
-                "upsert_requests": len(self.insider.requests),
+                "upsert_requests": sum(
+                    1 for r in self.insider.requests if r["endpoint"] == "upsert"
+                ),
                 "users_accepted": self.insider.users_accepted,
                 "users_rejected": self.insider.users_rejected,
                 "profiles": len(self.insider.profiles),

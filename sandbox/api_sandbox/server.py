@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from api_sandbox import admin
 from api_sandbox.app import Sandbox
 from api_sandbox.faults import FaultRule
-from api_sandbox.insider import DEFAULT_COLUMNS, UpsertRejectedError
+from api_sandbox.insider import UpsertRejectedError
 from api_sandbox.sfmc_auth import TokenError
 from api_sandbox.sfmc_rowset import DOC_URL, FORBIDDEN, NOT_AUTHORIZED
 from api_sandbox.sfmc_soap import SoapError, fault, parse_request
@@ -429,6 +429,7 @@ class Handler(BaseHTTPRequestHandler):
                 if isinstance(decoded.get("users"), list):
                     users = len(decoded["users"])
         return {
+            "endpoint": "upsert",
             "bytes": len(body),
             "partner": self.headers.get("X-PARTNER-NAME"),
             "platform": self.headers.get("X-PLATFORM-NAME"),
@@ -438,8 +439,8 @@ class Handler(BaseHTTPRequestHandler):
         }
 
     def _record_faulted(self, endpoint: str, body: bytes, status: int | str) -> None:
-        if endpoint == "upsert":
-            entry = self._upsert_entry(body)
+        if endpoint in INSIDER_ENDPOINTS:
+            entry = self._upsert_entry(body) if endpoint == "upsert" else self._columns_entry(body)
             entry.update(status=status, fault=True)
             self.server.app.insider.record(entry)
 
@@ -464,14 +465,34 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, reply)
         return 200
 
-    def _ep_columns(self, _path: str, _query: dict[str, str], _body: bytes) -> int:
+    def _columns_entry(self, body: bytes) -> dict[str, Any]:
+        table = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            table = json.loads(body).get("table")
+        return {
+            "endpoint": "columns",
+            "bytes": len(body),
+            "partner": self.headers.get("X-PARTNER-NAME"),
+            "platform": self.headers.get("X-PLATFORM-NAME"),
+            "table": table,
+            "fault": False,
+        }
+
+    def _ep_columns(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        """Read-only ``metadata/columns`` (Insider's own n8n credential test), same auth."""
         app = self.server.app
+        entry = self._columns_entry(body)
         try:
             app.insider.check_auth(
                 self.headers.get("X-PARTNER-NAME"), self.headers.get("X-REQUEST-TOKEN")
             )
+            columns = app.insider.columns(body)
         except UpsertRejectedError as exc:
+            entry["status"] = exc.status
+            app.insider.record(entry)
             self._json(exc.status, exc.body)
             return exc.status
-        self._json(200, DEFAULT_COLUMNS)
+        entry["status"] = 200
+        app.insider.record(entry)
+        self._json(200, columns)
         return 200

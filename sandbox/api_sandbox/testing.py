@@ -345,9 +345,14 @@ class SandboxProcess:
         """Profiles the Insider emulator holds."""
         return self._admin().call("GET", "profiles")
 
-    def requests(self) -> list[dict[str, Any]]:
-        """Upsert request log (time, users, bytes, skip_hook, partner, status...)."""
-        return self._admin().call("GET", "requests")
+    def requests(self, endpoint: str | None = "upsert") -> list[dict[str, Any]]:
+        """Insider request log (time, endpoint, users, bytes, skip_hook, partner, status...).
+
+        Args:
+            endpoint: ``upsert`` (default), ``columns``, or None for every request.
+        """
+        log = self._admin().call("GET", "requests")
+        return [r for r in log if endpoint is None or r.get("endpoint") == endpoint]
 
     # -- plugin config helpers ------------------------------------------------------------
     def tap_config(self, **overrides: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -296,6 +296,19 @@ class InsiderClient:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
+
+    def post_once(self, url: str, payload: dict[str, Any], *, timeout: float) -> requests.Response:
+        """POST a JSON payload once, with the credentials, no retries (start-up check).
+
+        Args:
+            url: Full URL.
+            payload: JSON body.
+            timeout: Seconds (connect and read).
+
+        Returns:
+            The response, whatever its status.
+        """
+        return self._session().post(url, json=payload, headers=self._headers, timeout=timeout)
 
     def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before retry number ``attempt`` (1-based).

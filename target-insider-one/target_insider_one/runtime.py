@@ -203,7 +203,7 @@ class Runtime:
         dead_letter_path = None
         if "dead_letters" in self.__dict__:
             self.dead_letters.close()
-            if self.dead_letters.lines:
+            if self.dead_letters.lines or self.dead_letters.duplicates:
                 dead_letter_path = str(self.dead_letters.path)
         if "dry_run_writer" in self.__dict__:
             self.dry_run_writer.close()

@@ -146,6 +146,7 @@ class Settings:
     max_dead_letters: int | None = None
     max_dead_letter_percent: float | None = None
     dry_run: bool = False
+    preflight: bool = True
     dry_run_path: Path = Path("output/dry-run/insider.jsonl")
     dead_letter_path: Path = Path("output/dead-letters/insider.jsonl")
 
@@ -455,6 +456,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_dead_letters=_optional(config, "max_dead_letters", int),
         max_dead_letter_percent=_optional(config, "max_dead_letter_percent", float),
         dry_run=bool(config.get("dry_run", False)),
+        preflight=bool(config.get("preflight", True)),
         dry_run_path=Path(str(dry_run_path)),
         dead_letter_path=Path(str(dead_letter_path)),
     )

@@ -20,6 +20,7 @@ from target_insider_one.client import (
     InsiderRequestFailedError,
     UpsertResponse,
 )
+from target_insider_one.field_check import check_stream_fields
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import RequestPlan, build_body, plan_requests, serialize_user
 from target_insider_one.runtime import InsiderFatalError
@@ -139,6 +140,22 @@ class InsiderUpsertSink(BatchSink):
         super().__init__(target, stream_name, schema, key_properties)
         self.mapper = UserMapper(self.runtime.settings, self.schema)
         self._warned: set[tuple[str, str]] = set()
+        self._check_fields()
+
+    def _check_fields(self) -> None:
+        """Stop on identifier fields the schema lacks; warn about attribute fields.
+
+        Raises:
+            InsiderConfigError: An identifier field is not in the stream's schema.
+        """
+        errors, warnings = check_stream_fields(self.runtime.settings, self.stream_name, self.schema)
+        if errors:
+            msg = "Invalid identifier_mappings for this stream:\n  - " + "\n  - ".join(errors)
+            raise InsiderConfigError(msg)
+        for warning in warnings:
+            if warning not in self.runtime.stats.warnings:  # a repeated SCHEMA warns once
+                self.logger.warning("%s", warning)
+                self.runtime.stats.warn(warning)
 
     @property
     def max_size(self) -> int:
@@ -230,9 +247,11 @@ class InsiderUpsertSink(BatchSink):
                 )
         try:
             data = serialize_user(mapped.user)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Not the exception's text: it can quote the offending value.
             stats.skipped("unserializable")
-            self._dead_letter(record, "unserializable", str(exc), batch_id=batch_id)
+            message = f"the user could not be encoded as UTF-8 JSON ({type(exc).__name__})"
+            self._dead_letter(record, "unserializable", message, batch_id=batch_id)
             return
         keys = identifier_keys(mapped.user["identifiers"])
         number = self.runtime.ledger.open()

@@ -39,6 +39,7 @@ class RunStats:
         self.dead_lettered_by_reason: Counter[str] = Counter()
         self.undelivered_by_reason: Counter[str] = Counter()
         self.dropped_by_reason: Counter[str] = Counter()
+        self.warnings: list[str] = []  # configuration warnings, repeated in the summary
 
     def add(self, **increments: int) -> None:
         """Add to counters.
@@ -93,6 +94,15 @@ class RunStats:
         with self._lock:
             self.counts[f"{kind}s_dropped"] += 1
             self.dropped_by_reason[f"{kind}:{target}:{reason}"] += 1
+
+    def warn(self, text: str) -> None:
+        """Keep a configuration warning for the summary.
+
+        Args:
+            text: The warning (no values from records or secrets).
+        """
+        with self._lock:
+            self.warnings.append(text)
 
     @property
     def duration(self) -> float:
@@ -162,6 +172,7 @@ class RunStats:
             ),
             f"  duration:                {data['duration_seconds']:.2f}s",
         ]
+        lines += [f"  WARNING: {text}" for text in self.warnings]
         if data["records_undelivered"]:
             lines.append(
                 "  NOTE: some records were not delivered; no STATE was emitted past the first "

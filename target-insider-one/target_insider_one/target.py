@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
@@ -11,10 +12,14 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
 from target_insider_one.client import InsiderError
+from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
+from target_insider_one.preflight import check_credentials
+from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import InsiderFatalError, Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
@@ -287,6 +292,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         "(one JSON body per line); send nothing and emit no STATE.",
     ),
     th.Property(
+        "preflight",
+        th.BooleanType,
+        default=True,
+        description="Before reading any input, check partner_name, api_key and api_base_url "
+        "with one read-only request (metadata/columns), and warn about mapped custom "
+        "attributes Insider does not define. Runs in dry runs too; set false to skip "
+        "(e.g. an offline dry run).",
+    ),
+    th.Property(
         "dry_run_path",
         th.StringType,
         description="Dry-run output file. Default: output/dry-run/insider-<UTC timestamp>.jsonl.",
@@ -306,6 +320,7 @@ class TargetInsiderOne(Target):
     name = "target-insider-one"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = InsiderUpsertSink
+    message_reader_class = RedactingSingerReader  # never logs a line's content
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
@@ -331,6 +346,11 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        known = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(known)
+        for warning in unknown_settings(self.config, known["properties"]):
+            self.logger.warning("%s", warning)
+            self.runtime.stats.warn(warning)
         original = str(self.config.get("partner_name") or "")
         if original.strip() != self.runtime.settings.partner_name:
             self.logger.info(
@@ -449,7 +469,10 @@ class TargetInsiderOne(Target):
         os._exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Read messages; on a fatal Insider error, log the summary before stopping.
+        """Check credentials (``preflight``), read messages; on a fatal error, log the summary.
+
+        The start-up check runs before the first line is read, so wrong credentials or a
+        wrong ``api_base_url`` stop the run before anything is read or sent.
 
         The summary (which also shuts the request pool down) runs here, once every sink
         has stopped, not in the sink that failed: other sinks may still be using the pool.
@@ -458,10 +481,21 @@ class TargetInsiderOne(Target):
             file_input: Input stream (stdin by default).
         """
         try:
+            if self.runtime.settings.preflight:
+                self._preflight()
             super().listen(file_input)
         except InsiderError as exc:
             self.runtime.finish(status="failed", error=exc.message)
             raise
+        except InvalidInputLine as exc:  # its message never holds the line's content
+            self.runtime.finish(status="failed", error=str(exc))
+            raise
+
+    def _preflight(self) -> None:
+        """Credentials before data: stop before reading input if Insider refuses them."""
+        for warning in check_credentials(self.runtime.settings, self.runtime.client):
+            self.logger.warning("Start-up check: %s", warning)
+            self.runtime.stats.warn(warning)
 
     def process_endofpipe(self) -> None:
         """Drain everything, emit the last safe STATE, log the summary, pick the exit code.
@@ -526,6 +560,8 @@ class TargetInsiderOne(Target):
             )
         except InsiderError as exc:  # already logged, with the summary
             sys.exit(getattr(exc, "exit_code", ExitCode.STOPPED))
+        except InvalidInputLine:  # already logged, with the summary, by listen()
+            sys.exit(ExitCode.STOPPED)
 
 
 if __name__ == "__main__":

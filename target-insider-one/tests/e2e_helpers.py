@@ -34,27 +34,31 @@ class CliResult:
 
 def run_cli(
     config: dict[str, Any],
-    messages: list[dict] | str,
+    messages: list[dict] | str | bytes,
     tmp_path: Path,
     *,
     timeout: float = 120,
 ) -> CliResult:
+    """Run the CLI; ``messages`` as dicts, text, or raw bytes (e.g. invalid UTF-8)."""
     config = {"dead_letter_path": str(tmp_path / "dead.jsonl"), **config}
     config_path = tmp_path / "target-config.json"
     config_path.write_text(json.dumps(config))
-    text = (
-        messages if isinstance(messages, str) else "".join(json.dumps(m) + "\n" for m in messages)
-    )
+    if isinstance(messages, list):
+        messages = "".join(json.dumps(m) + "\n" for m in messages)
     proc = subprocess.run(
         [str(TARGET_CLI), "--config", str(config_path)],
-        input=text,
+        input=messages.encode() if isinstance(messages, str) else messages,
         capture_output=True,
-        text=True,
         timeout=timeout,
         check=False,
         cwd=tmp_path,
     )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr, Path(config["dead_letter_path"]))
+    return CliResult(
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+        Path(config["dead_letter_path"]),
+    )
 
 
 class RunningCli:

@@ -103,7 +103,9 @@ def test_bad_credentials_fail_fast_with_clear_message(sandbox, tmp_path):
     assert "partner_name" in result.stderr
     assert "Unified Customer Database (UCD)" in result.stderr
     assert "wrong-key-value" not in result.stderr
-    assert len(sandbox.requests()) == 1  # not retried
+    # Caught by the start-up check, before any input was read: no upsert, not retried.
+    assert sandbox.requests() == []
+    assert len(sandbox.requests(endpoint="columns")) == 1
 
 
 def test_fast_fail_on_exits_nonzero_without_state(sandbox, tmp_path):

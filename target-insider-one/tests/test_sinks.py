@@ -20,6 +20,7 @@ from .conftest import (
     schema_msg,
     sent_bodies,
     state_msg,
+    upsert_calls,
 )
 
 
@@ -178,7 +179,7 @@ def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_con
         make_config(invalid_identifier_policy="skip_record"), [schema_msg(), records[0]]
     )
     assert strict.stats["skipped_by_reason"] == {"invalid_identifier": 1}
-    assert requests_mock.call_count == 0
+    assert upsert_calls(requests_mock) == 0
 
 
 def test_dead_letters_have_reason_stream_record_and_no_secrets(requests_mock, make_config, caplog):
@@ -197,7 +198,7 @@ def test_dead_letters_have_reason_stream_record_and_no_secrets(requests_mock, ma
     raw = result.target.runtime.settings.dead_letter_path.read_text()
     assert "super-secret-key-123" not in raw
     assert "super-secret-key-123" not in caplog.text
-    assert requests_mock.call_count == 1  # 400 is not retried
+    assert upsert_calls(requests_mock) == 1  # 400 is not retried
 
 
 def test_no_pii_in_info_logs(requests_mock, make_config, caplog):
@@ -295,7 +296,7 @@ def test_fast_fail_on_stops_without_state(requests_mock, make_config):
     assert isinstance(result.error, InsiderFatalError)
     assert "fast_fail" in str(result.error)
     assert result.states == []
-    assert requests_mock.call_count == 2  # one request, one retry
+    assert upsert_calls(requests_mock) == 2  # one request, one retry
     assert result.target.runtime.finished
 
 
@@ -320,7 +321,7 @@ def test_access_denied_stops_run_regardless_of_fast_fail(requests_mock, make_con
     assert isinstance(result.error, InsiderFatalError)
     assert "UCD" in str(result.error)
     assert result.states == []
-    assert requests_mock.call_count == 1
+    assert upsert_calls(requests_mock) == 1
     # The summary says what was not delivered, and why.
     assert result.stats["undelivered_by_reason"] == {"run_stopped": 2}
     assert result.dead_letters() == []
@@ -331,7 +332,7 @@ def test_dry_run_writes_bodies_and_sends_nothing(requests_mock, make_config):
         make_config(dry_run=True, batch_size_rows=2, max_concurrent_requests=2),
         [schema_msg(), *messages(5), state_msg(1)],
     )
-    assert requests_mock.call_count == 0
+    assert upsert_calls(requests_mock) == 0
     path = result.target.runtime.settings.dry_run_path
     bodies = [json.loads(line) for line in path.read_text().splitlines()]
     assert [len(b["users"]) for b in bodies] == [2, 2, 1]
