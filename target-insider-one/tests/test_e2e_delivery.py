@@ -110,6 +110,9 @@ def test_wrong_api_base_url_exits_nonzero_without_state_or_dead_letters(tmp_path
         "api_key": "some-api-key",
         "api_base_url": url,
         "retry_budget_seconds": 0.3,
+        # The start-up check would stop this run before any input (test_e2e_input covers
+        # that); here the delivery path must hold on its own, as for a mid-run failure.
+        "preflight": False,
         **DEMO_MAPPING,
         **FAST_RETRIES,
     }
