@@ -171,18 +171,6 @@ class HttpClient:
         """Set the User-Agent."""
         self.session.headers["User-Agent"] = USER_AGENT
 
-    def backoff(self, attempt: int, factor: float = 1.0) -> float:
-        """The policy's backoff (kept here for callers and tests).
-
-        Args:
-            attempt: 0-based attempt that just failed.
-            factor: Multiplier (4 for errorcode 50200).
-
-        Returns:
-            Seconds to wait.
-        """
-        return self.policy.backoff(attempt, factor)
-
     def send(
         self,
         method: str,

@@ -85,7 +85,7 @@ def test_5xx_timeouts_and_dropped_connections_are_retried_with_growing_backoff(r
 
 def test_backoff_is_capped():
     http, _ = make_http(base=1.0, cap=3.0)
-    assert all(http.backoff(10) < 4.5 for _ in range(50))
+    assert all(http.policy.backoff(10) < 4.5 for _ in range(50))
 
 
 def test_retries_exhausted_message_is_clear(requests_mock):
