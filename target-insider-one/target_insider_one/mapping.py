@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from target_insider_one.config_schema import EmptyStringPolicy, InvalidAttributePolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
 from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue, validate_identifiers
@@ -121,11 +122,14 @@ class UserMapper:
                 message = getattr(exc, "message", "value could not be converted")
                 issues.append(Issue(target.label, source, reason, message))
                 continue
-            if isinstance(converted, str) and converted == "" and policy == "omit":
+            if isinstance(converted, str) and converted == "" and policy == EmptyStringPolicy.OMIT:
                 continue
             (custom if target.custom else attributes)[target.name] = converted
         attribute_issues = [i for i in issues if i.kind == "attribute"]
-        if attribute_issues and settings.invalid_attribute_policy == "skip_record":
+        if (
+            attribute_issues
+            and settings.invalid_attribute_policy == InvalidAttributePolicy.SKIP_RECORD
+        ):
             return MappedRecord(
                 None,
                 "invalid_attribute",

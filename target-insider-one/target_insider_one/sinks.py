@@ -161,7 +161,7 @@ class InsiderUpsertSink(BatchSink):
     def max_size(self) -> int:
         """Records buffered per drain: one full request per concurrent slot."""
         s = self.runtime.settings
-        return s.batch_size * s.max_concurrent_requests
+        return s.batch_size_rows * s.max_concurrent_requests
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled schema validator whose failures dead-letter the record, not the run.
@@ -278,7 +278,7 @@ class InsiderUpsertSink(BatchSink):
                 [item.data for item in items],
                 skip_hook=settings.skip_hook,
                 not_append=settings.not_append,
-                max_users=settings.batch_size,
+                max_users=settings.batch_size_rows,
                 max_bytes=settings.max_request_bytes,
             )
             for index in oversize:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from target_insider_one.config_schema import InvalidIdentifierPolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
 from target_insider_one.text import clean_identifier
 from target_insider_one.values import InvalidValueError, is_empty, to_email
@@ -130,7 +131,7 @@ def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> Ident
     if custom:
         outcome.identifiers["custom"] = custom
 
-    if outcome.issues and settings.invalid_identifier_policy == "skip_record":
+    if outcome.issues and settings.invalid_identifier_policy == InvalidIdentifierPolicy.SKIP_RECORD:
         outcome.skip_reason = "invalid_identifier"
         outcome.skip_message = "; ".join(
             f"{i.target} ({i.field}): {i.message}" for i in outcome.issues
