@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
+from target_insider_one.retries import RetryPolicy
 from target_insider_one.settlement import Ledger, Undelivered
 from target_insider_one.summary import RunStats, log_summary
 
@@ -127,11 +128,7 @@ class Runtime:
             upsert_url=s.upsert_url,
             partner_name=s.partner_name,
             api_key=s.api_key,
-            timeout=s.request_timeout,
-            max_retries=s.max_retries,
-            retry_budget_seconds=s.retry_budget_seconds,
-            backoff_base_seconds=s.backoff_base_seconds,
-            backoff_max_seconds=s.backoff_max_seconds,
+            policy=RetryPolicy.from_settings(s),
             stats=self.stats,
             pool_size=s.max_concurrent_requests,
             stop=self.stopping,
