@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from typing_extensions import override
 
 from target_insider_one import status_policy
 from target_insider_one.retries import requested_wait
@@ -51,6 +52,7 @@ USER_AGENT = "target-insider-one/0.1.0 (+singer-sdk)"
 class InsiderError(Exception):
     """Base class for errors talking to Insider."""
 
+    @override
     def __init__(self, message: str, status: int | None = None) -> None:
         """Create the error.
 
@@ -74,6 +76,7 @@ class InsiderConfigError(InsiderError):
 class InsiderBadRequestError(InsiderError):
     """Insider refused the request body (not retried)."""
 
+    @override
     def __init__(self, message: str, status: int, too_large: bool) -> None:
         """Create the error.
 
@@ -89,6 +92,7 @@ class InsiderBadRequestError(InsiderError):
 class InsiderRequestFailedError(InsiderError):
     """The request was not delivered: whether Insider stored its users is unknown."""
 
+    @override
     def __init__(
         self, message: str, status: int | None, attempts: int, reason: Undelivered
     ) -> None:

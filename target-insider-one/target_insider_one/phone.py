@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from typing_extensions import override
 
 from target_insider_one.config_schema import PhoneExtensionPolicy, PhoneValidation, schema_default
 
@@ -36,6 +37,7 @@ _LETTERS = re.compile(r"[A-Za-z]")
 class PhoneNumberError(ValueError):
     """A phone number that cannot be sent to Insider."""
 
+    @override
     def __init__(self, reason: str, message: str) -> None:
         """Create the error.
 

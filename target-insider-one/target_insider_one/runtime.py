@@ -9,6 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
 from target_insider_one.retries import RetryPolicy
@@ -25,6 +27,7 @@ MIN_REDACTED_LENGTH = 6
 class InsiderFatalError(InsiderError):
     """Stops the run: fast-fail, rejected credentials or a wrong endpoint."""
 
+    @override
     def __init__(self, message: str, status: int | None = None, exit_code: int = 1) -> None:
         """Create the error.
 
@@ -40,6 +43,7 @@ class InsiderFatalError(InsiderError):
 class RedactingFilter(logging.Filter):
     """Replaces secrets in log records, whatever logger emitted them."""
 
+    @override
     def __init__(self, secrets: tuple[str, ...]) -> None:
         """Create the filter.
 
@@ -50,6 +54,7 @@ class RedactingFilter(logging.Filter):
         # Very short values (test keys such as "k") would mangle every log line.
         self.secrets = tuple(s for s in secrets if s and len(s) >= MIN_REDACTED_LENGTH)
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact and keep the record.
 

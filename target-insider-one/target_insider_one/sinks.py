@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
+from typing_extensions import override
 
 from target_insider_one.client import (
     InsiderAuthError,
@@ -98,11 +99,13 @@ class _CapturingValidator(BaseJSONSchemaValidator):
     The SDK would log the failing value; this keeps values out of the logs.
     """
 
+    @override
     def __init__(self, inner: BaseJSONSchemaValidator, sink: InsiderUpsertSink) -> None:
         super().__init__(inner.schema)
         self.inner = inner
         self.sink = sink
 
+    @override
     def validate(self, record: dict[str, Any]) -> None:
         try:
             self.inner.validate(record)
@@ -120,6 +123,7 @@ class InsiderUpsertSink(BatchSink):
     (upserted, dead-lettered) or undelivered; the target emits STATE from the ledger only.
     """
 
+    @override
     def __init__(
         self,
         target: Target,
@@ -158,11 +162,13 @@ class InsiderUpsertSink(BatchSink):
                 self.runtime.stats.warn(warning)
 
     @property
+    @override
     def max_size(self) -> int:
         """Records buffered per drain: one full request per concurrent slot."""
         s = self.runtime.settings
         return s.batch_size_rows * s.max_concurrent_requests
 
+    @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled schema validator whose failures dead-letter the record, not the run.
 
@@ -174,6 +180,7 @@ class InsiderUpsertSink(BatchSink):
         inner = compile_validator(self.schema) or super().get_validator()
         return _CapturingValidator(inner, self) if inner is not None else None
 
+    @override
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:
         """Keep values as received: :mod:`target_insider_one.values` converts dates itself.
 
@@ -201,6 +208,7 @@ class InsiderUpsertSink(BatchSink):
         )
         self.runtime.stats.dead_lettered(reason)
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         """Map and validate one record; keep it for the batch or dead-letter it.
 
@@ -259,6 +267,7 @@ class InsiderUpsertSink(BatchSink):
 
     # -- batch delivery -------------------------------------------------------------------
 
+    @override
     def process_batch(self, context: dict) -> None:
         """Send the batch; return when every request is settled or known undelivered.
 

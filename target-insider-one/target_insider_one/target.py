@@ -54,6 +54,7 @@ class TargetInsiderOne(Target):
     _emitting = False
     _pending_signal: int | None = None
 
+    @override
     def __init__(self, **kwargs: t.Any) -> None:
         """Create the target and validate its configuration.
 
@@ -80,6 +81,7 @@ class TargetInsiderOne(Target):
                 self.runtime.settings.partner_name,
             )
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate against the JSON schema without echoing the API key in any error.
 
@@ -163,7 +165,8 @@ class TargetInsiderOne(Target):
 
     # -- stopping ----------------------------------------------------------------------
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT, exit at once (128 + signal number) without draining.
 
         The handler runs in the main thread between two of its bytecodes, wherever it was
@@ -190,6 +193,7 @@ class TargetInsiderOne(Target):
         # of timeouts and retries after the orchestrator asked us to stop.
         os._exit(128 + signum)
 
+    @override
     def listen(self, file_input: t.IO[str] | None = None) -> None:
         """Check credentials (``preflight``), read messages; on a fatal error, log the summary.
 
@@ -219,6 +223,7 @@ class TargetInsiderOne(Target):
             self.logger.warning("Start-up check: %s", warning)
             self.runtime.stats.warn(warning)
 
+    @override
     def process_endofpipe(self) -> None:
         """Drain everything, emit the last safe STATE, log the summary, pick the exit code.
 
@@ -257,6 +262,7 @@ class TargetInsiderOne(Target):
         raise InsiderFatalError(message, exit_code=code)
 
     @classmethod
+    @override
     def invoke(  # type: ignore[override]
         cls,
         *,

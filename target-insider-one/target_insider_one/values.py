@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from typing_extensions import override
+
 from target_insider_one.config_schema import EmptyStringPolicy
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
@@ -38,6 +40,7 @@ _MAX_DECIMAL_EXPONENT = 308  # the largest finite double is about 1.8e308
 class InvalidValueError(ValueError):
     """A source value that cannot be converted to the attribute's type."""
 
+    @override
     def __init__(self, reason: str, message: str) -> None:
         """Create the error.
 
