@@ -14,7 +14,7 @@ from typing_extensions import override
 from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
 from target_insider_one.retries import RetryPolicy
-from target_insider_one.settlement import Ledger, Undelivered
+from target_insider_one.settlement import Ledger, RunStatus, Undelivered
 from target_insider_one.summary import RunStats, log_summary
 
 if TYPE_CHECKING:
@@ -187,11 +187,11 @@ class Runtime:
         """The dry-run payload file."""
         return JsonlWriter(self.settings.dry_run_path, redact=(self.settings.api_key,))
 
-    def finish(self, *, status: str, error: str | None = None) -> None:
+    def finish(self, *, status: RunStatus, error: str | None = None) -> None:
         """Close resources and log the summary (once).
 
         Args:
-            status: ``succeeded``, ``incomplete``, ``too_many_dead_letters`` or ``failed``.
+            status: How the run ended.
             error: Why the run stopped, logged last (still through the redacting filter).
         """
         with self._lock:
@@ -220,7 +220,7 @@ class Runtime:
             + counts["records_undelivered"]
             + (counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"])
         )
-        if status == "failed" and accounted < counts["records_received"]:
+        if status == RunStatus.FAILED and accounted < counts["records_received"]:
             # Records still buffered, or in the request that stopped the run.
             self.stats.undelivered(Undelivered.RUN_STOPPED, counts["records_received"] - accounted)
         elif accounted != counts["records_received"]:

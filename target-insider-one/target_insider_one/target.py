@@ -22,7 +22,7 @@ from target_insider_one.preflight import check_credentials
 from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import InsiderFatalError, Runtime
 from target_insider_one.settings import IDENTIFIER_MAPPINGS_REQUIRED, parse_settings
-from target_insider_one.settlement import ExitCode, run_exit_code
+from target_insider_one.settlement import ExitCode, RunStatus, run_exit_code
 from target_insider_one.sinks import InsiderUpsertSink
 from target_insider_one.values import InvalidValueError
 
@@ -211,10 +211,10 @@ class TargetInsiderOne(Target):
                 self._preflight()
             super().listen(file_input)
         except InsiderError as exc:
-            self.runtime.finish(status="failed", error=exc.message)
+            self.runtime.finish(status=RunStatus.FAILED, error=exc.message)
             raise
         except InvalidInputLine as exc:  # its message never holds the line's content
-            self.runtime.finish(status="failed", error=str(exc))
+            self.runtime.finish(status=RunStatus.FAILED, error=str(exc))
             raise
 
     def _preflight(self) -> None:
@@ -242,17 +242,17 @@ class TargetInsiderOne(Target):
             max_dead_letter_percent=settings.max_dead_letter_percent,
         )
         if code is ExitCode.OK:
-            self.runtime.finish(status="succeeded")
+            self.runtime.finish(status=RunStatus.SUCCEEDED)
             return
         if code is ExitCode.UNDELIVERED:
-            status = "incomplete"
+            status = RunStatus.INCOMPLETE
             message = (
                 f"{counts['records_undelivered']} records were not delivered (see the "
                 "summary); no STATE was emitted past the first of them, so the next run "
                 "re-sends them"
             )
         else:
-            status = "too_many_dead_letters"
+            status = RunStatus.TOO_MANY_DEAD_LETTERS
             message = (
                 f"{counts['records_dead_lettered']} of {counts['records_received']} records "
                 "were dead-lettered, more than max_dead_letters / max_dead_letter_percent allow "
