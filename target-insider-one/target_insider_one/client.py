@@ -65,6 +65,22 @@ class InsiderError(Exception):
         self.status = status
 
 
+class InsiderFatalError(InsiderError):
+    """Stops the run: fast-fail, rejected credentials or a wrong endpoint."""
+
+    @override
+    def __init__(self, message: str, status: int | None = None, exit_code: int = 1) -> None:
+        """Create the error.
+
+        Args:
+            message: Why the run stops (never contains credentials).
+            status: HTTP status, if a response was received.
+            exit_code: The process exit code (see :class:`~.settlement.ExitCode`).
+        """
+        super().__init__(message, status)
+        self.exit_code = exit_code
+
+
 class InsiderAuthError(InsiderError):
     """Credentials rejected: stop the run."""
 

@@ -93,23 +93,21 @@ class UserMapper:
         except PhoneNumberError as exc:
             raise InvalidValueError(exc.reason, exc.message) from None
 
-    def map_record(self, record: Mapping[str, Any]) -> MappedRecord:
-        """Build the user object for a record, or say why it is skipped.
+    def _convert_attributes(
+        self, record: Mapping[str, Any], issues: list[Issue]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Convert the mapped attributes of a record (fixed values included).
 
         Args:
             record: The source record.
+            issues: Where values that cannot be converted are reported.
 
         Returns:
-            The mapped record.
+            The default attributes and the custom ones.
         """
-        settings = self.settings
-        outcome = validate_identifiers(record, settings)
-        if outcome.skip_reason:
-            return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
-        issues = outcome.issues
         attributes: dict[str, Any] = dict(self._fixed)
         custom: dict[str, Any] = dict(self._fixed_custom)
-        policy = settings.empty_string_policy
+        policy = self.settings.empty_string_policy
         for source, target, convert in self._attributes:
             value = record.get(source)
             if is_empty(value, policy):
@@ -125,6 +123,23 @@ class UserMapper:
             if isinstance(converted, str) and converted == "" and policy == EmptyStringPolicy.OMIT:
                 continue
             (custom if target.custom else attributes)[target.name] = converted
+        return attributes, custom
+
+    def map_record(self, record: Mapping[str, Any]) -> MappedRecord:
+        """Build the user object for a record, or say why it is skipped.
+
+        Args:
+            record: The source record.
+
+        Returns:
+            The mapped record.
+        """
+        settings = self.settings
+        outcome = validate_identifiers(record, settings)
+        if outcome.skip_reason:
+            return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
+        issues = outcome.issues
+        attributes, custom = self._convert_attributes(record, issues)
         attribute_issues = [i for i in issues if i.kind == "attribute"]
         if (
             attribute_issues

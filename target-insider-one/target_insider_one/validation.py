@@ -130,7 +130,12 @@ def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> Ident
             outcome.identifiers[mapping.type] = normalised
     if custom:
         outcome.identifiers["custom"] = custom
+    _decide_skip(outcome, present, settings)
+    return outcome
 
+
+def _decide_skip(outcome: IdentifierOutcome, present: int, settings: Settings) -> None:
+    """Set why the record is skipped, if it must be (the policy, or nothing valid left)."""
     if outcome.issues and settings.invalid_identifier_policy == InvalidIdentifierPolicy.SKIP_RECORD:
         outcome.skip_reason = "invalid_identifier"
         outcome.skip_message = "; ".join(
@@ -147,4 +152,3 @@ def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> Ident
             fields = ", ".join(m.field for m in settings.identifiers)
             outcome.skip_reason = "no_identifier"
             outcome.skip_message = f"none of the identifier fields has a value ({fields})"
-    return outcome
