@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from target_insider_one.config_schema import EmptyStringPolicy, InvalidAttributePolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue, validate_identifiers
 from target_insider_one.values import (
@@ -147,7 +148,7 @@ class UserMapper:
         ):
             return MappedRecord(
                 None,
-                "invalid_attribute",
+                DeadLetterReason.INVALID_ATTRIBUTE,
                 "; ".join(f"{i.target} ({i.field}): {i.message}" for i in attribute_issues),
                 issues,
             )
@@ -156,7 +157,7 @@ class UserMapper:
         if not attributes:
             return MappedRecord(
                 None,
-                "no_attributes",
+                DeadLetterReason.NO_ATTRIBUTES,
                 "no attribute has a value; Insider rejects users without attributes",
                 issues,
             )

@@ -39,8 +39,13 @@ class Undelivered(StrEnum):
 
 
 class DeadLetterReason(StrEnum):
-    """Why the target itself dead-lettered a record (the mapper adds its own reasons)."""
+    """Why a record was dead-lettered (rejected for its own reason; STATE may pass it)."""
 
+    NO_IDENTIFIER = "no_identifier"  # no identifier field has a value
+    NO_VALID_IDENTIFIER = "no_valid_identifier"  # every identifier value is invalid
+    INVALID_IDENTIFIER = "invalid_identifier"  # invalid_identifier_policy: skip_record
+    INVALID_ATTRIBUTE = "invalid_attribute"  # invalid_attribute_policy: skip_record
+    NO_ATTRIBUTES = "no_attributes"  # no attribute has a value
     SCHEMA_VALIDATION_FAILED = "schema_validation_failed"  # validate_records found it invalid
     UNSERIALIZABLE = "unserializable"  # the user cannot be encoded as UTF-8 JSON
     USER_TOO_LARGE = "user_too_large"  # one user is larger than max_request_bytes
