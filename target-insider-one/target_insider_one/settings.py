@@ -197,41 +197,48 @@ def _parse_identifiers(raw: object, errors: list[str]) -> tuple[IdentifierMappin
     seen: set[str] = set()
     for index, item in enumerate(raw):
         where = f"identifier_mappings[{index}]"
-        if not isinstance(item, Mapping):
-            errors.append(f"{where} must be an object with 'type' and 'field'")
+        mapping = _parse_identifier(where, item, errors)
+        if mapping is None:
             continue
-        kind = str(item.get("type") or "").strip()
-        source = str(item.get("field") or "").strip()
-        name = item.get("name")
-        name = str(name).strip() if name is not None else None
-        if kind not in IDENTIFIER_TYPES:
-            errors.append(
-                f"{where}.type {kind!r} is not one of {', '.join(IDENTIFIER_TYPES)} "
-                "(for a custom identifier use type 'custom' and set 'name')"
-            )
-            continue
-        if not source:
-            errors.append(f"{where}.field (the source field) is required")
-            continue
-        if kind == "custom":
-            if not name or not _NAME_RE.fullmatch(name):
-                errors.append(
-                    f"{where}.name is required for type 'custom' and must be lowercase "
-                    "letters, digits and underscores (the identifier's name in Insider IRM)"
-                )
-                continue
-        elif name:
-            errors.append(f"{where}.name is only used with type 'custom'")
-            continue
-        mapping = IdentifierMapping(
-            type=kind, field=source, name=name if kind == "custom" else None
-        )
         if mapping.label in seen:
             errors.append(f"{where}: identifier {mapping.label!r} is mapped twice")
             continue
         seen.add(mapping.label)
         result.append(mapping)
     return tuple(result)
+
+
+def _parse_identifier(  # noqa: PLR0911 - one return per check
+    where: str, item: object, errors: list[str]
+) -> IdentifierMapping | None:
+    if not isinstance(item, Mapping):
+        errors.append(f"{where} must be an object with 'type' and 'field'")
+        return None
+    kind = str(item.get("type") or "").strip()
+    source = str(item.get("field") or "").strip()
+    name = item.get("name")
+    name = str(name).strip() if name is not None else None
+    if kind not in IDENTIFIER_TYPES:
+        errors.append(
+            f"{where}.type {kind!r} is not one of {', '.join(IDENTIFIER_TYPES)} "
+            "(for a custom identifier use type 'custom' and set 'name')"
+        )
+        return None
+    if not source:
+        errors.append(f"{where}.field (the source field) is required")
+        return None
+    if kind != IdentifierType.CUSTOM:
+        if name:
+            errors.append(f"{where}.name is only used with type 'custom'")
+            return None
+        return IdentifierMapping(type=kind, field=source)
+    if not name or not _NAME_RE.fullmatch(name):
+        errors.append(
+            f"{where}.name is required for type 'custom' and must be lowercase "
+            "letters, digits and underscores (the identifier's name in Insider IRM)"
+        )
+        return None
+    return IdentifierMapping(type=kind, field=source, name=name)
 
 
 def _parse_attributes(raw: object, errors: list[str]) -> tuple[tuple[str, AttributeTarget], ...]:
