@@ -138,25 +138,14 @@ def test_end_of_time_in_a_date_column_is_null_with_a_warning(sfmc, fake_de, conf
     assert END_OF_TIME not in text
 
 
-@pytest.mark.parametrize(
-    "filter_honoured",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap after merging the window rework: in client mode the row is "
-                "dropped by the window filter before conversion, so its warning is not logged "
-                "(the row is still not emitted and the bookmark is safe)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("filter_honoured", [True, False])
 def test_end_of_time_replication_key_is_skipped_with_a_warning_and_keeps_the_bookmark(
     sfmc, fake_de, config, capsys, caplog, *, filter_honoured
 ):
     fake_de.filter_honoured = filter_honoured
+    # A budget for the whole client-side scan: with the fixture's 5 requests the run ends
+    # (backlog kept) before it reaches the row, and there is nothing to warn about yet.
+    config["max_pages_per_run"] = 20
     fake_de.put("a", PAST)
     fake_de.put("forever", PAST)
     fake_de.rows["forever"]["modifieddate"] = END_OF_TIME
