@@ -326,10 +326,12 @@ def test_catalog_full_table_is_honoured_like_fetch_mode_full(sfmc, fake_de, conf
     first = sync(config, capsys)
     state = [m for m in first if m["type"] == "STATE"][-1]["value"]
     catalog = TapSfmcDe(config=config).catalog_dict
+    # What Meltano's catalog rules write (meltano.core.plugin.singer.catalog.MetadataRule):
+    # the key as given on the breadcrumb [] metadata, underscored on the stream itself.
     catalog["streams"][0]["replication_method"] = "FULL_TABLE"
     for entry in catalog["streams"][0]["metadata"]:
         if entry["breadcrumb"] == []:
-            entry["metadata"]["forced-replication-method"] = "FULL_TABLE"
+            entry["metadata"]["replication-method"] = "FULL_TABLE"
     for _ in range(2):  # every run reads every row again, whatever the bookmark says
         TapSfmcDe(config=config, catalog=catalog, state=state).sync_all()
         out = messages(capsys.readouterr().out)
