@@ -1,9 +1,10 @@
 """End-to-end switch matrix: hostile SFMC behaviours with live writers, nothing lost.
 
 Pruned to one row per distinct code path while covering every value of each switch:
-$filter honoured/ignored/rejected, date literals utc-6/utc/iso-only, default order
-insertion/random-stable/reshuffled, writers that commit late. Every run stays within
-``max_pages_per_run`` rowset requests as the sandbox counts them.
+$filter honoured/ignored/rejected, date literals utc-6/utc/iso-only, $filter grammar
+full/and-only, default order insertion/random-stable/reshuffled, writers that commit late;
+inserts get keys in the middle of the table. Every run stays within ``max_pages_per_run``
+rowset requests as the sandbox counts them. Lying pages: test_e2e_errors.py.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ pytestmark = pytest.mark.e2e
 
 BUDGET = 12
 MATRIX = [
-    # filter_mode, filter_date_literal, orderby_mode, default_order, commit_lag_seconds
-    ("honoured", "utc-6", "honoured", "insertion", "0"),
-    ("honoured", "utc", "ignored", "random-stable", "0"),
-    ("honoured", "iso-only", "ignored", "insertion", "60"),
-    ("ignored", "utc-6", "ignored", "random-stable", "0"),
-    ("ignored", "iso-only", "honoured", "reshuffled", "60"),  # $orderBy makes the order moot
-    ("rejected", "utc", "ignored", "insertion", "0"),
+    # filter_mode, filter_date_literal, filter_grammar, orderby_mode, default_order,
+    # commit_lag_seconds
+    ("honoured", "utc-6", "full", "honoured", "insertion", "0"),
+    ("honoured", "utc", "and-only", "ignored", "random-stable", "0"),
+    ("honoured", "iso-only", "and-only", "ignored", "insertion", "60"),
+    ("ignored", "utc-6", "full", "ignored", "random-stable", "0"),
+    ("ignored", "iso-only", "full", "honoured", "reshuffled", "60"),  # $orderBy: order moot
+    ("rejected", "utc", "full", "ignored", "insertion", "0"),
 ]
 
 
@@ -75,15 +77,17 @@ def converge(sandbox, config, tmp_path, *, live_runs=3, max_runs=14, server_mode
 
 @pytest.mark.parametrize("switches", MATRIX, ids="-".join)
 def test_switch_matrix_loses_nothing_within_the_budget(sandbox, tmp_path, switches):
-    filter_mode, literal, orderby, order, lag = switches
+    filter_mode, literal, grammar, orderby, order, lag = switches
     sandbox.configure(
         filter_mode=filter_mode,
         filter_date_literal=literal,
+        filter_grammar=grammar,
         orderby_mode=orderby,
         default_order=order,
         commit_lag_seconds=int(lag),
     )
-    sandbox.create_de("Live", size=3000, seed=3)
+    # Inserted keys sort into the middle of the table, not only after the last one.
+    sandbox.create_de("Live", size=3000, seed=3, params={"insert_keys": "mid"})
     config = sandbox.tap_config(
         data_extension_keys=["Live"], page_size=500, max_pages_per_run=BUDGET
     )
