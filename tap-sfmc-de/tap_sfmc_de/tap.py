@@ -28,6 +28,7 @@ from tap_sfmc_de.settings import (
 )
 from tap_sfmc_de.soap import retrieve_fields
 from tap_sfmc_de.streams import DataExtensionStream
+from tap_sfmc_de.text_numbers import numbers_from_text
 
 if TYPE_CHECKING:
     import click
@@ -175,6 +176,7 @@ class TapSfmcDe(Tap):
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
     @classmethod
@@ -214,6 +216,7 @@ class TapSfmcDe(Tap):
         """
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
+        numbers_from_text(self._config, schema["properties"])
         secrets = secret_settings(schema)
         validator = JSONSchemaValidator(schema)
         errors = [describe_config_error(e, secrets) for e in validator.iter_errors(self._config)]

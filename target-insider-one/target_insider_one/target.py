@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import sys
 import typing as t
@@ -39,6 +40,7 @@ from target_insider_one.settings import (
 )
 from target_insider_one.settlement import ExitCode, run_exit_code
 from target_insider_one.sinks import InsiderUpsertSink
+from target_insider_one.text_numbers import numbers_from_text
 from target_insider_one.values import InvalidValueError
 
 if t.TYPE_CHECKING:
@@ -64,6 +66,18 @@ _IDENTIFIER = th.ObjectType(
 )
 
 _SCHEMA_ERROR_HINTS = {"'identifier_mappings' is a required property": IDENTIFIER_MAPPINGS_REQUIRED}
+_REQUIRED = re.compile(r"'([a-z_]+)' is a required property")
+
+
+def _where_to_set(error: str) -> str:
+    """A missing setting's message, with the environment variable that sets it."""
+    missing = _REQUIRED.fullmatch(error)
+    if missing is None:
+        return error
+    name = missing.group(1)
+    variable = f"TARGET_INSIDER_ONE_{name.upper()}"
+    return f"{error}: set {variable} (environment or .env), or {name} in meltano.yml"
+
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -375,9 +389,10 @@ class TargetInsiderOne(Target):
             ConfigValidationError: The errors, with the API key redacted.
         """
         secret = str(self._config.get("api_key") or "")
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
 
         def rewrite(errors: list[str]) -> list[str]:
-            errors = [_SCHEMA_ERROR_HINTS.get(e, e) for e in errors]
+            errors = [_SCHEMA_ERROR_HINTS.get(e) or _where_to_set(e) for e in errors]
             return [e.replace(secret, "***") for e in errors] if secret else errors
 
         try:
