@@ -17,6 +17,7 @@ from typing_extensions import override
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.full_pass_version import ACTIVATE_VERSION_SETTINGS
 from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS
 from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
@@ -160,6 +161,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=60,
     ),
     *RETRY_LIMIT_SETTINGS,
+    *ACTIVATE_VERSION_SETTINGS,
 ).to_dict()
 
 
@@ -173,6 +175,7 @@ class TapSfmcDe(Tap):
         TapCapabilities.CATALOG,
         TapCapabilities.DISCOVER,
         TapCapabilities.STATE,
+        TapCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,

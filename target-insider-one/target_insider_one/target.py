@@ -20,6 +20,7 @@ from target_insider_one.client import InsiderError
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.preflight import check_credentials
+from target_insider_one.progress import ProgressLog
 from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import InsiderFatalError, Runtime
 from target_insider_one.settings import (
@@ -360,6 +361,7 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        self._progress = ProgressLog(self.logger, self.runtime.stats)
         known = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(known)
         for warning in unknown_settings(self.config, known["properties"]):
@@ -426,6 +428,7 @@ class TargetInsiderOne(Target):
         """
         super()._process_record_message(message_dict)
         self._emit_safe_state()
+        self._progress.tick()
 
     @override
     def _handle_max_record_age(self) -> None:
