@@ -7,8 +7,13 @@ Usage:
 For each of our plugins it rewrites three keys of the plugin's entry under `plugins:`:
 `capabilities`, `settings_group_validation` (the schema's required settings) and `settings`
 (label, kind, default, description, options, sensitive). Everything else in the file
-(comments, config, environments) is left as it is. `tests/test_meltano_yml.py` checks the
-result against `--about` and against Meltano's own JSON schema for `meltano.yml`.
+(comments, config, environments) is left as it is. `tests/test_meltano_project.py` checks
+the result against `--about` and against Meltano's own JSON schema for `meltano.yml`.
+
+It also writes the Hub-style definition of each plugin, `plugins/<type>/<name>--<variant>.yml`
+(what a Meltano Hub entry holds: repo, docs, variant, keywords, maintenance status, settings
+with defaults), which `meltano add <type> <name> --from-ref <file>` accepts
+(`tests/test_packaging.py`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO_YML = ROOT / "meltano.yml"
 PLUGINS = {"tap-sfmc-de": "extractors", "target-insider-one": "loaders"}
+VARIANT = "sfmc-to-insider-one"  # the publishing account on GitHub, as Hub variants are named
+REPO = "https://github.com/sfmc-to-insider-one/sfmc-to-insider-one"
+HUB = {
+    "tap-sfmc-de": {
+        "label": "SFMC Data Extensions",
+        "description": "Rows of Salesforce Marketing Cloud Data Extensions, incrementally",
+        "domain_url": "https://www.salesforce.com/marketing/",
+        "keywords": ["meltano_sdk", "salesforce-marketing-cloud", "sfmc", "data-extension"],
+    },
+    "target-insider-one": {
+        "label": "Insider One",
+        "description": "Upserts records into Insider One as user profiles",
+        "domain_url": "https://useinsider.com/",
+        "keywords": ["meltano_sdk", "insider", "insider-one", "reverse-etl"],
+    },
+}
 
 # JSON-schema "number" settings are declared `string`, not `decimal`: Meltano 4.4 turns a
 # decimal setting that comes from an environment variable into a Decimal and then fails to
@@ -147,25 +170,63 @@ def rewrite(text: str, executable: str, info: dict[str, Any]) -> str:
     return "".join([*lines[:start], *kept, settings, *trailing, *lines[end:]])
 
 
-def generated_text(text: str) -> str:
-    """`meltano.yml` with every one of our plugins regenerated."""
+def hub_path(executable: str) -> Path:
+    """Where the plugin's Hub-style definition lives."""
+    return ROOT / "plugins" / PLUGINS[executable] / f"{executable}--{VARIANT}.yml"
+
+
+def hub_definition(executable: str, info: dict[str, Any]) -> str:
+    """The plugin's Hub-style definition (YAML), pip_url naming the PyPI package."""
+    definition = {
+        "name": executable,
+        "variant": VARIANT,
+        "namespace": executable.replace("-", "_"),
+        "label": HUB[executable]["label"],
+        "description": HUB[executable]["description"],
+        "domain_url": HUB[executable]["domain_url"],
+        "repo": REPO,
+        "docs": f"{REPO}/blob/main/{executable}/README.md",
+        "pip_url": executable,
+        "executable": executable,
+        "maintenance_status": "active",
+        "keywords": HUB[executable]["keywords"],
+        "capabilities": capabilities_for(info),
+        "settings_group_validation": [info["settings"].get("required", [])],
+        "settings": settings_for(executable, info),
+    }
+    header = (
+        f"# Hub-style definition of {executable} (variant {VARIANT}), generated from its\n"
+        "# `--about` by scripts/about_to_meltano.py. Add it to a project with\n"
+        f"#   meltano add {PLUGINS[executable][:-1]} {executable} --from-ref <this file>\n"
+    )
+    return header + yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
+
+
+def generated_files() -> dict[Path, str]:
+    """Every generated file with its fresh content."""
+    files = {MELTANO_YML: MELTANO_YML.read_text(encoding="utf-8")}
     for executable in PLUGINS:
-        text = rewrite(text, executable, about(executable))
-    return text
+        info = about(executable)
+        files[MELTANO_YML] = rewrite(files[MELTANO_YML], executable, info)
+        files[hub_path(executable)] = hub_definition(executable, info)
+    return files
 
 
 def main() -> None:
-    """Rewrite meltano.yml, or check that it is current."""
-    current = MELTANO_YML.read_text(encoding="utf-8")
-    fresh = generated_text(current)
-    if "--check" in sys.argv[1:]:
-        if fresh != current:
-            raise SystemExit(
-                "meltano.yml is out of step with the plugins: run "
-                "`.venv/bin/python scripts/about_to_meltano.py`"
-            )
-        return
-    MELTANO_YML.write_text(fresh, encoding="utf-8")
+    """Rewrite meltano.yml and the Hub-style definitions, or check that they are current."""
+    stale = []
+    for path, fresh in generated_files().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if fresh == current:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if "--check" not in sys.argv[1:]:
+            path.write_text(fresh, encoding="utf-8")
+    if stale and "--check" in sys.argv[1:]:
+        raise SystemExit(
+            f"{', '.join(map(str, stale))} out of step with the plugins: run "
+            "`.venv/bin/python scripts/about_to_meltano.py`"
+        )
 
 
 if __name__ == "__main__":

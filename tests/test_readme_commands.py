@@ -183,10 +183,12 @@ def loyalty_de(sandbox: SandboxProcess) -> None:
             {"name": "MemberId", "type": "Text", "is_primary_key": True},
             {"name": "Email", "type": "EmailAddress"},
             {"name": "Tier", "type": "Text"},
+            {"name": "City", "type": "Text"},  # mapped by the Customers loader, not by this one
             {"name": "LastUpdated", "type": "Date"},
         ],
         size=40,
     )
+    assert any(row.get("City") for row in sandbox.rows("LoyaltyMembers"))
 
 
 def test_readme_commands_run_as_written(sandbox: SandboxProcess, tmp_path: Path) -> None:
@@ -243,7 +245,8 @@ def test_readme_commands_run_as_written(sandbox: SandboxProcess, tmp_path: Path)
     for profile in loyalty:
         custom = profile["attributes"]["custom"]
         assert custom["data_source"] == "sfmc-loyalty"
-        assert "sfmc_subscriber_key" not in custom
+        # Merged from a parent that held the Customers mapping, City -> city would be sent.
+        assert "city" not in profile["attributes"]
     state_ids = out["Several Data Extensions"]
     assert "prod:tap-sfmc-de--loyalty-to-target-insider-one--loyalty" in state_ids
     assert "prod:tap-sfmc-de-to-target-insider-one--customers" in state_ids
