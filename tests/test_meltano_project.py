@@ -154,10 +154,7 @@ def test_third_party_plugins_are_pinned_in_the_repository() -> None:
 
 
 def test_prod_environment_takes_credentials_from_the_environment(tmp_path: Path) -> None:
-    import json
     import os
-    import subprocess
-    import sys
 
     env = {
         **os.environ,
