@@ -2,7 +2,8 @@
 
 1. installs the Meltano plugins (offline from the repository's definitions),
 2. starts the sandbox with a demo Data Extension ``Customers``,
-3. runs ``meltano run tap-sfmc-de target-insider-one`` and shows what arrived in "Insider",
+3. runs the job (``meltano run --state-id-suffix demo sfmc-to-insider``) and shows what
+   arrived in "Insider",
 4. changes a few rows in "SFMC" and runs again: only the changes travel,
 5. shows the bookmark Meltano stored.
 
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).with_name("meltano"))
 STATE_SUFFIX = "demo"
 STATE_ID = f"dev:tap-sfmc-de-to-target-insider-one:{STATE_SUFFIX}"
+# What each run executes, printed as is: `meltano state get STATE_ID` finds its bookmark.
+RUN = ("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider")
 DEMO_ROWS = 5000
 
 
@@ -112,8 +115,8 @@ def main() -> None:
         )
         meltano("state", "clear", "--force", STATE_ID, env=env)
 
-        say("Run 1: meltano run tap-sfmc-de target-insider-one")
-        log = meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        say(f"Run 1: meltano {' '.join(RUN)}")
+        log = meltano(*RUN, env=env)
         print_target_summary(log)
         show_profiles(sandbox, DEMO_ROWS)
         show_dead_letters(dead_dir)
@@ -127,9 +130,9 @@ def main() -> None:
         # made within that second is picked up by the following run instead.
         time.sleep(2.1)
 
-        say("Run 2: the same command picks up only the changes")
+        say(f"Run 2: the same command picks up only the changes: meltano {' '.join(RUN)}")
         letters_before = len(dead_letters(dead_dir))
-        log = meltano("run", "--state-id-suffix", STATE_SUFFIX, "sfmc-to-insider", env=env)
+        log = meltano(*RUN, env=env)
         print_target_summary(log)
         second = sandbox.requests()[first_requests:]
         sent = sum(request.get("users", 0) for request in second)

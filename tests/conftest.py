@@ -36,12 +36,12 @@ class MeltanoProject:
     logs: list[str] = field(default_factory=list)
 
     def run(
-        self, *args: str, timeout: float = 300, check: bool = True
+        self, *args: str, timeout: float = 300, check: bool = True, input_text: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run `meltano ARGS` in the project and keep its output for failure reports."""
         result = subprocess.run(
             [MELTANO, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            timeout=timeout, check=False, input=input_text,
         )  # fmt: skip
         self.logs.append(f"$ meltano {' '.join(args)}\n{result.stdout}\n{result.stderr}")
         if check and result.returncode != 0:

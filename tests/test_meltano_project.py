@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-import copy
+import functools
+import json
+import subprocess
+import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
-from tap_sfmc_de.tap import TapSfmcDe
-from target_insider_one.target import TargetInsiderOne
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+PLUGINS = [("extractors", "tap-sfmc-de"), ("loaders", "target-insider-one")]
+MELTANO_SCHEMA = json.loads(
+    resources.files("meltano").joinpath("schemas/meltano.schema.json").read_text("utf-8")
+)
+MELTANO_SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(MELTANO_SCHEMA)
+
+
+def _schema_capabilities(kind: str) -> list[str]:
+    parts = MELTANO_SCHEMA["$defs"]["plugins"][kind]["allOf"]
+    return next(
+        p["properties"]["capabilities"]["items"]["enum"] for p in parts if "properties" in p
+    )
+
+
+MELTANO_SCHEMA_CAPABILITIES = {kind: _schema_capabilities(kind) for kind, _ in PLUGINS}
 
 JSON_TO_MELTANO_KIND = {
     "string": {"string", "options", "date_iso8601"},
     "integer": {"integer"},
-    "number": {"integer"},  # not decimal: see scripts/about_to_meltano.py (Meltano 4.4 bug)
+    "number": {"string"},  # not decimal: see scripts/about_to_meltano.py (Meltano 4.4 bug)
     "boolean": {"boolean"},
     "array": {"array"},
     "object": {"object"},
 }
+NO_EFFECT = {"target-insider-one": {"load_method"}}  # SDK built-in that our target ignores
 
 
 def plugin(kind: str, name: str) -> dict[str, Any]:
@@ -36,22 +55,29 @@ def json_type(schema: dict[str, Any]) -> str:
     return types[0]
 
 
-@pytest.mark.parametrize(
-    ("kind", "name", "plugin_class"),
-    [("extractors", "tap-sfmc-de", TapSfmcDe), ("loaders", "target-insider-one", TargetInsiderOne)],
-)
-def test_settings_match_config_jsonschema(kind: str, name: str, plugin_class: type) -> None:
+@functools.cache
+def about(executable: str) -> dict[str, Any]:
+    """The installed plugin's `--about --format=json` (what Meltano users get)."""
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name(executable)), "--about", "--format=json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return json.loads(out)
+
+
+@pytest.mark.parametrize(("kind", "name"), PLUGINS)
+def test_settings_match_about(kind: str, name: str) -> None:
     declared = {s["name"]: s for s in plugin(kind, name)["settings"]}
-    schema = copy.deepcopy(plugin_class.config_jsonschema)
-    plugin_class.append_builtin_config(schema)  # stream maps, flattening, ... as --about shows
-    properties = schema["properties"]
-    assert set(declared) == set(properties), (
-        "meltano.yml settings differ from config_jsonschema; regenerate the block with "
-        f"`.venv/bin/python scripts/about_to_meltano.py {name}`"
+    properties = about(name)["settings"]["properties"]
+    effective = set(properties) - NO_EFFECT.get(name, set())
+    assert set(declared) == effective, (
+        "meltano.yml settings differ from --about; regenerate with "
+        "`.venv/bin/python scripts/about_to_meltano.py`"
     )
-    for setting_name, schema in properties.items():
-        setting = declared[setting_name]
+    for setting_name in effective:
+        schema, setting = properties[setting_name], declared[setting_name]
         assert setting["kind"] in JSON_TO_MELTANO_KIND[json_type(schema)], setting_name
+        assert setting.get("value") == schema.get("default"), f"{setting_name}: default"
         assert setting.get("label"), f"{setting_name} has no label"
         assert setting.get("description"), f"{setting_name} has no description"
         is_secret = bool(schema.get("secret") or schema.get("writeOnly"))
@@ -59,6 +85,35 @@ def test_settings_match_config_jsonschema(kind: str, name: str, plugin_class: ty
         if "enum" in schema:
             options = {o["value"] for o in setting["options"]}
             assert options == {v for v in schema["enum"] if v is not None}, setting_name
+
+
+@pytest.mark.parametrize(("kind", "name"), PLUGINS)
+def test_required_settings_and_capabilities_match_about(kind: str, name: str) -> None:
+    info, declared = about(name), plugin(kind, name)
+    assert declared["settings_group_validation"] == [info["settings"]["required"]]
+    # Every capability the plugin reports that Meltano's schema knows (validate-records: no).
+    known = set(MELTANO_SCHEMA_CAPABILITIES[kind])
+    assert declared["capabilities"] == [c for c in info["capabilities"] if c in known]
+    assert "structured-logging" in declared["capabilities"]
+
+
+def test_meltano_yml_is_what_the_generator_writes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "about_to_meltano.py"), "--check"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ROOT / "meltano.yml", *sorted((ROOT / "plugins").glob("*/*.meltano.yml"))],
+    ids=lambda p: p.name,
+)
+def test_project_files_pass_meltanos_own_schema(path: Path) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    errors = sorted(MELTANO_SCHEMA_VALIDATOR.iter_errors(document), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
 
 
 @pytest.mark.parametrize(
@@ -99,10 +154,7 @@ def test_third_party_plugins_are_pinned_in_the_repository() -> None:
 
 
 def test_prod_environment_takes_credentials_from_the_environment(tmp_path: Path) -> None:
-    import json
     import os
-    import subprocess
-    import sys
 
     env = {
         **os.environ,

@@ -29,6 +29,7 @@ MAX_PAGE_SIZE = 2500
 # A run needs the count probe, capability probes and a data page with its boundary probe.
 MIN_REQUESTS_PER_RUN = 5
 DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
+ENV_PREFIX = "TAP_SFMC_DE_"  # Meltano's (and the SDK's --config=ENV) variable prefix
 
 
 def is_loopback_host(host: str) -> bool:
@@ -120,8 +121,8 @@ def describe_config_error(error: ValidationError, secrets: frozenset[str]) -> st
     where = f" in config[{']['.join(repr(p) for p in path)}]" if path else ""
     if path and path[0] not in secrets:
         return f"{error.message}{where}"
-    if error.validator == "required":
-        return str(error.message)  # "'x' is a required property": names, no values
+    if error.validator == "required":  # "'x' is a required property": names, no values
+        return f"{error.message}: {where_to_set(str(error.message))}"
     got = JSON_TYPE_NAMES.get(type(error.instance), "value")
     if error.validator == "type":
         expected = error.validator_value
@@ -129,6 +130,20 @@ def describe_config_error(error: ValidationError, secrets: frozenset[str]) -> st
         return f"Setting '{path[0]}' must be of type {expected}, got {got} (value not shown)"
     name = f"Setting '{path[0]}'" if path else "The config"
     return f"{name} fails the schema's '{error.validator}' rule (value not shown){where}"
+
+
+def where_to_set(message: str) -> str:
+    """Where a missing setting goes, named in a required-property message.
+
+    Args:
+        message: jsonschema's "'name' is a required property".
+
+    Returns:
+        The environment variable (Meltano and ``--config=ENV`` both read it) and the
+        meltano.yml alternative.
+    """
+    name = message.split("'")[1] if message.count("'") >= 2 else "<setting>"  # noqa: PLR2004
+    return f"set {ENV_PREFIX}{name.upper()} (environment or .env), or {name} in meltano.yml"
 
 
 def schema_checked(config: Mapping[str, Any], properties: list[th.Property]) -> dict[str, Any]:

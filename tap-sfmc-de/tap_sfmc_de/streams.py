@@ -17,6 +17,10 @@ from singer_sdk.streams import Stream
 from typing_extensions import override
 
 from tap_sfmc_de.errors import ValueConversionError
+from tap_sfmc_de.full_pass_version import SETTING as ACTIVATE_VERSION_SETTING
+from tap_sfmc_de.full_pass_version import STATE_KEY as VERSION_KEY
+from tap_sfmc_de.full_pass_version import pass_version, with_version
+from tap_sfmc_de.progress import ProgressLog
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
 from tap_sfmc_de.values import (
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 
 MAX_DETAILED_WARNINGS = 5
 END_OF_TIME = "(end-of-time date)"  # counter key of replication-key values beyond UTC
-OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
+OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities", VERSION_KEY)
 
 
 class DataExtensionStream(Stream):
@@ -85,6 +89,11 @@ class DataExtensionStream(Stream):
         self._problems: Counter[str] = Counter()
         self._unknown_columns: set[str] = set()
 
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """False for the SDK: it would send one at every run's start (full_pass_version.py)."""
+        return False
+
     # The window algorithm owns the bookmark; keep the SDK's bookkeeping out of the way.
     @override
     def _increment_stream_state(
@@ -124,16 +133,27 @@ class DataExtensionStream(Stream):
             clock_margin_seconds=self.settings.clock_margin_seconds,
             lookback_seconds=self.settings.lookback_seconds,
         )
+        state = self._usable_state()
         engine = WindowSync(
             rowset=RowsetClient(self.http, self.tokens, self.de_key),
             plan=plan,
             replication_value=self._replication_value,
             convert=self._convert,
-            state=self._usable_state(),
+            state=state,
             logger=self.logger,
         )
+        versioned = not plan.incremental and bool(self.config.get(ACTIVATE_VERSION_SETTING))
+        # Read by the SDK for every RECORD message's "version".
+        self._stream_version = pass_version(state) if versioned else None
+        progress = ProgressLog(self.logger, self.name, self.settings.max_pages_per_run)
         for batch in engine.run():
             yield from batch.records
+            progress.note(len(batch.records), engine.reader.total)
+            if self._stream_version is not None and batch.window_complete:
+                # Before the STATE that closes the pass: a rerun after a kill sends it again.
+                self._write_activate_version_message(self._stream_version)
+            if batch.state is not None and self._stream_version is not None:
+                with_version(batch.state, self._stream_version)
             if batch.state is not None:
                 self._save_state(batch.state)
         self._report(engine)

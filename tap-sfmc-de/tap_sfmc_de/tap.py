@@ -17,6 +17,7 @@ from typing_extensions import override
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.full_pass_version import ACTIVATE_VERSION_SETTINGS
 from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS
 from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
@@ -28,6 +29,7 @@ from tap_sfmc_de.settings import (
 )
 from tap_sfmc_de.soap import retrieve_fields
 from tap_sfmc_de.streams import DataExtensionStream
+from tap_sfmc_de.text_numbers import numbers_from_text
 
 if TYPE_CHECKING:
     import click
@@ -159,6 +161,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=60,
     ),
     *RETRY_LIMIT_SETTINGS,
+    *ACTIVATE_VERSION_SETTINGS,
 ).to_dict()
 
 
@@ -172,9 +175,11 @@ class TapSfmcDe(Tap):
         TapCapabilities.CATALOG,
         TapCapabilities.DISCOVER,
         TapCapabilities.STATE,
+        TapCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
     @classmethod
@@ -216,6 +221,7 @@ class TapSfmcDe(Tap):
         """
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
+        numbers_from_text(self._config, schema["properties"])
         secrets = secret_settings(schema)
         validator = JSONSchemaValidator(schema)
         errors = [describe_config_error(e, secrets) for e in validator.iter_errors(self._config)]

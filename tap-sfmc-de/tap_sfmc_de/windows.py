@@ -238,6 +238,7 @@ class Batch:
 
     records: list[dict[str, Any]]
     state: dict[str, Any] | None
+    window_complete: bool = False  # in full mode: a full pass ended here (ACTIVATE_VERSION)
 
 
 class Outcome(StrEnum):
@@ -341,8 +342,10 @@ class WindowSync:
         t0 = self._t0(first)
         self._refuse_future(window, t0)
         if first.count == 0:
-            if window is not None:
-                yield self._complete(window)
+            if window is not None or not self.plan.incremental:  # an empty DE: a full pass too
+                yield self._complete(
+                    window or Window(None, None, CLIENT, page_size=self.plan.page_size)
+                )
             return
         mode = self._decide_mode(first, t0) if self.plan.incremental else CLIENT
         self.stats.mode = mode
@@ -452,7 +455,7 @@ class WindowSync:
         if self.plan.incremental and window.upper is not None:
             self._bookmark = window.upper
             self.recent.prune(window.upper)
-        return Batch([], self._owned_state(None))
+        return Batch([], self._owned_state(None), window_complete=True)
 
     def _open(self, t0: dt.datetime, mode: str, *, lookback: bool = False) -> Window | None:
         if not self.plan.incremental:

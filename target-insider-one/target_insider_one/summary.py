@@ -170,6 +170,7 @@ class RunStats:
         skipped = _by_reason(data["skipped_by_reason"])
         dead = _by_reason(data["dead_lettered_by_reason"])
         undelivered = _by_reason(data["undelivered_by_reason"])
+        dropped = _by_reason(data["dropped_by_reason"])
         lines = [
             f"Insider run summary ({status}{', DRY RUN' if dry_run else ''}): "
             f"{data['records_dead_lettered']} dead-lettered"
@@ -195,6 +196,11 @@ class RunStats:
             (
                 f"  values dropped:          {data['identifiers_dropped']} identifiers, "
                 f"{data['attributes_dropped']} attributes"
+                + (
+                    f" (invalid values left out of users that were still sent: {dropped})"
+                    if dropped
+                    else ""
+                )
             ),
             f"  duration:                {data['duration_seconds']:.2f}s",
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import sys
 import typing as t
@@ -19,11 +20,13 @@ from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.preflight import check_credentials
+from target_insider_one.progress import ProgressLog
 from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import InsiderFatalError, Runtime
 from target_insider_one.settings import IDENTIFIER_MAPPINGS_REQUIRED, parse_settings
 from target_insider_one.settlement import ExitCode, RunStatus, run_exit_code
 from target_insider_one.sinks import InsiderUpsertSink
+from target_insider_one.text_numbers import numbers_from_text
 from target_insider_one.values import InvalidValueError
 
 if t.TYPE_CHECKING:
@@ -34,6 +37,18 @@ if t.TYPE_CHECKING:
 __all__ = ["CONFIG_SCHEMA", "TargetInsiderOne"]
 
 _SCHEMA_ERROR_HINTS = {"'identifier_mappings' is a required property": IDENTIFIER_MAPPINGS_REQUIRED}
+_REQUIRED = re.compile(r"'([a-z_]+)' is a required property")
+
+
+def _where_to_set(error: str) -> str:
+    """A missing setting's message, with the environment variable that sets it."""
+    missing = _REQUIRED.fullmatch(error)
+    if missing is None:
+        return error
+    name = missing.group(1)
+    variable = f"TARGET_INSIDER_ONE_{name.upper()}"
+    return f"{error}: set {variable} (environment or .env), or {name} in meltano.yml"
+
 
 
 class TargetInsiderOne(Target):
@@ -69,6 +84,7 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        self._progress = ProgressLog(self.logger, self.runtime.stats)
         known = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(known)
         for warning in unknown_settings(self.config, known["properties"]):
@@ -99,9 +115,10 @@ class TargetInsiderOne(Target):
             ConfigValidationError: The errors, with the API key redacted.
         """
         secret = str(self._config.get("api_key") or "")
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
 
         def rewrite(errors: list[str]) -> list[str]:
-            errors = [_SCHEMA_ERROR_HINTS.get(e, e) for e in errors]
+            errors = [_SCHEMA_ERROR_HINTS.get(e) or _where_to_set(e) for e in errors]
             return [e.replace(secret, "***") for e in errors] if secret else errors
 
         try:
@@ -135,6 +152,7 @@ class TargetInsiderOne(Target):
         """
         super()._process_record_message(message_dict)
         self._emit_safe_state()
+        self._progress.tick()
 
     @override
     def _handle_max_record_age(self) -> None:

@@ -56,3 +56,16 @@ def test_redacting_filter():
     short = logging.LogRecord("x", logging.INFO, "f", 1, "keep k", None, None)
     RedactingFilter(("k",)).filter(short)
     assert short.getMessage() == "keep k"
+
+
+def test_dropped_values_are_explained_as_left_out_of_users_still_sent():
+    stats = RunStats()
+    stats.dropped("identifier", "phone_number", "phone_invalid")
+    stats.dropped("identifier", "phone_number", "phone_invalid")
+    stats.dropped("attribute", "birthday", "date_invalid")
+    text = stats.human_summary(status="succeeded", dead_letter_path=None, dry_run=False)
+    assert (
+        "values dropped:          2 identifiers, 1 attributes (invalid values left out of users "
+        "that were still sent: attribute:birthday:date_invalid=1, "
+        "identifier:phone_number:phone_invalid=2)"
+    ) in text
