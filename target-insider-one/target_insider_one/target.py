@@ -50,7 +50,6 @@ def _where_to_set(error: str) -> str:
     return f"{error}: set {variable} (environment or .env), or {name} in meltano.yml"
 
 
-
 class TargetInsiderOne(Target):
     """Upserts records into Insider One as user profiles."""
 
