@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.conftest import STATE_ID
+
 if TYPE_CHECKING:
     from api_sandbox.testing import SandboxProcess
 
@@ -155,6 +157,34 @@ def test_run_killed_mid_way_then_rerun_loses_nothing(
 
     assert set(profiles_by_email(sandbox)) == set(deliverable)
     assert undeliverable <= dead_letter_keys(project)
+
+
+def test_insider_outage_fails_the_run_without_a_bookmark_and_a_rerun_delivers_everything(
+    project: MeltanoProject, sandbox: SandboxProcess
+) -> None:
+    # Insider is down after two requests, for longer than the retry budget: the records it
+    # did not take are not dead letters, the run fails and the bookmark does not move past
+    # them (it used to exit 0 with them dead-lettered and the bookmark saved).
+    project.env["TARGET_INSIDER_ONE_IDENTIFIER_MAPPINGS"] = EMAIL_ONLY
+    project.env["TARGET_INSIDER_ONE_RETRY_BUDGET_SECONDS"] = "1"
+    project.env["TARGET_INSIDER_ONE_BACKOFF_BASE_SECONDS"] = "0"
+    deliverable, undeliverable = expected_split(sandbox.rows("Customers"))
+    sandbox.add_faults({"endpoint": "upsert", "status": 503, "after": 2, "times": None})
+
+    failed = project.run("run", "tap-sfmc-de", "target-insider-one", check=False)
+    assert failed.returncode != 0
+    assert "not delivered" in failed.stderr
+    assert len(profiles_by_email(sandbox)) < len(deliverable)
+    assert dead_letter_keys(project) <= undeliverable  # only records rejected for a reason
+    states = project.run("state", "list", check=False).stdout
+    if STATE_ID in states:
+        assert "de_customers" not in json.dumps(project.state().get("singer_state", {}))
+
+    sandbox.clear_faults()
+    project.run("run", "--force", "tap-sfmc-de", "target-insider-one")
+    assert set(profiles_by_email(sandbox)) == set(deliverable)
+    assert dead_letter_keys(project) == undeliverable
+    assert project.state()["singer_state"]["bookmarks"]["de_customers"]["replication_key_value"]
 
 
 def test_schedule_is_listed_and_runs_the_job(

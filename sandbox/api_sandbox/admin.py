@@ -51,6 +51,9 @@ def _route(  # noqa: PLR0911, PLR0912 - a flat routing table reads best
     if head == "reset" and method == "POST":
         app.reset()
         return 200, {"reset": True}
+    if head == "counters" and parts[1:] == ["reset"] and method == "POST":
+        app.reset_counters()
+        return 200, app.state()["counters"]
     if head == "faults":
         if (method == "POST" and parts[1:] == ["clear"]) or method == "DELETE":
             app.faults.clear()
@@ -90,7 +93,7 @@ def _des(app: Sandbox, method: str, parts: list[str], query: dict[str, str], bod
         app.store.drop(de.key)
         return 200, {"deleted": de.key}
     if action == "" and method == "GET":
-        return 200, {**de.describe(), "rows": app.store.count(de, None)}
+        return 200, {**de.describe(), "rows": app.store.count(de, None), "edge_rows": de.edge_rows}
     if action == "rows" and method == "GET":
         limit = int(query["limit"]) if "limit" in query else None
         offset = int(query.get("offset", 0))
@@ -101,10 +104,12 @@ def _des(app: Sandbox, method: str, parts: list[str], query: dict[str, str], bod
         }
     if action == "mutate" and method == "POST":
         counts = {k: int(body.get(k, 0)) for k in ("update", "insert", "delete")}
-        unknown = set(body) - set(counts)
+        unknown = set(body) - {*counts, "lag_seconds"}
         if unknown:
             return 400, {"error": f"unknown mutate keys {sorted(unknown)}"}
-        return 200, app.store.mutate(de, **counts)
+        lag = body.get("lag_seconds")
+        lag = app.config.commit_lag_seconds if lag is None else int(lag)
+        return 200, app.store.mutate(de, **counts, lag_seconds=lag)
     if action == "changes" and method == "GET":
         return 200, {"key": de.key, "changes": list(de.changes), **_changed_keys(de.changes)}
     return 404, {"error": f"no admin route {method} for DE {de.key}"}

@@ -16,6 +16,8 @@ from api_sandbox.sfmc_rowset import Rowset
 from api_sandbox.sfmc_soap import Soap
 from api_sandbox.store import Store
 
+ROW_READS = ("rest_key", "rest_token", "soap")
+
 
 class Sandbox:
     """Config, data and counters; ``reset`` restores the startup state."""
@@ -37,10 +39,10 @@ class Sandbox:
         self._startup_scenarios = copy.deepcopy(scenarios or [])
         self.store = Store()
         self.auth = Auth(config)
-        self.rowset = Rowset(config, self.store)
-        self.soap = Soap(config, self.store)
-        self.insider = Insider(config)
         self.faults = Faults()
+        self.rowset = Rowset(config, self.store)
+        self.soap = Soap(config, self.store, self.faults, on_fault=self.fault_fired)
+        self.insider = Insider(config)
         self.scenarios = Scenarios()
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
@@ -48,6 +50,8 @@ class Sandbox:
         self.pages_served: Counter[str] = Counter()
         self.rows_served: Counter[str] = Counter()
         self.faults_fired: Counter[str] = Counter()
+        # rest_key / rest_token / soap (row reads) and soap_fields (schema reads)
+        self.rowset_requests: Counter[str] = Counter()
         self._load_startup()
 
     def _load_startup(self) -> None:
@@ -69,15 +73,29 @@ class Sandbox:
             self.insider.reset()
             self.faults.clear()
             self.scenarios.clear()
-            for counter in (
-                self.requests,
-                self.statuses,
-                self.pages_served,
-                self.rows_served,
-                self.faults_fired,
-            ):
-                counter.clear()
+            self._clear_counters()
             self._load_startup()
+
+    def _clear_counters(self) -> None:
+        for counter in (
+            self.requests,
+            self.statuses,
+            self.pages_served,
+            self.rows_served,
+            self.faults_fired,
+            self.rowset_requests,
+        ):
+            counter.clear()
+
+    def reset_counters(self) -> None:
+        """Zero the request counters only (data, config, faults and tokens stay)."""
+        with self._lock:
+            self._clear_counters()
+
+    def rowset_request(self, kind: str) -> None:
+        """Count a read as it arrives (row reads are the tap's request budget)."""
+        with self._lock:
+            self.rowset_requests[kind] += 1
 
     def count(self, endpoint: str, status: int) -> None:
         """Per-endpoint request and status counters."""
@@ -106,7 +124,16 @@ class Sandbox:
             if de is not None:
                 changes.append(
                     self.store.mutate(
-                        de, sc.update, sc.insert, sc.delete, trigger=f"scenario:after_page={page}"
+                        de,
+                        sc.update,
+                        sc.insert,
+                        sc.delete,
+                        trigger=f"scenario:after_page={page}",
+                        lag_seconds=(
+                            self.config.commit_lag_seconds
+                            if sc.lag_seconds is None
+                            else sc.lag_seconds
+                        ),
                     )
                 )
         return changes
@@ -120,9 +147,18 @@ class Sandbox:
                 "pages_served": dict(self.pages_served),
                 "rows_served": dict(self.rows_served),
                 "faults_fired": dict(self.faults_fired),
+                "rowset_requests": {
+                    "rest_key": self.rowset_requests["rest_key"],
+                    "rest_token": self.rowset_requests["rest_token"],
+                    "soap": self.rowset_requests["soap"],
+                    "total": sum(self.rowset_requests[k] for k in ROW_READS),
+                },
+                "soap_field_retrieves": self.rowset_requests["soap_fields"],
                 "tokens_minted": self.auth.minted,
                 "refresh_tokens_used": len(self.auth.used_refresh),
-                "upsert_requests": len(self.insider.requests),
+                "upsert_requests": sum(
+                    1 for r in self.insider.requests if r["endpoint"] == "upsert"
+                ),
                 "users_accepted": self.insider.users_accepted,
                 "users_rejected": self.insider.users_rejected,
                 "profiles": len(self.insider.profiles),

@@ -14,7 +14,14 @@ from types import FrameType
 from typing import Any
 
 from api_sandbox.app import Sandbox
-from api_sandbox.config import QUERY_MODES, ConfigError, SandboxConfig
+from api_sandbox.config import (
+    DEFAULT_ORDERS,
+    FILTER_DATE_LITERALS,
+    FILTER_GRAMMARS,
+    QUERY_MODES,
+    ConfigError,
+    SandboxConfig,
+)
 from api_sandbox.server import SandboxServer
 
 _SPECIAL_KEYS = ("des", "faults", "scenarios", "demo_de")
@@ -31,9 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--de-key", default="Customers", help="external key (and name) of the demo DE"
     )
+    serve.add_argument(
+        "--demo-params",
+        type=json.loads,
+        help="generator params of the demo DE as JSON, e.g. '{\"edge_values\": 20}'",
+    )
     serve.add_argument("--config", type=Path, help="JSON file: switches plus des/faults/scenarios")
     serve.add_argument("--filter-mode", choices=QUERY_MODES)
     serve.add_argument("--orderby-mode", choices=QUERY_MODES)
+    serve.add_argument("--filter-grammar", choices=FILTER_GRAMMARS)
+    serve.add_argument("--filter-date-literal", choices=FILTER_DATE_LITERALS)
+    serve.add_argument("--default-order", choices=DEFAULT_ORDERS)
+    serve.add_argument("--commit-lag", type=int, help="seconds (switch commit_lag_seconds)")
     serve.add_argument("--snapshot", action="store_true", help="request tokens pin the result set")
     serve.add_argument("--token-lifetime", type=int, help="access token lifetime in seconds")
     serve.add_argument("--scopes", help="space-separated scopes granted to the package")
@@ -51,22 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_sandbox(args: argparse.Namespace) -> Sandbox:
-    """Turn CLI arguments (and the optional config file) into a Sandbox.
-
-    Raises:
-        ConfigError: on bad switches.
-    """
-    file_cfg: dict[str, Any] = {}
-    if args.config:
-        file_cfg = json.loads(args.config.read_text(encoding="utf-8"))
-    config = SandboxConfig()
-    config.update({k: v for k, v in file_cfg.items() if k not in _SPECIAL_KEYS})
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Switches set by dedicated flags and ``--set``."""
     overrides: dict[str, Any] = {}
     if args.filter_mode:
         overrides["filter_mode"] = args.filter_mode
     if args.orderby_mode:
         overrides["orderby_mode"] = args.orderby_mode
+    for name in ("filter_grammar", "filter_date_literal", "default_order"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
+    if args.commit_lag is not None:
+        overrides["commit_lag_seconds"] = args.commit_lag
     if args.snapshot:
         overrides["request_token_snapshot"] = True
     if args.token_lifetime is not None:
@@ -79,15 +91,30 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
             overrides[name] = json.loads(raw)
         except ValueError:
             overrides[name] = raw  # bare strings need no JSON quoting
-    config.update(overrides)
+    return overrides
+
+
+def build_sandbox(args: argparse.Namespace) -> Sandbox:
+    """Turn CLI arguments (and the optional config file) into a Sandbox.
+
+    Raises:
+        ConfigError: on bad switches.
+    """
+    file_cfg: dict[str, Any] = {}
+    if args.config:
+        file_cfg = json.loads(args.config.read_text(encoding="utf-8"))
+    config = SandboxConfig()
+    config.update({k: v for k, v in file_cfg.items() if k not in _SPECIAL_KEYS})
+    config.update(_flag_overrides(args))
     specs: list[dict[str, Any]] = []
     extra = list(file_cfg.get("des", []))
     if file_cfg.get("demo_de", True) and not any(
         str(s.get("key", "")).lower() == args.de_key.lower() for s in extra
     ):
-        specs.append(
-            {"key": args.de_key, "name": args.de_key, "size": args.rows, "seed": args.seed}
-        )
+        demo = {"key": args.de_key, "name": args.de_key, "size": args.rows, "seed": args.seed}
+        if args.demo_params:
+            demo["params"] = args.demo_params
+        specs.append(demo)
     specs.extend(extra)
     faults = list(file_cfg.get("faults", [])) + [json.loads(f) for f in args.fault]
     return Sandbox(config, specs, faults, file_cfg.get("scenarios", []))

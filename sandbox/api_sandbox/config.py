@@ -19,6 +19,9 @@ DEFAULT_SCOPES = [
 
 
 QUERY_MODES = ("honoured", "ignored", "rejected")
+FILTER_GRAMMARS = ("full", "and-only")
+FILTER_DATE_LITERALS = ("utc-6", "utc", "iso-only")
+DEFAULT_ORDERS = ("insertion", "random-stable", "reshuffled")
 
 
 class ConfigError(ValueError):
@@ -45,6 +48,15 @@ class SandboxConfig:
     # "honoured" | "ignored" (mcecli: rowset cannot filter) | "rejected" (400 errorcode 10001)
     filter_mode: str = "honoured"
     orderby_mode: str = "honoured"  # same three readings: semantics unverified
+    # and/or/not/parentheses (FuelSDK-Java's grammar) or the "and"-only subset (§2.5)
+    filter_grammar: str = "full"
+    # How a naive $filter date literal is read; the real format and zone are unknown (§2.5)
+    filter_date_literal: str = "utc-6"
+    # Row order when no $orderBy applies; no source documents it (§2.3, §8 q4)
+    default_order: str = "insertion"
+    # Writers (SQL activities, imports) stamp ModifiedDate when they start and commit later:
+    # changed rows carry a ModifiedDate this many seconds before they became visible.
+    commit_lag_seconds: int = 0
     request_token_snapshot: bool = False  # False = every page re-runs the query (harsh)
     request_token_lifetime_seconds: int = 1200  # real lifetime unknown
     max_page_size: int = 2500  # above it: capped (real behaviour unknown)
@@ -65,12 +77,20 @@ class SandboxConfig:
     # Where `not_append`/`append` is honoured: the sources show both placements (PM sample
     # per user, SEG-audiences/AC-PATCH top level); "user" or "top" ignores the other one.
     insider_append_flag_placement: str = "both"
+    # Custom attributes defined on the account (metadata/columns lists them as c_<name>,
+    # with those stored profiles hold); the demo mapping's three by default.
+    insider_custom_attributes: list[str] = field(
+        default_factory=lambda: ["data_source", "loyalty_points", "lifetime_value"]
+    )
     # --- both --------------------------------------------------------------------------
     latency: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
 
     _CHOICES = {  # noqa: RUF012 - class-level constant, not a field
         "filter_mode": QUERY_MODES,
         "orderby_mode": QUERY_MODES,
+        "filter_grammar": FILTER_GRAMMARS,
+        "filter_date_literal": FILTER_DATE_LITERALS,
+        "default_order": DEFAULT_ORDERS,
         "insider_auth_failure_status": (400, 401, 403),
         "insider_oversize_status": (400, 413),
         "insider_append_flag_placement": ("both", "user", "top"),

@@ -4,8 +4,9 @@ A rule skips the first ``after`` matching requests, then fires ``times`` times (
 forever when ``times`` is null).
 
 Rules are matched by endpoint name (``token``, ``rowset``, ``fields``, ``soap``,
-``upsert``, ``columns`` or ``*``). Each matching request bumps every matching rule's counter; the
-first rule that is due fires.
+``soap_rows`` (SOAP DataExtensionObject retrieves only), ``upsert``, ``columns`` or
+``*``). Each matching request bumps every matching rule's counter; the first rule
+that is due fires.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ENDPOINTS = ("token", "rowset", "fields", "soap", "upsert", "columns", "*")
-ACTIONS = ("status", "drop", "delay")
+ENDPOINTS = ("token", "rowset", "fields", "soap", "soap_rows", "upsert", "columns", "*")
+TRANSPORT_ACTIONS = ("status", "drop", "delay")
+# Page-content faults: the request is answered 200, but the page lies (REST rowset;
+# empty_page and long_page also on SOAP row retrieves, endpoint "soap_rows").
+CONTENT_ACTIONS = ("empty_page", "count_jump", "long_page")
+ACTIONS = TRANSPORT_ACTIONS + CONTENT_ACTIONS
+EMPTY_ITEMS = ("absent", "empty")
 
 
 class FaultError(ValueError):
@@ -34,6 +40,10 @@ class FaultRule:
     message: str | None = None
     body: Any = None  # explicit body override (JSON value, or a string sent as text)
     delay_seconds: float = 0.0
+    page: int | None = None  # rowset only: match only requests for this page number
+    empty_items: str = "absent"  # empty_page: "absent" (no items key) or "empty" ([])
+    count_delta: int = 0  # count_jump: added to count on the faulted page (+k or -k)
+    extra_rows: int = 0  # long_page: rows beyond $pageSize on the faulted page
     after: int = 0
     times: int | None = 1
     matched: int = 0
@@ -63,7 +73,31 @@ class FaultRule:
             raise FaultError(f"action must be one of {ACTIONS}")
         if rule.action == "delay" and rule.delay_seconds <= 0:
             raise FaultError("delay needs delay_seconds > 0")
+        rule._check_content()
         return rule
+
+    def _check_content(self) -> None:
+        paged = {"rowset"} | ({"soap_rows"} if self.is_content else set())
+        if self.page is not None and (self.endpoint not in paged or self.page < 1):
+            raise FaultError(
+                "page needs endpoint 'rowset' (or 'soap_rows' for content actions) and >= 1"
+            )
+        if self.action not in CONTENT_ACTIONS:
+            return
+        allowed = ("rowset",) if self.action == "count_jump" else ("rowset", "soap_rows")
+        if self.endpoint not in allowed:
+            raise FaultError(f"{self.action} applies to endpoint {' or '.join(allowed)} only")
+        if self.empty_items not in EMPTY_ITEMS:
+            raise FaultError(f"empty_items must be one of {EMPTY_ITEMS}")
+        if self.action == "count_jump" and self.count_delta == 0:
+            raise FaultError("count_jump needs a non-zero count_delta")
+        if self.action == "long_page" and self.extra_rows < 1:
+            raise FaultError("long_page needs extra_rows >= 1")
+
+    @property
+    def is_content(self) -> bool:
+        """Whether the rule distorts a 200 page rather than the transport."""
+        return self.action in CONTENT_ACTIONS
 
     def to_json(self) -> dict[str, Any]:
         """JSON form including counters."""
@@ -89,12 +123,30 @@ class Faults:
         with self._lock:
             self.rules.clear()
 
-    def check(self, endpoint: str) -> FaultRule | None:
-        """Count this request against the rules and return the rule that fires, if any."""
+    def check(
+        self, endpoint: str, alias: str | None = None, page: int | None = None
+    ) -> FaultRule | None:
+        """Count this request against the transport rules; return the one that fires.
+
+        ``alias`` is a finer name the request also answers to (``soap_rows``); ``page``
+        is the rowset page asked for, which rules with ``page`` must match.
+        """
+        return self._check(endpoint, alias, page, content=False)
+
+    def check_content(self, endpoint: str, page: int) -> FaultRule | None:
+        """Count a page about to be served against the content rules; return the due one."""
+        return self._check(endpoint, None, page, content=True)
+
+    def _check(
+        self, endpoint: str, alias: str | None, page: int | None, *, content: bool
+    ) -> FaultRule | None:
         due = None
+        names = {endpoint, alias or endpoint, "*"}
         with self._lock:
             for rule in self.rules:
-                if rule.endpoint not in {endpoint, "*"}:
+                if rule.endpoint not in names or rule.is_content != content:
+                    continue
+                if rule.page is not None and rule.page != page:
                     continue
                 rule.matched += 1
                 if (

@@ -19,6 +19,9 @@ from api_sandbox import sfmc_time
 FIELD_TYPES = ("Text", "Number", "Date", "Boolean", "EmailAddress", "Phone", "Decimal", "Locale")
 TEXT_TYPES = frozenset({"Text", "EmailAddress", "Phone", "Locale"})
 _DEFAULT_LENGTH = {"Text": 50, "EmailAddress": 254, "Phone": 50, "Locale": 5}
+# Prefix of a raw wire value planted in a typed column (edge_values.py "wire garbage"):
+# it keeps sqlite from converting "1.5" or "1e309" to a number; it never reaches the wire.
+RAW_PREFIX = "~"
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no"})
 
@@ -117,13 +120,15 @@ class Field:
             return value
         return sfmc_time.parse_datetime(str(value))
 
-    def to_wire(self, stored: Any) -> str:
+    def to_wire(self, stored: Any) -> str:  # noqa: PLR0911 - one return per type
         """The platform's string form (REST rowset and SOAP)."""
         if stored is None:
             return ""
         kind = self.field_type
         if kind in TEXT_TYPES:
             return stored
+        if isinstance(stored, str):  # a raw value planted in a typed column
+            return stored.removeprefix(RAW_PREFIX)
         if kind == "Number":
             return str(stored)
         if kind == "Boolean":
@@ -137,6 +142,8 @@ class Field:
         if stored is None:
             return None
         kind = self.field_type
+        if isinstance(stored, str) and kind not in TEXT_TYPES:
+            return stored.removeprefix(RAW_PREFIX)  # raw planted value: as on the wire
         if kind == "Boolean":
             return bool(stored)
         if kind == "Date":

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from api_sandbox import sfmc_time
+from api_sandbox import edge_values, sfmc_time
 from api_sandbox.fields import Field
 
 FIRST_NAMES = (
@@ -48,6 +48,10 @@ _BAD_EMAILS = (
 _DOMAINS = ("example.com", "example.org", "mail.example.net", "example.co.uk")
 
 
+INSERT_KEYS = ("append", "mid")
+NUMBER_KEY_GAP = 1000
+
+
 @dataclass
 class GeneratorParams:
     """Knobs for generated data; every value has a deterministic default."""
@@ -62,16 +66,39 @@ class GeneratorParams:
     # demo shows Insider merging profiles on a shared identifier; every other phone is
     # unique per row.
     shared_phone_rate: float = 0.01
+    # Where live inserts land in primary-key order: "append" (keys above every existing
+    # one) or "mid" (right after a random existing key, i.e. mid-table when ordered by
+    # key). "mid" spaces generated Number keys NUMBER_KEY_GAP apart to leave room.
+    insert_keys: str = "append"
+    # Rows (spread evenly over the base rows) whose every non-key column holds an edge
+    # value of its type (edge_values.py); >= 14 shows every value in every column.
+    edge_values: int = 0
+    # Rows whose ModifiedDate (the replication key) is an edge date: year 9999, year 1,
+    # 1753, or empty when the column is not required.
+    edge_key_rows: int = 0
+    # Also plant values a typed column cannot hold ("NaN" in a Number, "2/30/2020" in a
+    # Date), sent raw: for clients that must survive a value not fitting its type.
+    edge_wire_garbage: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> GeneratorParams:
-        """Build from a JSON object, rejecting unknown keys."""
+        """Build from a JSON object, rejecting unknown keys and values."""
         data = dict(data or {})
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown generator parameters: {sorted(unknown)}")
-        return cls(**data)
+        params = cls(**data)
+        if params.insert_keys not in INSERT_KEYS:
+            raise ValueError(f"insert_keys must be one of {INSERT_KEYS}")
+        if min(params.edge_values, params.edge_key_rows) < 0:
+            raise ValueError("edge_values and edge_key_rows must be >= 0")
+        return params
+
+    @property
+    def number_key_step(self) -> int:
+        """Distance between generated Number primary keys."""
+        return NUMBER_KEY_GAP if self.insert_keys == "mid" else 1
 
 
 def customers_fields() -> list[Field]:
@@ -198,11 +225,13 @@ def _known_generators(params: GeneratorParams) -> dict[str, Gen]:
     }
 
 
-def _generic(field: Field, start: int, span: int) -> Gen:  # noqa: PLR0911 - one per type
+def _generic(field: Field, start: int, span: int, key_step: int = 1) -> Gen:  # noqa: PLR0911 - one per type
     kind = field.field_type
     name = field.name
     if kind == "Number":
-        return lambda i, rng, _row: i if field.is_primary_key else rng.randint(0, 100_000)
+        return lambda i, rng, _row: (
+            i * key_step if field.is_primary_key else rng.randint(0, 100_000)
+        )
     if kind == "Decimal":
         return lambda _i, rng, _row: rng.randint(0, 10 ** min(field.max_length or 18, 9))
     if kind == "Boolean":
@@ -260,11 +289,12 @@ def generate_rows(
         elif lname in known and not field.is_primary_key:
             gens.append(known[lname])
         else:
-            gens.append(_generic(field, mod_lo, span))
+            gens.append(_generic(field, mod_lo, span, params.number_key_step))
 
     blocks = _bulk_blocks(count, params, rng, mod_lo, span) if stream == "base" else []
     block_iter = iter(blocks)
     block = next(block_iter, None)
+    planter = _EdgePlanter(fields, count, params, modified_pos) if stream == "base" else None
     for offset in range(count):
         i = start_index + offset
         row: dict[str, Any] = {}
@@ -273,7 +303,47 @@ def generate_rows(
             block = next(block_iter, None)
         if modified_pos is not None and block is not None and block[0] <= offset:
             values[modified_pos] = block[2]
+        if planter is not None:
+            planter.plant(offset, values)
         yield tuple(values)
+
+
+class _EdgePlanter:
+    """Overwrites the chosen base rows with edge values (edge_values.py)."""
+
+    def __init__(
+        self, fields: list[Field], count: int, params: GeneratorParams, modified_pos: int | None
+    ) -> None:
+        garbage = params.edge_wire_garbage
+        self.value_rows = {
+            o: k for k, o in enumerate(edge_values.offsets(count, params.edge_values))
+        }
+        self.key_rows = {
+            o: k for k, o in enumerate(edge_values.offsets(count, params.edge_key_rows, phase=0.5))
+        }
+        self.columns = [
+            (pos, edge_values.catalogue(f, wire_garbage=garbage))
+            for pos, f in enumerate(fields)
+            if not f.is_primary_key and pos != modified_pos  # the key has its own option
+        ]
+        self.key = (
+            None
+            if modified_pos is None
+            else (
+                modified_pos,
+                edge_values.key_catalogue(fields[modified_pos], wire_garbage=garbage),
+            )
+        )
+
+    def plant(self, offset: int, values: list[Any]) -> None:
+        k = self.value_rows.get(offset)
+        if k is not None:
+            for c, (pos, choices) in enumerate(self.columns):
+                values[pos] = choices[(k + c) % len(choices)]
+        k = self.key_rows.get(offset)
+        if k is not None and self.key is not None:
+            pos, choices = self.key
+            values[pos] = choices[k % len(choices)]
 
 
 def _bulk_blocks(

@@ -38,16 +38,36 @@ AUTH_FAILED = {"success": False, "message": "Partner token authentication failed
 PARTNER_INVALID = {"success": False, "message": "Partner is invalid."}
 # The cross-API error page lists all three; which one upsert uses is uncertain (§2.2, §9 q7).
 AUTH_FAILURE_BODIES = {400: PARTNER_INVALID, 401: AUTH_FAILED, 403: ACCESS_DENIED}
+# The contacts table of ``POST /api/user/v3/metadata/columns`` (insider-api.md §4): default
+# attributes under their short keys (AC-DEFATTR, PM), custom attributes as ``c_<name>``.
 DEFAULT_COLUMNS = [
     {"key": "em", "display_name": "Email", "type": "string"},
     {"key": "pn", "display_name": "Phone Number", "type": "string"},
+    {"key": "uuid", "display_name": "UUID", "type": "string"},
     {"key": "na", "display_name": "Name", "type": "string"},
     {"key": "su", "display_name": "Surname", "type": "string"},
     {"key": "co", "display_name": "Country", "type": "string"},
     {"key": "ci", "display_name": "City", "type": "string"},
-    {"key": "eo", "display_name": "Email Optin", "type": "boolean"},
+    {"key": "la", "display_name": "Language", "type": "string"},
+    {"key": "ge", "display_name": "Gender", "type": "string"},
+    {"key": "ag", "display_name": "Age", "type": "number"},
     {"key": "bi", "display_name": "Birthday", "type": "date"},
+    {"key": "eo", "display_name": "Email Optin", "type": "boolean"},
+    {"key": "so", "display_name": "SMS Optin", "type": "boolean"},
+    {"key": "wo", "display_name": "WhatsApp Optin", "type": "boolean"},
+    {"key": "gdpr", "display_name": "GDPR Optin", "type": "boolean"},
 ]
+COLUMN_TABLES = ("contacts", "events")
+
+
+def _column_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "string"
 
 
 class UpsertRejectedError(Exception):
@@ -276,6 +296,38 @@ class Insider:
         for k in keys:
             self.index[k] = profile.pid
         profile.index_keys.update(keys)
+
+    def columns(self, raw: bytes) -> list[dict[str, Any]]:
+        """``metadata/columns``: the attributes (or events) this account knows.
+
+        Custom attributes are the ones the config defines (``insider_custom_attributes``,
+        created in the panel on a real account) plus any a stored profile holds.
+
+        Raises:
+            UpsertRejectedError: for a body without a known ``table`` (status and message
+                are the sandbox's guess: the endpoint is undocumented).
+        """
+        try:
+            table = json.loads(raw or b"{}").get("table")
+        except (ValueError, AttributeError):
+            table = None
+        if table not in COLUMN_TABLES:
+            raise UpsertRejectedError(
+                400, {"error": f"table must be one of {', '.join(COLUMN_TABLES)}: bad request"}
+            )
+        with self._lock:
+            profiles = list(self.profiles.values())
+        if table == "events":
+            names = sorted({e.get("event_name") for p in profiles for e in p.events} - {None})
+            return [{"key": n, "display_name": n, "params": []} for n in names]
+        custom: dict[str, str] = dict.fromkeys(self.config.insider_custom_attributes, "string")
+        for profile in profiles:
+            for name, value in (profile.attributes.get("custom") or {}).items():
+                custom.setdefault(name, _column_type(value))
+        return [
+            *DEFAULT_COLUMNS,
+            *({"key": f"c_{n}", "display_name": n, "type": t} for n, t in sorted(custom.items())),
+        ]
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append to the request log."""

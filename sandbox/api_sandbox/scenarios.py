@@ -2,7 +2,8 @@
 
 A scenario fires once, right after page ``after_page`` of the rowset for its DE has
 been served (by either URL form), and applies update/insert/delete through the store,
-which stamps ModifiedDate with the sandbox's "now" and records the changed keys.
+which stamps ModifiedDate with the sandbox's "now" (minus ``lag_seconds``, default the
+``commit_lag_seconds`` switch) and records the changed keys.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Scenario:
     update: int = 0
     insert: int = 0
     delete: int = 0
+    lag_seconds: int | None = None  # ModifiedDate this far in the past; None: the switch
     fired: bool = False
 
     @classmethod
@@ -44,8 +46,8 @@ class Scenario:
             sc = cls(**data)
         except TypeError as exc:
             raise ScenarioError(str(exc)) from exc
-        if sc.after_page < 1 or min(sc.update, sc.insert, sc.delete) < 0:
-            raise ScenarioError("after_page must be >= 1 and counts >= 0")
+        if sc.after_page < 1 or min(sc.update, sc.insert, sc.delete, sc.lag_seconds or 0) < 0:
+            raise ScenarioError("after_page must be >= 1 and counts and lag_seconds >= 0")
         return sc
 
     def to_json(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from api_sandbox import admin
 from api_sandbox.app import Sandbox
 from api_sandbox.faults import FaultRule
-from api_sandbox.insider import DEFAULT_COLUMNS, UpsertRejectedError
+from api_sandbox.insider import UpsertRejectedError
 from api_sandbox.sfmc_auth import TokenError
 from api_sandbox.sfmc_rowset import DOC_URL, FORBIDDEN, NOT_AUTHORIZED
 from api_sandbox.sfmc_soap import SoapError, fault, parse_request
@@ -69,6 +69,15 @@ def _sfmc_fault_body(rule: FaultRule) -> dict[str, Any]:
     if code == 50100 and rule.retry_after is not None:  # noqa: PLR2004
         body["retryAfter"] = rule.retry_after
     return body
+
+
+def _requested_page(query: dict[str, str]) -> int | None:
+    """The rowset page a request asks for (1 when absent), None when unreadable."""
+    lowered = {k.lower().lstrip("$"): v for k, v in query.items()}
+    try:
+        return int(lowered.get("page", "1"))
+    except ValueError:
+        return None
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -200,10 +209,16 @@ class Handler(BaseHTTPRequestHandler):
             self._log(status, started)
             return
         generation = app.generation
-        latency = app.config.latency.get(endpoint, app.config.latency.get("*", 0.0))
+        kind = self._rowset_kind(endpoint, path, body)
+        if kind is not None:
+            app.rowset_request(kind)  # on arrival: faulted and dropped ones count too
+        # A SOAP row retrieve can be targeted apart from field discovery as "soap_rows".
+        alias = "soap_rows" if kind == "soap" else None
+        latencies = app.config.latency
+        latency = latencies.get(alias or endpoint, latencies.get(endpoint, latencies.get("*", 0.0)))
         if latency:
             time.sleep(latency)
-        rule = app.faults.check(endpoint)
+        rule = app.faults.check(endpoint, alias, _requested_page(query) if kind else None)
         if rule is not None:
             app.fault_fired(endpoint)
             if rule.action == "drop":
@@ -242,6 +257,26 @@ class Handler(BaseHTTPRequestHandler):
             return "rowset"
         if role == "sfmc" and self.command == "GET" and path.startswith(FIELDS_PREFIX):
             return "fields"
+        return None
+
+    @staticmethod
+    def _rowset_kind(endpoint: str, path: str, body: bytes) -> str | None:
+        """Which read this is (``rest_key``, ``rest_token``, ``soap``, ``soap_fields``) or None.
+
+        A SOAP ``ContinueRequest`` counts as a row read: only row retrieves are paged.
+        """
+        if endpoint == "rowset":
+            rest = path[len(ROWSET_PREFIX) :].strip("/").lower()
+            return "rest_token" if rest.startswith("token/") else "rest_key"
+        if endpoint == "soap":
+            try:
+                req = parse_request(body)
+            except SoapError:
+                return None
+            if req.continue_id or req.object_type.startswith("DataExtensionObject"):
+                return "soap"
+            if req.object_type == "DataExtensionField":
+                return "soap_fields"
         return None
 
     def _drop(self) -> None:
@@ -313,6 +348,11 @@ class Handler(BaseHTTPRequestHandler):
                 {"message": "Not Found", "errorcode": 30003, "documentation": DOC_URL},
                 None,
             )
+        if de_key is not None and status == 200:  # noqa: PLR2004
+            rule = app.faults.check_content("rowset", obj["page"])
+            if rule is not None:
+                app.fault_fired("rowset")
+                obj = app.rowset.distort(obj, rule)
         payload = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if de_key is not None and status == 200:  # noqa: PLR2004
             # The page content is already fixed; scenario changes are applied before the
@@ -389,6 +429,7 @@ class Handler(BaseHTTPRequestHandler):
                 if isinstance(decoded.get("users"), list):
                     users = len(decoded["users"])
         return {
+            "endpoint": "upsert",
             "bytes": len(body),
             "partner": self.headers.get("X-PARTNER-NAME"),
             "platform": self.headers.get("X-PLATFORM-NAME"),
@@ -398,8 +439,8 @@ class Handler(BaseHTTPRequestHandler):
         }
 
     def _record_faulted(self, endpoint: str, body: bytes, status: int | str) -> None:
-        if endpoint == "upsert":
-            entry = self._upsert_entry(body)
+        if endpoint in INSIDER_ENDPOINTS:
+            entry = self._upsert_entry(body) if endpoint == "upsert" else self._columns_entry(body)
             entry.update(status=status, fault=True)
             self.server.app.insider.record(entry)
 
@@ -424,14 +465,34 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, reply)
         return 200
 
-    def _ep_columns(self, _path: str, _query: dict[str, str], _body: bytes) -> int:
+    def _columns_entry(self, body: bytes) -> dict[str, Any]:
+        table = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            table = json.loads(body).get("table")
+        return {
+            "endpoint": "columns",
+            "bytes": len(body),
+            "partner": self.headers.get("X-PARTNER-NAME"),
+            "platform": self.headers.get("X-PLATFORM-NAME"),
+            "table": table,
+            "fault": False,
+        }
+
+    def _ep_columns(self, _path: str, _query: dict[str, str], body: bytes) -> int:
+        """Read-only ``metadata/columns`` (Insider's own n8n credential test), same auth."""
         app = self.server.app
+        entry = self._columns_entry(body)
         try:
             app.insider.check_auth(
                 self.headers.get("X-PARTNER-NAME"), self.headers.get("X-REQUEST-TOKEN")
             )
+            columns = app.insider.columns(body)
         except UpsertRejectedError as exc:
+            entry["status"] = exc.status
+            app.insider.record(entry)
             self._json(exc.status, exc.body)
             return exc.status
-        self._json(200, DEFAULT_COLUMNS)
+        entry["status"] = 200
+        app.insider.record(entry)
+        self._json(200, columns)
         return 200

@@ -15,7 +15,15 @@ from typing import Any
 
 from api_sandbox import sfmc_time
 from api_sandbox.config import SandboxConfig
-from api_sandbox.filters import Filter, FilterError, parse_rest_filter, parse_rest_order
+from api_sandbox.faults import FaultRule
+from api_sandbox.filters import (
+    DateLiteral,
+    Filter,
+    FilterError,
+    Grammar,
+    parse_rest_filter,
+    parse_rest_order,
+)
 from api_sandbox.store import DataExtension, Order, Store
 
 DOC_URL = (
@@ -104,8 +112,7 @@ class Rowset:
         # Above the maximum: capped silently. Real behaviour is unknown (§2.2, §8 q2).
         return page, min(size, self.config.max_page_size)
 
-    @staticmethod
-    def _query_part(params: dict[str, str], name: str, mode: str, de: DataExtension) -> Any:
+    def _query_part(self, params: dict[str, str], name: str, mode: str, de: DataExtension) -> Any:
         """Parse ``$filter``/``$orderBy`` as the switch says: honoured, ignored or rejected.
 
         Raises:
@@ -117,8 +124,14 @@ class Rowset:
         if mode == "rejected":  # the third reading of "rowset cannot filter" (§2.5)
             spelled = "$filter" if name == "filter" else "$orderBy"
             raise FilterError(f"{spelled} is not supported on this endpoint")
-        parse = parse_rest_filter if name == "filter" else parse_rest_order
-        return parse(text, de.by_lower)
+        if name == "filter":
+            return parse_rest_filter(
+                text,
+                de.by_lower,
+                grammar=Grammar(self.config.filter_grammar),
+                date_literal=DateLiteral(self.config.filter_date_literal),
+            )
+        return parse_rest_order(text, de.by_lower)
 
     def by_key(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
         """First request: ``/key/{key}/rowset``. Returns (status, body, de_key served)."""
@@ -144,7 +157,8 @@ class Rowset:
             expires_at=time.time() + self.config.request_token_lifetime_seconds,
         )
         if self.config.request_token_snapshot:
-            tok.snapshot = self.store.snapshot(de, flt, order)
+            salt = self.store.order_salt(self.config.default_order, de)
+            tok.snapshot = self.store.snapshot(de, flt, order, salt)
         with self._lock:
             self.tokens[tok.token] = tok
         return 200, self._render(de, tok, page, size), de.key
@@ -168,6 +182,52 @@ class Rowset:
             return status, body, None
         return 200, self._render(de, tok, page, size), de.key
 
+    def distort(self, body: dict[str, Any], rule: FaultRule) -> dict[str, Any]:
+        """Make a rendered page lie as a content fault rule says (faults.py).
+
+        ``empty_page`` drops the items but keeps ``count`` and promises a next page;
+        ``count_jump`` shifts ``count`` on this response only; ``long_page`` appends the
+        rows that follow the page (or, on the last page, repeats the rows before it).
+        """
+        body = dict(body)
+        if rule.action == "empty_page":
+            body.pop("items", None)
+            if rule.empty_items == "empty":
+                body["items"] = []
+            links = dict(body["links"])
+            links.setdefault("next", links["self"].rsplit("=", 1)[0] + f"={body['page'] + 1}")
+            body["links"] = links
+        elif rule.action == "count_jump":
+            body["count"] = max(0, body["count"] + rule.count_delta)
+        elif rule.action == "long_page":
+            extra = self._neighbour_rows(body, rule.extra_rows)
+            if extra:
+                de = self.store.get(body["customObjectKey"])
+                if de is not None:
+                    body["items"] = [*body.get("items", []), *render_items(de, extra)]
+        return body
+
+    def _neighbour_rows(self, body: dict[str, Any], n: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            tok = self.tokens.get(body["requestToken"])
+        de = self.store.get(body["customObjectKey"])
+        if tok is None or de is None:
+            return []
+        end = body["page"] * body["pageSize"]
+        begin = max(0, end - body["pageSize"] - n)
+        after = self._rows(de, tok, n, end)
+        return after or self._rows(de, tok, min(n, end - body["pageSize"] - begin), begin)
+
+    def _rows(
+        self, de: DataExtension, tok: RequestToken, limit: int, offset: int
+    ) -> list[tuple[Any, ...]]:
+        if limit <= 0:
+            return []
+        if tok.snapshot:
+            return self.store.snapshot_page(tok.snapshot, limit, offset)
+        salt = self.store.order_salt(self.config.default_order, de)
+        return self.store.select(de, tok.flt, tok.order, limit, offset, salt=salt)
+
     def _render(self, de: DataExtension, tok: RequestToken, page: int, size: int) -> dict[str, Any]:
         offset = (page - 1) * size
         if tok.snapshot:
@@ -178,7 +238,12 @@ class Rowset:
             if tok.cached_count is None or tok.cached_count[:2] != stamp:
                 tok.cached_count = (*stamp, self.store.count(de, tok.flt))
             count = tok.cached_count[2]
-            rows = self.store.select(de, tok.flt, tok.order, size, offset) if offset < count else []
+            salt = self.store.order_salt(self.config.default_order, de)
+            rows = (
+                self.store.select(de, tok.flt, tok.order, size, offset, salt=salt)
+                if offset < count
+                else []
+            )
         base = f"/v1/customobjectdata/token/{tok.token}/rowset?$page="
         links = {"self": f"{base}{page}"}
         if page * size < count:

@@ -10,14 +10,17 @@ prefixes and SOAP versions.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
 from api_sandbox.config import SandboxConfig
+from api_sandbox.faults import FaultRule, Faults
 from api_sandbox.fields import Field
 from api_sandbox.filters import Comparison, Filter, FilterError, Logical, coerce
 from api_sandbox.store import DataExtension, Store
@@ -63,6 +66,18 @@ def _text(el: ET.Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """Escape a value; characters XML 1.0 cannot carry become character references.
+
+    What SFMC does with them is unknown (a .NET writer either refuses or writes a
+    reference); a reference keeps the guess visible: strict parsers reject it.
+    """
+    return _XML_INVALID.sub(lambda m: f"&#x{ord(m[0]):X};", escape(value))
+
+
 def fault(code: str, message: str) -> str:
     """A SOAP 1.1 Fault envelope."""
     return (
@@ -106,6 +121,7 @@ class Continuation:
     batch: int
     offset: int
     snapshot: str | None = None
+    batches: int = 0  # batches served so far (the "page" content faults target)
 
 
 @dataclass
@@ -154,9 +170,17 @@ def parse_request(raw: bytes) -> SoapRequest:
 class Soap:
     """Retrieve handling; continuation cursors live here."""
 
-    def __init__(self, config: SandboxConfig, store: Store) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        store: Store,
+        faults: Faults | None = None,
+        on_fault: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
+        self.faults = faults
+        self.on_fault = on_fault
         self._lock = threading.Lock()
         self.cursors: dict[str, Continuation] = {}
 
@@ -264,7 +288,8 @@ class Soap:
         batch = max(batch, 1)
         cur = Continuation(de.key, props, flt, batch, 0)
         if self.config.request_token_snapshot:
-            cur.snapshot = self.store.snapshot(de, flt, None)
+            salt = self.store.order_salt(self.config.default_order, de)
+            cur.snapshot = self.store.snapshot(de, flt, None, salt)
         with self._lock:
             self.cursors[request_id] = cur
         return self._page(request_id, cur, de)
@@ -278,20 +303,36 @@ class Soap:
             return _response(status, request_id, []), None, 0
         return self._page(request_id, cur, de)
 
-    def _page(self, request_id: str, cur: Continuation, de: DataExtension) -> tuple[str, str, int]:
+    def _content_fault(self, cur: Continuation) -> FaultRule | None:
+        cur.batches += 1
+        rule = self.faults.check_content("soap_rows", cur.batches) if self.faults else None
+        if rule is not None and self.on_fault is not None:
+            self.on_fault("soap_rows")
+        return rule
+
+    def _select(self, cur: Continuation, de: DataExtension, limit: int) -> list[tuple[Any, ...]]:
         if cur.snapshot:
-            rows = self.store.snapshot_page(cur.snapshot, cur.batch + 1, cur.offset)
-        else:
-            rows = self.store.select(de, cur.flt, None, cur.batch + 1, cur.offset)
+            return self.store.snapshot_page(cur.snapshot, limit, cur.offset)
+        salt = self.store.order_salt(self.config.default_order, de)
+        return self.store.select(de, cur.flt, None, limit, cur.offset, salt=salt)
+
+    def _page(self, request_id: str, cur: Continuation, de: DataExtension) -> tuple[str, str, int]:
+        rule = self._content_fault(cur)
+        extra = rule.extra_rows if rule is not None and rule.action == "long_page" else 0
+        rows = self._select(cur, de, cur.batch + extra + 1)
         more = len(rows) > cur.batch
-        rows = rows[: cur.batch]
-        cur.offset += len(rows)
+        if rule is not None and rule.action == "empty_page":
+            # MoreDataAvailable with no Results; the cursor does not move.
+            return _response("MoreDataAvailable", request_id, []), de.key, 0
+        # A long batch carries the next batch's first rows, which come again next time.
+        rows = rows[: cur.batch + extra]
+        cur.offset += min(len(rows), cur.batch)
         positions = [(de.fields.index(f), f) for f in cur.props]
         results = [
             '<Results xsi:type="DataExtensionObject"><PartnerKey xsi:nil="true" />'
             '<ObjectID xsi:nil="true" /><Type>DataExtensionObject</Type><Properties>'
             + "".join(
-                f"<Property><Name>{escape(f.name)}</Name><Value>{escape(f.to_wire(row[i]))}</Value></Property>"
+                f"<Property><Name>{escape(f.name)}</Name><Value>{_xml_text(f.to_wire(row[i]))}</Value></Property>"
                 for i, f in positions
             )
             + "</Properties></Results>"

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 SYSTEM_OFFSET = timedelta(hours=-6)
+SYSTEM_OFFSET_SECONDS = int(SYSTEM_OFFSET.total_seconds())
 SYSTEM_TZ = timezone(SYSTEM_OFFSET)
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose, see module docstring
 
@@ -48,7 +49,8 @@ def format_us(seconds: int) -> str:
     hour = t.tm_hour
     half = "AM" if hour < 12 else "PM"  # noqa: PLR2004 - noon
     return (
-        f"{t.tm_mon}/{t.tm_mday}/{t.tm_year} {hour % 12 or 12}:{t.tm_min:02d}:{t.tm_sec:02d} {half}"
+        f"{t.tm_mon}/{t.tm_mday}/{t.tm_year:04d} {hour % 12 or 12}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        f" {half}"
     )
 
 
@@ -66,6 +68,15 @@ def parse_datetime(text: str) -> int:
     Raises:
         ValueError: when the text is not a recognised date.
     """
+    return parse_datetime_with_offset(text)[0]
+
+
+def parse_datetime_with_offset(text: str) -> tuple[int, bool]:
+    """Like ``parse_datetime``, also telling whether the literal named its zone.
+
+    Raises:
+        ValueError: when the text is not a recognised date.
+    """
     m = _US_RE.match(text)
     if m:
         month, day, year = int(m[1]), int(m[2]), int(m[3])
@@ -75,7 +86,7 @@ def parse_datetime(text: str) -> int:
             if not 1 <= hour <= 12:  # noqa: PLR2004 - 12-hour clock
                 raise ValueError(f"bad hour in {text!r}")
             hour = hour % 12 + (12 if half == "PM" else 0)
-        return from_naive(datetime(year, month, day, hour, minute, second))  # noqa: DTZ001
+        return from_naive(datetime(year, month, day, hour, minute, second)), False  # noqa: DTZ001
     m = _ISO_RE.match(text)
     if m:
         naive = datetime(  # noqa: DTZ001 - naive SFMC wall clock
@@ -91,8 +102,8 @@ def parse_datetime(text: str) -> int:
                 if zone[0] == "-":
                     offset = -offset
             aware = naive.replace(tzinfo=timezone(offset))
-            naive = aware.astimezone(SYSTEM_TZ).replace(tzinfo=None)
-        return from_naive(naive)
+            naive = (aware - offset + SYSTEM_OFFSET).replace(tzinfo=None)
+        return from_naive(naive), bool(zone)
     raise ValueError(f"not a date: {text!r}")
 
 

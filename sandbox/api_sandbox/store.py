@@ -21,12 +21,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from api_sandbox import sfmc_time
+from api_sandbox import edge_values, sfmc_time
 from api_sandbox.fields import Field
 from api_sandbox.filters import Filter, compile_sql
-from api_sandbox.generator import GeneratorParams, customers_fields, generate_rows
+from api_sandbox.generator import (
+    NUMBER_KEY_GAP,
+    GeneratorParams,
+    customers_fields,
+    generate_rows,
+)
 
 Order = list[tuple[Field, bool]]
+# A shuffled order is ``(rowid * A + salt) mod P``: with P prime above any rowid this is
+# a permutation (no ties), computed in SQL, and a new salt gives a new order.
+_SHUFFLE_A = 2_654_435_761
+_SHUFFLE_P = 4_294_967_311
 _STABLE_ON_UPDATE = frozenset({"firstname", "lastname", "birthdate"})
 
 
@@ -48,6 +57,8 @@ class DataExtension:
     mutations: int = 0
     version: int = 0  # bumped on every change; lets pages reuse a cached count
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # Keys of generated rows holding edge values: {"values": [...], "replication_key": [...]}
+    edge_rows: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def object_id(self) -> str:
@@ -163,6 +174,8 @@ class Store:
                 self.conn.execute(f"DROP TABLE {de.table}")
                 raise
             self._index(de)
+            if spec.get("rows") is None:
+                de.edge_rows = self._edge_keys(de, size)
             self.des[key.lower()] = de
         return de
 
@@ -183,6 +196,24 @@ class Store:
                 col = de.column_sql(f)
                 cols = ", ".join([col, *pks])
                 self.conn.execute(f"CREATE INDEX {de.table}_{col} ON {de.table} ({cols})")
+
+    def _edge_keys(self, de: DataExtension, size: int) -> dict[str, list[Any]]:
+        """Keys of the rows the generator planted edge values in.
+
+        A fresh table's rowids are 1..n in generation order.
+        """
+        out: dict[str, list[Any]] = {}
+        for name, n, phase in (
+            ("values", de.params.edge_values, 0.0),
+            ("replication_key", de.params.edge_key_rows if de.modified_field else 0, 0.5),
+        ):
+            out[name] = []
+            for offset in edge_values.offsets(size, n, phase=phase):
+                row = self.conn.execute(
+                    f"SELECT {de.select_list} FROM {de.table} WHERE rowid = ?", (offset + 1,)
+                ).fetchone()
+                out[name].append(self.pk_of(de, row, offset + 1))
+        return out
 
     def _row_from_json(self, de: DataExtension, row: dict[str, Any]) -> tuple[Any, ...]:
         lowered = {str(k).lower(): v for k, v in row.items()}
@@ -222,8 +253,24 @@ class Store:
         return f" WHERE {sql}", params
 
     @staticmethod
-    def _order(de: DataExtension, order: Order | None) -> str:
+    def order_salt(mode: str, de: DataExtension) -> int | None:
+        """Salt for the ``default_order`` switch: None keeps insertion (rowid) order.
+
+        ``random-stable`` derives it from the DE, so every request sees the same shuffle;
+        ``reshuffled`` draws a new one per call, so every request (and page) differs.
+        """
+        if mode == "random-stable":
+            return random.Random(f"order:{de.key}:{de.seed}").randrange(_SHUFFLE_P)
+        if mode == "reshuffled":
+            return random.randrange(_SHUFFLE_P)
+        return None
+
+    @staticmethod
+    def _order(de: DataExtension, order: Order | None, salt: int | None = None) -> str:
         terms = [f"{de.column_sql(f)} {'DESC' if desc else 'ASC'}" for f, desc in order or []]
+        if salt is not None:
+            # Breaks $orderBy ties too: SQL Server gives no order among equal keys either.
+            terms.append(f"((rowid * {_SHUFFLE_A} + {int(salt)}) % {_SHUFFLE_P})")
         # rowid breaks ties so paging is deterministic; absent an order it *is* the order.
         return " ORDER BY " + ", ".join([*terms, "rowid"])
 
@@ -236,23 +283,32 @@ class Store:
             ]
 
     def select(
-        self, de: DataExtension, flt: Filter | None, order: Order | None, limit: int, offset: int
+        self,
+        de: DataExtension,
+        flt: Filter | None,
+        order: Order | None,
+        limit: int,
+        offset: int,
+        *,
+        salt: int | None = None,
     ) -> list[tuple[Any, ...]]:
-        """One page of stored rows."""
+        """One page of stored rows (``salt``: see ``order_salt``)."""
         where, params = self._where(de, flt)
-        order_sql = self._order(de, order)
+        order_sql = self._order(de, order, salt)
         sql = f"SELECT {de.select_list} FROM {de.table}{where}{order_sql} LIMIT ? OFFSET ?"
         with self.lock:
             return self.conn.execute(sql, [*params, limit, offset]).fetchall()
 
-    def snapshot(self, de: DataExtension, flt: Filter | None, order: Order | None) -> str:
+    def snapshot(
+        self, de: DataExtension, flt: Filter | None, order: Order | None, salt: int | None = None
+    ) -> str:
         """Copy the current result set into a table; returns its name."""
         where, params = self._where(de, flt)
         name = f"snap_{next(self._table_ids)}"
         with self.lock:
             self.conn.execute(
                 f"CREATE TABLE {name} AS SELECT {de.select_list} FROM {de.table}{where}"
-                f"{self._order(de, order)}",
+                f"{self._order(de, order, salt)}",
                 params,
             )
         return name
@@ -299,22 +355,30 @@ class Store:
         update: int = 0,
         insert: int = 0,
         delete: int = 0,
+        *,
         trigger: str = "admin",
+        lag_seconds: int = 0,
     ) -> dict[str, Any]:
         """Update, insert and delete rows now; returns (and records) the change.
 
         Rows to update/delete are picked deterministically from the DE's seed and its
-        mutation counter. Updated and inserted rows get ModifiedDate = sandbox now.
+        mutation counter. Updated and inserted rows get ModifiedDate = sandbox now minus
+        ``lag_seconds``: a writer that stamped its rows when it started and commits them
+        only now (Automation Studio SQL activities and imports).
         """
+        if lag_seconds < 0:
+            raise StoreError("lag_seconds must be >= 0")
         with self.lock:
             de.mutations += 1
             rng = random.Random(f"{de.seed}:mutate:{de.mutations}")
-            now = sfmc_time.now_system_seconds()
+            now = sfmc_time.now_system_seconds() - lag_seconds
             rowids = [r for (r,) in self.conn.execute(f"SELECT rowid FROM {de.table}")]
             picked = rng.sample(rowids, min(len(rowids), update + delete))
             to_update, to_delete = picked[:update], picked[update : update + delete]
             change: dict[str, Any] = {
-                "at": sfmc_time.format_iso(now),
+                "at": sfmc_time.format_iso(now + lag_seconds),
+                "stamped": sfmc_time.format_iso(now),
+                "lag_seconds": lag_seconds,
                 "trigger": trigger,
                 "updated": [],
                 "inserted": [],
@@ -373,6 +437,31 @@ class Store:
             self.conn.execute(f"UPDATE {de.table} SET {sets} WHERE rowid = ?", [*values, rowid])
             change["updated"].append(self.pk_of(de, tuple(values), rowid))
 
+    def _mid_table_key(self, de: DataExtension, values: list[Any], attempt: int) -> None:
+        """Give an insert a key that sorts right after a random existing key.
+
+        Text keys get a ``.n`` suffix (``SK00000005.1`` sorts between ``SK00000005`` and
+        ``SK00000006``); Number keys take a free value in the gaps the generator leaves
+        (``insert_keys: mid`` spaces base keys ``NUMBER_KEY_GAP`` apart).
+        """
+        pk = next((f for f in de.pk_fields if f.field_type in {"Text", "Number"}), None)
+        if pk is None:
+            return
+        col = de.column_sql(pk)
+        rng = random.Random(f"{de.seed}:mid:{de.next_index}:{attempt}")
+        total = self.conn.execute(f"SELECT count(*) FROM {de.table}").fetchone()[0]
+        if total == 0:
+            return
+        (existing,) = self.conn.execute(
+            f"SELECT {col} FROM {de.table} ORDER BY rowid LIMIT 1 OFFSET ?",
+            (rng.randrange(total),),
+        ).fetchone()
+        pos = de.fields.index(pk)
+        if pk.field_type == "Number":
+            values[pos] = int(existing) + rng.randrange(1, NUMBER_KEY_GAP)
+        else:
+            values[pos] = f"{existing}.{de.next_index}"
+
     def _apply_deletes(self, de: DataExtension, rowids: list[int], change: dict[str, Any]) -> None:
         for rowid in rowids:
             old = self.conn.execute(
@@ -398,6 +487,8 @@ class Store:
             )
             de.next_index += 1
             values = list(new)
+            if de.params.insert_keys == "mid":
+                self._mid_table_key(de, values, attempts)
             if mod is not None:
                 values[de.fields.index(mod)] = now
             try:

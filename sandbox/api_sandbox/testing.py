@@ -72,6 +72,7 @@ class SandboxProcess:
         seed: generator seed.
         config: switches/des/faults/scenarios, written to a temporary ``--config`` file.
         extra_args: more CLI arguments, e.g. ``["--filter-mode", "ignored"]``.
+        demo_params: generator params of the demo DE, e.g. ``{"edge_values": 20}``.
         start_timeout: seconds to wait for the ready line.
         log_path: where the server's stderr goes (a temp file by default).
     """
@@ -83,6 +84,7 @@ class SandboxProcess:
         seed: int = 42,
         config: dict[str, Any] | None = None,
         extra_args: list[str] | None = None,
+        demo_params: dict[str, Any] | None = None,
         start_timeout: float = 60.0,
         log_path: Path | None = None,
     ) -> None:
@@ -90,6 +92,8 @@ class SandboxProcess:
         self.seed = seed
         self.config = config
         self.extra_args = list(extra_args or [])
+        if demo_params:
+            self.extra_args += ["--demo-params", json.dumps(demo_params)]
         self.start_timeout = start_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="api-sandbox-")
         self.log_path = log_path or Path(self._tmp.name) / "sandbox.log"
@@ -220,6 +224,27 @@ class SandboxProcess:
         """Back to the startup state (config, DEs, tokens, faults, logs)."""
         self._admin().call("POST", "reset", {})
 
+    def counters(self) -> dict[str, Any]:
+        """Request counters (see README "Counters")."""
+        return self.state()["counters"]
+
+    def reset_counters(self) -> dict[str, Any]:
+        """Zero the request counters only; data, switches, faults and tokens stay."""
+        return self._admin().call("POST", "counters/reset", {})
+
+    def rowset_requests(self) -> dict[str, int]:
+        """Row reads since the last reset: ``rest_key``, ``rest_token``, ``soap``, ``total``.
+
+        Counted on arrival, so faulted, dropped and delayed requests count too. Token
+        mints (``counters()["requests"]["token"]``) and SOAP ``DataExtensionField``
+        retrieves (``soap_field_retrieves``) are not row reads.
+        """
+        return self.counters()["rowset_requests"]
+
+    def rowset_request_count(self) -> int:
+        """Total row reads of any kind (REST key and continuation URLs, SOAP retrieves)."""
+        return self.rowset_requests()["total"]
+
     def expire_tokens(self) -> int:
         """Expire every issued access token now; returns how many."""
         return self._admin().call("POST", "tokens/expire", {})["expired"]
@@ -249,15 +274,36 @@ class SandboxProcess:
             spec["params"] = params
         return self._admin().call("POST", "des", spec)
 
+    def edge_rows(self, key: str = "Customers") -> dict[str, list[Any]]:
+        """Keys of generated rows holding edge values.
+
+        Params ``edge_values`` / ``edge_key_rows``; returns
+        ``{"values": [...], "replication_key": [...]}``.
+        """
+        return self._admin().call("GET", f"des/{key}")["edge_rows"]
+
     def delete_de(self, key: str) -> None:
         """Remove a DE."""
         self._admin().call("DELETE", f"des/{key}")
 
-    def mutate(self, key: str, update: int = 0, insert: int = 0, delete: int = 0) -> dict[str, Any]:
-        """Change rows now; returns the change record (keys updated/inserted/deleted)."""
-        return self._admin().call(
-            "POST", f"des/{key}/mutate", {"update": update, "insert": insert, "delete": delete}
-        )
+    def mutate(
+        self,
+        key: str,
+        update: int = 0,
+        insert: int = 0,
+        delete: int = 0,
+        *,
+        lag_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """Change rows now; returns the change record (keys updated/inserted/deleted).
+
+        ``lag_seconds``: stamp ModifiedDate that long before now, like a writer that
+        commits late (default: the ``commit_lag_seconds`` switch).
+        """
+        body: dict[str, Any] = {"update": update, "insert": insert, "delete": delete}
+        if lag_seconds is not None:
+            body["lag_seconds"] = lag_seconds
+        return self._admin().call("POST", f"des/{key}/mutate", body)
 
     def scenario(
         self,
@@ -266,19 +312,23 @@ class SandboxProcess:
         update: int = 0,
         insert: int = 0,
         delete: int = 0,
+        *,
+        lag_seconds: int | None = None,
     ) -> dict[str, Any]:
-        """Arm a live change that fires after page ``after_page`` of the rowset is served."""
-        return self._admin().call(
-            "POST",
-            "scenario",
-            {
-                "de_key": key,
-                "after_page": after_page,
-                "update": update,
-                "insert": insert,
-                "delete": delete,
-            },
-        )
+        """Arm a live change that fires after page ``after_page`` of the rowset is served.
+
+        ``lag_seconds`` as for ``mutate``.
+        """
+        spec: dict[str, Any] = {
+            "de_key": key,
+            "after_page": after_page,
+            "update": update,
+            "insert": insert,
+            "delete": delete,
+        }
+        if lag_seconds is not None:
+            spec["lag_seconds"] = lag_seconds
+        return self._admin().call("POST", "scenario", spec)
 
     def rows(
         self, key: str = "Customers", limit: int | None = None, offset: int = 0
@@ -295,9 +345,14 @@ class SandboxProcess:
         """Profiles the Insider emulator holds."""
         return self._admin().call("GET", "profiles")
 
-    def requests(self) -> list[dict[str, Any]]:
-        """Upsert request log (time, users, bytes, skip_hook, partner, status...)."""
-        return self._admin().call("GET", "requests")
+    def requests(self, endpoint: str | None = "upsert") -> list[dict[str, Any]]:
+        """Insider request log (time, endpoint, users, bytes, skip_hook, partner, status...).
+
+        Args:
+            endpoint: ``upsert`` (default), ``columns``, or None for every request.
+        """
+        log = self._admin().call("GET", "requests")
+        return [r for r in log if endpoint is None or r.get("endpoint") == endpoint]
 
     # -- plugin config helpers ------------------------------------------------------------
     def tap_config(self, **overrides: Any) -> dict[str, Any]:

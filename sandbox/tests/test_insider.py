@@ -280,17 +280,69 @@ def test_rules_use_go_regexp_semantics_not_pythons(sandbox, http):
     assert sorted(k.split(".")[1] for k in data["fail"]["errors"]) == ["0", "1", "2", "3"]
 
 
+def columns(sandbox, http, body=None, headers=None):
+    return http.post(
+        f"{sandbox.insider_url}/api/user/v3/metadata/columns",
+        json={"table": "contacts"} if body is None else body,
+        headers={**HEADERS, **(headers or {})},
+        timeout=10,
+    )
+
+
 def test_platform_header_and_columns(sandbox, http):
     upsert(sandbox, http, {"users": [user(1)]}, headers={"X-PLATFORM-NAME": "singer"})
     assert sandbox.requests()[0]["platform"] == "singer"
-    resp = http.post(
-        f"{sandbox.insider_url}/api/user/v3/metadata/columns",
-        json={"table": "contacts"},
-        headers=HEADERS,
-        timeout=10,
-    )
+    resp = columns(sandbox, http)
     assert resp.status_code == 200
     assert {"key", "display_name"} <= set(resp.json()[0])
+
+
+def test_columns_lists_defaults_and_the_custom_attributes_the_account_knows(sandbox, http):
+    sandbox.configure(insider_custom_attributes=["loyalty_tier"])
+    keys = {c["key"] for c in columns(sandbox, http).json()}
+    assert {"em", "pn", "na", "c_loyalty_tier"} <= keys
+    assert "c_vip" not in keys
+    upsert(sandbox, http, {"users": [user(1, custom={"vip": True, "tags": ["a"]})]})
+    listed = {c["key"]: c["type"] for c in columns(sandbox, http).json()}
+    assert listed["c_vip"] == "boolean"
+    assert listed["c_tags"] == "array"
+    assert columns(sandbox, http, {"table": "events"}).json() == []
+    assert columns(sandbox, http, {"table": "nope"}).status_code == 400
+
+
+@pytest.mark.parametrize("status", [403, 401, 400])
+def test_columns_refuses_bad_credentials_like_upsert(sandbox, http, status):
+    sandbox.configure(insider_auth_failure_status=status)
+    resp = columns(sandbox, http, headers={"X-REQUEST-TOKEN": "wrong"})
+    assert resp.status_code == status
+    assert (
+        resp.json()
+        == upsert(sandbox, http, {"users": [user(1)]}, headers={"X-REQUEST-TOKEN": "wrong"}).json()
+    )
+    assert (
+        columns(sandbox, http, headers={"X-PARTNER-NAME": "SandboxPartner"}).status_code == status
+    )
+
+
+def test_columns_requests_are_in_the_log_and_take_faults(sandbox, http):
+    sandbox.add_faults({"endpoint": "columns", "status": 503})
+    assert columns(sandbox, http).status_code == 503
+    assert columns(sandbox, http).status_code == 200
+    upsert(sandbox, http, {"users": [user(1)]})
+    log = sandbox.requests(endpoint="columns")
+    assert [(r["status"], r["fault"], r["table"]) for r in log] == [
+        (503, True, "contacts"),
+        (200, False, "contacts"),
+    ]
+    assert [r["endpoint"] for r in sandbox.requests(endpoint=None)] == [
+        "columns",
+        "columns",
+        "upsert",
+    ]
+    assert len(sandbox.requests()) == 1  # upserts only by default
+    counters = sandbox.state()["counters"]
+    assert counters["requests"]["columns"] == 2
+    assert counters["upsert_requests"] == 1
 
 
 def test_merged_profiles_keep_every_identifier_routed_to_the_survivor():

@@ -179,7 +179,14 @@ def test_bad_filter_400(sandbox, rowset):
         "Id like '1'",
         "Id eq",
         "When gt 'yesterday'",
-        "Id eq '1' or Id eq '2'",
+        "(Id eq '1'",
+        "Id eq '1')",
+        "Id eq '1' and",
+        "not",
+        "Id in '1'",
+        "Id eq '1' xor Id eq '2'",
+        "Label like 'row%'",
+        "Id between '1' and '2'",
     ):
         resp = rowset(filter=bad)
         assert resp.status_code == 400, bad

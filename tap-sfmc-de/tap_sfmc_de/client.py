@@ -1,9 +1,11 @@
 """HTTP session and the tap's single error policy.
 
-Retried: 429 (honouring Retry-After; errorcode 50200 backs off four times harder), 5xx,
+Retried: 429 (honouring Retry-After up to ``max_retry_after_seconds``; errorcode 50200 backs
+off four times harder), 5xx,
 SOAP faults other than "Token Expired", timeouts, dropped connections and truncated
 bodies. Re-minted once: REST 401 and SOAP "Token Expired". Fatal, with a message that
 names the fix: token-endpoint 400/401, REST 403 (scope), 404 (DE key), any other 4xx.
+How long to wait and when to give up is :class:`tap_sfmc_de.retries.RetryPolicy`.
 Messages never include request bodies, headers or tokens.
 """
 
@@ -13,21 +15,21 @@ import datetime as dt
 import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from tap_sfmc_de.errors import RetriesExhaustedError, SfmcApiError, TokenExpiredError
-from tap_sfmc_de.settings import RetryPolicy
+from tap_sfmc_de.retries import RetryPolicy, parse_retry_after
 
 LOGGER = logging.getLogger("tap-sfmc-de.http")
 USER_AGENT = "tap-sfmc-de/0.1"
-MAX_RETRY_AFTER_SECONDS = 600.0
 HARDER_FACTOR = 4.0  # errorcode 50200: too many concurrent requests
 TRANSIENT_EXCEPTIONS = (
     requests.ConnectionError,
@@ -35,19 +37,28 @@ TRANSIENT_EXCEPTIONS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-HTTP_UNAUTHORIZED = 401
-HTTP_FORBIDDEN = 403
-HTTP_NOT_FOUND = 404
-HTTP_TOO_MANY = 429
-HTTP_SERVER_ERROR = 500
-HTTP_CLIENT_ERROR = 400
+HTTP_UNAUTHORIZED = HTTPStatus.UNAUTHORIZED
+HTTP_FORBIDDEN = HTTPStatus.FORBIDDEN
+HTTP_NOT_FOUND = HTTPStatus.NOT_FOUND
+HTTP_TOO_MANY = HTTPStatus.TOO_MANY_REQUESTS
+HTTP_SERVER_ERROR = HTTPStatus.INTERNAL_SERVER_ERROR
+HTTP_CLIENT_ERROR = HTTPStatus.BAD_REQUEST
+
+
+class Action(StrEnum):
+    """What the error policy does with a response."""
+
+    OK = "ok"
+    RETRY = "retry"
+    REMINT = "remint"
+    FATAL = "fatal"
 
 
 @dataclass
 class Decision:
     """What to do with a response."""
 
-    action: str  # "ok" | "retry" | "remint" | "fatal"
+    action: Action
     reason: str = ""
     wait: float | None = None
     factor: float = 1.0
@@ -74,30 +85,26 @@ def sfmc_error_summary(response: requests.Response) -> tuple[str, int | None]:
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
-    """Parse ``Retry-After`` (seconds or HTTP date), or SFMC's ``retryAfter`` body field.
+    """The wait a 429 asks for: ``Retry-After``, else SFMC's ``retryAfter`` body field.
+
+    Both go through :func:`~tap_sfmc_de.retries.parse_retry_after`; an HTTP date is read
+    against the response's own ``Date`` (the server clock), so clock skew does not count.
 
     Args:
         response: The 429 response.
 
     Returns:
-        Seconds to wait, or None when the server did not say.
+        Seconds to wait (uncapped), or None when the server said nothing usable.
     """
-    header = response.headers.get("Retry-After")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    now = response_date(response) or dt.datetime.now(dt.UTC)
+    seconds = parse_retry_after(response.headers.get("Retry-After"), now)
+    if seconds is not None:
+        return seconds
     try:
         body = response.json()
     except ValueError:
         return None
-    value = body.get("retryAfter") if isinstance(body, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
+    return parse_retry_after(body.get("retryAfter"), now) if isinstance(body, dict) else None
 
 
 def soap_fault_string(text: str) -> str | None:
@@ -133,22 +140,22 @@ def classify(response: requests.Response, kind: str) -> Decision:  # noqa: PLR09
     if kind == "soap" and status >= HTTP_SERVER_ERROR:
         fault = soap_fault_string(response.text) or ""
         if "token expired" in fault.lower():
-            return Decision("remint", "SOAP Token Expired")
-        return Decision("retry", f"SOAP HTTP {status} {fault}".strip())
+            return Decision(Action.REMINT, "SOAP Token Expired")
+        return Decision(Action.RETRY, f"SOAP HTTP {status} {fault}".strip())
     if status < HTTP_CLIENT_ERROR:
-        return Decision("ok")
+        return Decision(Action.OK)
     message, code = sfmc_error_summary(response)
     if status == HTTP_TOO_MANY:
         if code == 50200:  # noqa: PLR2004
             return Decision(
-                "retry", "HTTP 429 errorcode 50200 (requests blocked)", None, HARDER_FACTOR
+                Action.RETRY, "HTTP 429 errorcode 50200 (requests blocked)", None, HARDER_FACTOR
             )
-        return Decision("retry", f"HTTP 429 {message}".strip(), retry_after_seconds(response))
+        return Decision(Action.RETRY, f"HTTP 429 {message}".strip(), retry_after_seconds(response))
     if status >= HTTP_SERVER_ERROR:
-        return Decision("retry", f"HTTP {status}")
+        return Decision(Action.RETRY, f"HTTP {status}")
     if kind == "rest" and status == HTTP_UNAUTHORIZED:
-        return Decision("remint", "REST 401 Not Authorized")
-    return Decision("fatal", f"HTTP {status}: {message or response.reason}")
+        return Decision(Action.REMINT, "REST 401 Not Authorized")
+    return Decision(Action.FATAL, f"HTTP {status}: {message or response.reason}")
 
 
 @dataclass
@@ -163,20 +170,6 @@ class HttpClient:
     def __post_init__(self) -> None:
         """Set the User-Agent."""
         self.session.headers["User-Agent"] = USER_AGENT
-
-    def backoff(self, attempt: int, factor: float = 1.0) -> float:
-        """Exponential backoff with full jitter in [0.5, 1.5) of the nominal delay.
-
-        Args:
-            attempt: 0-based attempt that just failed.
-            factor: Multiplier (4 for errorcode 50200).
-
-        Returns:
-            Seconds to wait.
-        """
-        nominal = self.policy.backoff_base_seconds * (2**attempt) * factor
-        capped = min(nominal, self.policy.backoff_max_seconds * factor)
-        return capped * random.uniform(0.5, 1.5)
 
     def send(
         self,
@@ -207,38 +200,48 @@ class HttpClient:
         """
         reminted = False
         attempt = 0
+        waited = 0.0
         while True:
             decision, response = self._attempt(method, url, kind, prepare)
-            if decision.action == "ok" and response is not None:
+            if decision.action == Action.OK and response is not None:
                 return response
-            if decision.action == "remint":
+            if decision.action == Action.REMINT:
                 if reminted or on_remint is None:
                     raise TokenExpiredError(decision.reason)
                 reminted = True
                 on_remint()
                 continue
-            if decision.action == "fatal":
+            if decision.action == Action.FATAL:
                 raise SfmcApiError(decision.reason, response)
-            if attempt >= self.policy.max_retries:
+            wait = self.policy.wait(attempt, decision.wait, decision.factor)
+            give_up = self.policy.give_up_reason(attempt, waited, wait)
+            if give_up:
                 raise RetriesExhaustedError(
                     f"{decision.reason}: still failing after {attempt + 1} attempts to "
-                    f"{_describe(url)}; SFMC may be throttling or down, try again later."
+                    f"{_describe(url)} ({give_up}); SFMC may be throttling or down, try again "
+                    "later."
                 )
-            wait = decision.wait
-            if wait is None:
-                wait = self.backoff(attempt, decision.factor)
-            else:
-                wait = min(wait, MAX_RETRY_AFTER_SECONDS) + random.uniform(0, 0.1)
-            self.logger.warning(
-                "Transient failure (%s) on %s; retry %d/%d in %.2fs",
-                decision.reason,
-                _describe(url),
-                attempt + 1,
-                self.policy.max_retries,
-                wait,
-            )
+            self._log_retry(decision, url, attempt, wait)
             self.sleep(wait)
+            waited += wait
             attempt += 1
+
+    def _log_retry(self, decision: Decision, url: str, attempt: int, wait: float) -> None:
+        asked = decision.wait
+        capped = (
+            f"; server asked {asked:.0f}s, capped by max_retry_after_seconds"
+            if asked is not None and asked > self.policy.max_retry_after_seconds
+            else ""
+        )
+        self.logger.warning(
+            "Transient failure (%s) on %s; retry %d/%d in %.2fs%s",
+            decision.reason,
+            _describe(url),
+            attempt + 1,
+            self.policy.max_retries,
+            wait,
+            capped,
+        )
 
     def _attempt(
         self,
@@ -251,12 +254,12 @@ class HttpClient:
         try:
             response = self.session.request(method, timeout=self.policy.request_timeout, **kwargs)
             decision = classify(response, kind)
-            if decision.action == "ok" and kind != "soap":
+            if decision.action == Action.OK and kind != "soap":
                 response.json()  # a dropped connection can leave a truncated body
         except TRANSIENT_EXCEPTIONS as exc:
-            return Decision("retry", type(exc).__name__), None
+            return Decision(Action.RETRY, type(exc).__name__), None
         except ValueError:
-            return Decision("retry", "incomplete or invalid JSON body"), None
+            return Decision(Action.RETRY, "incomplete or invalid JSON body"), None
         return decision, response
 
 

@@ -10,14 +10,24 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from singer_sdk import typing as th
+from singer_sdk.plugin_base import JSONSchemaValidator
+
 from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS, RetryPolicy
 from tap_sfmc_de.values import from_bookmark, parse_offset
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 SUBDOMAIN_RE = re.compile(r"^mc[a-z0-9-]{26}$")
 MAX_PAGE_SIZE = 2500
+# A run needs the count probe, capability probes and a data page with its boundary probe.
+MIN_REQUESTS_PER_RUN = 5
 DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
 
 
@@ -53,7 +63,10 @@ def validate_base_url(url: str, what: str) -> str:
     """
     parts = urlsplit(url or "")
     host = parts.hostname or ""
-    if parts.query or parts.fragment or parts.username or parts.password or not host:
+    if parts.username or parts.password:
+        # Never echo the URL: its user-info part is a credential.
+        raise SfmcConfigError(f"{what} must not contain a user name or password")
+    if parts.query or parts.fragment or not host:
         raise SfmcConfigError(f"{what} must be a plain base URL like https://host/ (got {url!r})")
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(host)):
         raise SfmcConfigError(
@@ -61,6 +74,85 @@ def validate_base_url(url: str, what: str) -> str:
             f"(127.0.0.0/8, localhost, ::1); got {url!r}"
         )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+
+
+JSON_TYPE_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def secret_settings(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Names of the settings the config schema marks secret.
+
+    Args:
+        schema: The config JSON schema.
+
+    Returns:
+        Property names with ``secret`` or ``writeOnly``.
+    """
+    properties = schema.get("properties") or {}
+    return frozenset(
+        name for name, prop in properties.items() if prop.get("secret") or prop.get("writeOnly")
+    )
+
+
+def describe_config_error(error: ValidationError, secrets: frozenset[str]) -> str:
+    """Word a JSON-schema error about the config without echoing a secret value.
+
+    jsonschema's own message starts with the offending instance (``12345 is not of type
+    'string'``), which for a secret setting is the secret itself, and for an error at the
+    top level is the whole config.
+
+    Args:
+        error: One validation error.
+        secrets: Names of secret settings.
+
+    Returns:
+        A message naming the setting and what it must be.
+    """
+    path = list(error.absolute_path)
+    where = f" in config[{']['.join(repr(p) for p in path)}]" if path else ""
+    if path and path[0] not in secrets:
+        return f"{error.message}{where}"
+    if error.validator == "required":
+        return str(error.message)  # "'x' is a required property": names, no values
+    got = JSON_TYPE_NAMES.get(type(error.instance), "value")
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"Setting '{path[0]}' must be of type {expected}, got {got} (value not shown)"
+    name = f"Setting '{path[0]}'" if path else "The config"
+    return f"{name} fails the schema's '{error.validator}' rule (value not shown){where}"
+
+
+def schema_checked(config: Mapping[str, Any], properties: list[th.Property]) -> dict[str, Any]:
+    """The values of some settings, with the schema's defaults and bounds applied.
+
+    The tap's config was validated by the SDK already; this keeps other callers (the auth
+    CLI, tests) on the same defaults without restating them.
+
+    Args:
+        config: The config.
+        properties: Schema properties of the settings to read.
+
+    Returns:
+        Every listed setting's value (its default when absent or null).
+
+    Raises:
+        SfmcConfigError: If a value breaks the schema (named, secrets hidden).
+    """
+    schema = th.PropertiesList(*properties).to_dict()
+    values = {k: config[k] for k in schema["properties"] if config.get(k) is not None}
+    for error in JSONSchemaValidator(schema).iter_errors(values):  # also fills defaults
+        raise SfmcConfigError(describe_config_error(error, secret_settings(schema)))
+    # The SDK reads config files with parse_float=Decimal; the typed settings are floats.
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in values.items()}
 
 
 def _require(config: Mapping[str, Any], name: str) -> Any:
@@ -103,16 +195,6 @@ def _float_in(config: Mapping[str, Any], name: str, default: float, low: float) 
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried (exponential backoff with jitter)."""
-
-    max_retries: int = 5
-    backoff_base_seconds: float = 2.0
-    backoff_max_seconds: float = 60.0
-    request_timeout: float = 300.0
-
-
-@dataclass(frozen=True)
 class Settings:
     """Validated settings. Secrets are excluded from repr."""
 
@@ -135,6 +217,7 @@ class Settings:
     max_pages_per_run: int
     timezone: dt.timezone
     clock_margin_seconds: int
+    lookback_seconds: int
     auth_base_url: str
     retry: RetryPolicy
 
@@ -223,14 +306,18 @@ class Settings:
             filter_support=_choice(config, "filter_support", "auto", ("auto", "server", "client")),
             start_date=start_date,
             page_size=_int_in(config, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-            max_pages_per_run=_int_in(config, "max_pages_per_run", 50, 1, 1_000_000),
+            max_pages_per_run=_int_in(
+                config, "max_pages_per_run", 50, MIN_REQUESTS_PER_RUN, 1_000_000
+            ),
             timezone=tz,
             clock_margin_seconds=_int_in(config, "clock_margin_seconds", 1, 0, 86_400),
+            lookback_seconds=_int_in(config, "lookback_seconds", 300, 0, 86_400),
             auth_base_url=validate_base_url(str(auth_base), "auth_base_url"),
             retry=RetryPolicy(
                 max_retries=_int_in(config, "max_retries", 5, 0, 100),
                 backoff_base_seconds=_float_in(config, "backoff_base_seconds", 2.0, 0.0),
                 backoff_max_seconds=_float_in(config, "backoff_max_seconds", 60.0, 0.0),
                 request_timeout=_float_in(config, "request_timeout", 300.0, 0.001),
+                **schema_checked(config, RETRY_LIMIT_SETTINGS),
             ),
         )

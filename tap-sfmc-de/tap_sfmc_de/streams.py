@@ -12,13 +12,19 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 
 from tap_sfmc_de.errors import ValueConversionError
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
-from tap_sfmc_de.values import ConversionProblemError, FieldConverter, parse_sfmc_datetime
-from tap_sfmc_de.windows import SyncPlan, WindowSync
+from tap_sfmc_de.values import (
+    ConversionProblemError,
+    FieldConverter,
+    is_beyond_utc,
+    parse_sfmc_datetime,
+)
+from tap_sfmc_de.windows import SyncPlan, WindowSync, identity_digest, row_identity
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -29,7 +35,8 @@ if TYPE_CHECKING:
     from tap_sfmc_de.settings import Settings
 
 MAX_DETAILED_WARNINGS = 5
-OWNED_STATE_KEYS = ("replication_key_value", "window")
+END_OF_TIME = "(end-of-time date)"  # counter key of replication-key values beyond UTC
+OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
 
 
 class DataExtensionStream(Stream):
@@ -101,7 +108,7 @@ class DataExtensionStream(Stream):
         """
         single_pk = self.primary_keys[0] if len(self.primary_keys) == 1 else None
         plan = SyncPlan(
-            incremental=self.incremental,
+            incremental=self._incremental_run(),
             replication_key=self.rk_name,
             order_by=f"{single_pk} asc" if single_pk else None,
             page_size=self.settings.page_size,
@@ -110,6 +117,7 @@ class DataExtensionStream(Stream):
             start_date=self.settings.start_date,
             tz=self.settings.timezone,
             clock_margin_seconds=self.settings.clock_margin_seconds,
+            lookback_seconds=self.settings.lookback_seconds,
         )
         engine = WindowSync(
             rowset=RowsetClient(self.http, self.tokens, self.de_key),
@@ -124,6 +132,17 @@ class DataExtensionStream(Stream):
             if batch.state is not None:
                 self._save_state(batch.state)
         self._report(engine)
+
+    def _incremental_run(self) -> bool:
+        """fetch_mode, unless the catalog forces FULL_TABLE (Meltano ``replication-method``)."""
+        if self.forced_replication_method == REPLICATION_FULL_TABLE and self.incremental:
+            self.logger.info(
+                "%s: the catalog sets replication-method FULL_TABLE; reading every row "
+                "(as fetch_mode: full)",
+                self.name,
+            )
+            return False
+        return self.incremental
 
     def _usable_state(self) -> dict[str, Any]:
         state = dict(self.stream_state)
@@ -151,15 +170,21 @@ class DataExtensionStream(Stream):
         self.logger.info(
             "%s: emitted %d rows from %d data pages (+%d probe requests, %d step-backs, "
             "%d windows completed, mode=%s); skipped %d outside the window, %d with no %s, "
-            "%d duplicates",
+            "%d duplicates, %d already emitted (lookback)",
             self.name, s.emitted, s.data_pages, s.probe_requests, s.step_backs,
             s.windows_completed, s.mode or "-", s.outside_window, s.null_replication_key,
-            self.rk_name or "replication key", s.duplicates,
+            self.rk_name or "replication key", s.duplicates, s.already_emitted,
         )  # fmt: skip
         if s.null_replication_key and self.incremental:
             self.logger.warning(
                 "%d rows have an empty %s and are never emitted in incremental mode; have every "
                 "writer set it, or use fetch_mode full", s.null_replication_key, self.rk_name,
+            )  # fmt: skip
+        end_of_time = self._problems.pop(END_OF_TIME, 0)
+        if end_of_time:
+            self.logger.warning(
+                "%s: %d rows have a %s later than UTC can hold and were not emitted",
+                self.name, end_of_time, self.rk_name,
             )  # fmt: skip
         for field_name, count in sorted(self._problems.items()):
             self.logger.warning(
@@ -170,13 +195,11 @@ class DataExtensionStream(Stream):
             )
 
     def _row_key(self, item: Mapping[str, Any]) -> str:
-        keys = item.get("keys") or {}
-        if not keys:
-            return "row without primary key"
-        return ", ".join(
-            f"{self._converters[k].name if k in self._converters else k}={v}"
-            for k, v in keys.items()
-        )
+        # The key may itself be personal data (an email address): messages carry a digest
+        # (the one state's "boundary" uses); the key itself is logged at DEBUG only.
+        digest = identity_digest(row_identity(item))
+        self.logger.debug("%s: key digest %s is row %r", self.name, digest, item.get("keys"))
+        return f"key digest {digest}"
 
     def _replication_value(self, item: Mapping[str, Any]) -> dt.datetime | None:
         name = (self.rk_name or "").lower()
@@ -186,17 +209,35 @@ class DataExtensionStream(Stream):
         if not raw:
             return None
         try:
-            return parse_sfmc_datetime(raw, self.settings.timezone)
+            value = parse_sfmc_datetime(raw, self.settings.timezone)
         except ConversionProblemError as exc:
             raise self._fatal(item, self.rk_name or name, exc) from None
+        if is_beyond_utc(value):
+            self._end_of_time(item)
+        return value
+
+    def _end_of_time(self, item: Mapping[str, Any]) -> None:
+        # An end-of-time sentinel (12/31/9999 11:59:59 PM) lies after every window, which
+        # ends at the server clock, so the row is never emitted; the bookmark is a window
+        # bound, never a row's value, so it cannot be pushed to 9999. Failing instead
+        # would block the whole stream until someone edits the row.
+        self._problems[END_OF_TIME] += 1
+        if self._problems[END_OF_TIME] <= MAX_DETAILED_WARNINGS:
+            self.logger.warning(
+                "%s: row [%s] field %s: a date later than UTC can hold (an end-of-time value?); "
+                "the row lies after every window and is not emitted in incremental mode: set "
+                "%s to the row's modification time, or use fetch_mode full",
+                self.name, self._row_key(item), self.rk_name, self.rk_name,
+            )  # fmt: skip
 
     def _fatal(
         self, item: Mapping[str, Any], field_name: str, exc: Exception
     ) -> ValueConversionError:
         return ValueConversionError(
             f"{self.name}: row [{self._row_key(item)}] field {field_name}: {exc}. This is a key "
-            "or replication-key field, so the sync stops rather than emit a corrupt record; check "
-            "sfmc_timezone_offset and the DE's data."
+            "or replication-key field, so the sync stops rather than emit a corrupt record: fix "
+            "the value in the DE (run with TAP_SFMC_DE_LOGLEVEL=DEBUG to log which row has this "
+            "key digest) or check sfmc_timezone_offset."
         )
 
     def _convert(self, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,23 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
+from singer_sdk.plugin_base import JSONSchemaValidator
+from typing_extensions import override
 
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS
 from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
-from tap_sfmc_de.settings import DEFAULT_TOKEN_STORE, Settings
+from tap_sfmc_de.settings import (
+    DEFAULT_TOKEN_STORE,
+    Settings,
+    describe_config_error,
+    secret_settings,
+)
 from tap_sfmc_de.soap import retrieve_fields
 from tap_sfmc_de.streams import DataExtensionStream
 
@@ -103,7 +112,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     _p(
         "max_pages_per_run",
         th.IntegerType,
-        "Data pages per stream per run (probe requests not counted).",
+        "Rowset requests per stream per run, of every kind (pages and probes; at least 5).",
         default=50,
     ),
     _p(
@@ -117,6 +126,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType,
         "Seconds subtracted from the server clock for a window's upper bound.",
         default=1,
+    ),
+    _p(
+        "lookback_seconds",
+        th.IntegerType,
+        "Each run re-reads rows this far behind the bookmark, for writers that commit late "
+        "(0-86400); rows already emitted are not emitted again.",
+        default=300,
     ),
     _p(
         "auth_base_url",
@@ -142,6 +158,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         "Cap of one backoff delay (errorcode 50200 waits 4x longer).",
         default=60,
     ),
+    *RETRY_LIMIT_SETTINGS,
 ).to_dict()
 
 
@@ -181,6 +198,30 @@ class TapSfmcDe(Tap):
         """
         with _message_not_traceback(cls):
             super().cb_discover(ctx, param, value)
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's validation (defaults filled in), with messages that hide secret values.
+
+        Args:
+            raise_errors: Raise on errors (else log a warning).
+
+        Returns:
+            The error messages.
+
+        Raises:
+            ConfigValidationError: If raise_errors and the config is invalid.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        secrets = secret_settings(schema)
+        validator = JSONSchemaValidator(schema)
+        errors = [describe_config_error(e, secrets) for e in validator.iter_errors(self._config)]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors, schema=schema)
+        if errors:
+            self.logger.warning("Config validation failed")
+        return errors
 
     def discover_streams(self) -> list[DataExtensionStream]:
         """One stream per configured DE key, schema from SOAP DataExtensionField.

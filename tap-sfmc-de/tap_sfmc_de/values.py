@@ -1,10 +1,12 @@
 """Conversion of SFMC's all-string row values into typed JSON values.
 
-Policy (documented in the README): a value that does not parse becomes ``null`` and is
-reported (stream, row key, field, what was expected) as a warning, except for primary-key
-fields and the replication key, where a bad value fails the sync with the same details,
-because emitting such a row would corrupt the target's keys or the bookmark.
-Raw values are never logged: they may be personal data.
+Policy (documented in the README): a value that does not parse, or does not fit its type
+(a date that cannot be expressed in UTC, a number beyond 64 bits, text that is not valid
+Unicode), becomes ``null`` and is reported (stream, row key digest, field, what was
+expected) as a warning, except for primary-key fields and the replication key, where a bad
+value fails the sync with the same details, because emitting such a row would corrupt the
+target's keys or the bookmark. ``ConversionProblemError`` is the only error a converter
+raises. Raw values are never logged: they may be personal data, so messages never quote them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ UTC = dt.UTC
 _OFFSET_RE = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no"})
+# Number is emitted as a JSON integer: keep it within 64 bits, what every consumer can hold.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# SFMC Decimal is SQL decimal(p, s) with p <= 38: anything larger is not a Decimal value.
+DECIMAL_MAX_DIGITS = 38
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class ConversionProblemError(ValueError):
@@ -80,7 +87,7 @@ def parse_sfmc_datetime(text: str, tz: dt.tzinfo) -> dt.datetime:
         elif len(parts) > 3:  # noqa: PLR2004
             raise ConversionProblemError("too many parts")
         return dt.datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, OverflowError) as exc:  # OverflowError: seconds "inf"
         return _parse_iso_fallback(text, tz, exc)
 
 
@@ -92,6 +99,38 @@ def _parse_iso_fallback(text: str, tz: dt.tzinfo, cause: Exception) -> dt.dateti
         msg = "expected a date like 5/8/2024 3:04:05 PM"
         raise ConversionProblemError(msg) from cause
     return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def to_utc_text(value: dt.datetime) -> str:
+    """Render a parsed Date value as the bookmark format, if UTC can hold it.
+
+    Args:
+        value: Aware datetime from :func:`parse_sfmc_datetime`.
+
+    Returns:
+        ISO-8601 in UTC (see :func:`to_bookmark`).
+
+    Raises:
+        ConversionProblemError: If the value lies outside years 1-9999 once shifted to
+            UTC, e.g. SFMC's "end of time" sentinel 12/31/9999 11:59:59 PM in UTC-6.
+    """
+    try:
+        return to_bookmark(value)
+    except OverflowError:
+        msg = "expected a date that stays within years 1-9999 in UTC (is it an end-of-time value?)"
+        raise ConversionProblemError(msg) from None
+
+
+def is_beyond_utc(value: dt.datetime) -> bool:
+    """Whether an aware datetime is later than the last instant UTC can represent.
+
+    Args:
+        value: Aware datetime.
+
+    Returns:
+        True for values such as 12/31/9999 11:59:59 PM in UTC-6.
+    """
+    return value > dt.datetime.max.replace(tzinfo=UTC)
 
 
 def format_sfmc_datetime(value: dt.datetime, tz: dt.tzinfo) -> str:
@@ -150,18 +189,22 @@ def to_integer(text: str) -> int:
         The integer.
 
     Raises:
-        ConversionProblemError: If it is not a whole number.
+        ConversionProblemError: If it is not a whole number within 64 bits.
     """
     try:
-        return int(text)
+        number: int | Decimal = int(text)  # the common case, and the fast one
     except ValueError:
-        pass
-    try:
-        number = Decimal(text.strip())
-    except InvalidOperation as exc:
-        raise ConversionProblemError("expected a whole number") from exc
-    if not number.is_finite() or number != number.to_integral_value():
+        try:
+            number = Decimal(text.strip())
+        except InvalidOperation as exc:
+            raise ConversionProblemError("expected a whole number") from exc
+    if isinstance(number, Decimal) and (
+        not number.is_finite() or number != number.to_integral_value()
+    ):
         raise ConversionProblemError("expected a whole number")
+    # Compare before int(): int(Decimal("1e999999999")) would build a gigantic integer.
+    if not INT_MIN <= number <= INT_MAX:
+        raise ConversionProblemError("expected a whole number within 64 bits")
     return int(number)
 
 
@@ -175,7 +218,7 @@ def to_decimal(text: str) -> Decimal:
         The Decimal.
 
     Raises:
-        ConversionProblemError: If it is not a finite decimal number.
+        ConversionProblemError: If it is not a finite decimal number of at most 38 digits.
     """
     try:
         number = Decimal(text.strip())
@@ -183,7 +226,30 @@ def to_decimal(text: str) -> Decimal:
         raise ConversionProblemError("expected a decimal number") from exc
     if not number.is_finite():
         raise ConversionProblemError("expected a finite decimal number")
+    if (
+        len(number.as_tuple().digits) > DECIMAL_MAX_DIGITS
+        or abs(number.adjusted()) >= DECIMAL_MAX_DIGITS
+    ):
+        raise ConversionProblemError("expected a decimal number of at most 38 digits")
     return number
+
+
+def to_text(text: str) -> str:
+    """Convert a Text, EmailAddress, Phone or Locale value (kept as is).
+
+    Args:
+        text: Raw value.
+
+    Returns:
+        The same text.
+
+    Raises:
+        ConversionProblemError: If it holds a lone surrogate, which no UTF-8 consumer can
+            read (JSON escapes let one through from the API).
+    """
+    if not text.isascii() and _SURROGATES.search(text):
+        raise ConversionProblemError("expected valid Unicode text (found a lone surrogate)")
+    return text
 
 
 def to_boolean(text: str) -> bool:
@@ -230,9 +296,9 @@ class FieldConverter:
             return None
         text = raw if isinstance(raw, str) else str(raw)
         if self.kind == "string":
-            return text
+            return to_text(text)
         if self.kind == "date-time":
-            return to_bookmark(parse_sfmc_datetime(text, self.tz))
+            return to_utc_text(parse_sfmc_datetime(text, self.tz))
         if self.kind == "integer":
             return to_integer(text)
         if self.kind == "number":

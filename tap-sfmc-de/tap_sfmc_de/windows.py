@@ -19,17 +19,36 @@ import datetime as dt
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
-from tap_sfmc_de.rowset import RowsetClient, RowsetPage
-from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
+from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
+from tap_sfmc_de.rowset import RowsetPage
+from tap_sfmc_de.server_capabilities import (
+    CapabilityProbe,
+    LiteralForm,
+    Order,
+    Verdict,
+    judge_order,
+    literal,
+    looks_sorted,
+)
+from tap_sfmc_de.values import from_bookmark, to_bookmark
 
-FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
-HTTP_BAD_REQUEST = 400
 SERVER, CLIENT = "server", "client"
+# Digests kept for the lookback: beyond this (a burst of changes just before a window's
+# upper), the oldest are dropped and may be emitted once more (at-least-once).
+MAX_RECENT = 5000
+PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
+_DIGEST_RE = re.compile(r"[0-9a-f]{16}")
+STATE_RESET_HINT = (
+    "with Meltano: meltano state clear <state_id> --force; otherwise drop this stream's "
+    "entry from the STATE file passed with --state"
+)
 
 
 def row_identity(item: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -99,14 +118,20 @@ class Window:
         Returns:
             The window.
         """
+        mode = str(data.get("mode") or CLIENT)
+        boundary = data.get("boundary")
+        if mode not in {SERVER, CLIENT}:
+            raise ValueError(f"unknown window mode {mode!r}")
+        if boundary is not None and not _DIGEST_RE.fullmatch(str(boundary)):
+            raise ValueError("the window boundary is not a digest this tap writes")
         return cls(
             lower=from_bookmark(data["lower"]) if data.get("lower") else None,
             upper=from_bookmark(data["upper"]) if data.get("upper") else None,
-            mode=str(data.get("mode") or CLIENT),
+            mode=mode,
             next_page=max(1, int(data.get("next_page") or 1)),
             count_seen=_optional_int(data.get("count_seen")),
-            boundary=data.get("boundary"),
-            page_size=_optional_int(data.get("page_size")),
+            boundary=boundary,
+            page_size=_optional_int(data.get("page_size")) or None,
         )
 
     def resize(self, page_size: int) -> None:
@@ -138,12 +163,82 @@ class Window:
         )
 
 
+class RecentRows:
+    """Digests of rows emitted with a replication key inside the lookback (never values).
+
+    A row re-read in the lookback with the same (key, replication key) as one already
+    emitted is the same version and is not emitted again; a late commit has a new pair.
+    """
+
+    def __init__(self, lookback: dt.timedelta) -> None:
+        """Start empty.
+
+        Args:
+            lookback: How far behind the bookmark each run re-reads.
+        """
+        self.lookback = lookback
+        self.digests: dict[str, int] = {}  # digest -> replication key (epoch seconds)
+
+    def load(self, saved: Any) -> None:
+        """Read the STATE form (a mapping of digest to epoch seconds).
+
+        Args:
+            saved: ``state["recent"]`` or None.
+        """
+        if saved is None:
+            return
+        if not isinstance(saved, Mapping) or not all(
+            _DIGEST_RE.fullmatch(str(k)) and isinstance(v, int) for k, v in saved.items()
+        ):
+            raise ValueError("'recent' is not the digest map this tap writes")
+        self.digests = dict(saved)
+
+    def note(
+        self, identity: tuple[tuple[str, Any], ...], value: dt.datetime | None, upper: dt.datetime
+    ) -> bool:
+        """Remember an emitted row near ``upper``.
+
+        Returns:
+            False when this (key, replication key) was already emitted.
+        """
+        if value is None or not self.lookback:
+            return True
+        digest = identity_digest((*identity, ("@rk", value.isoformat())))
+        if digest in self.digests:
+            return False
+        if value >= upper - self.lookback:
+            self.digests[digest] = int(value.timestamp())
+        return True
+
+    def prune(self, bookmark: dt.datetime) -> None:
+        """Forget rows the next lookback cannot reach; keep at most the newest MAX_RECENT.
+
+        Args:
+            bookmark: The new bookmark.
+        """
+        since = int((bookmark - self.lookback).timestamp())
+        kept = sorted(((v, k) for k, v in self.digests.items() if v >= since), reverse=True)
+        self.digests = {k: v for v, k in kept[:MAX_RECENT]}
+
+    def to_state(self) -> dict[str, int]:
+        """The STATE form."""
+        return dict(self.digests)
+
+
 @dataclass
 class Batch:
     """Records of one page and, if not None, the state to persist once they are emitted."""
 
     records: list[dict[str, Any]]
     state: dict[str, Any] | None
+
+
+class Outcome(StrEnum):
+    """How paging one window ended."""
+
+    COMPLETE = "complete"
+    STOPPED = "stopped"  # the cursor was reset; the next run continues
+    FILTER_BROKEN = "filter-broken"
 
 
 @dataclass
@@ -156,9 +251,11 @@ class SyncStats:
     outside_window: int = 0
     null_replication_key: int = 0
     duplicates: int = 0
+    already_emitted: int = 0  # re-read in the lookback, same (key, rk) as already emitted
     step_backs: int = 0
     windows_completed: int = 0
     mode: str = ""
+    backlog: int | None = None  # rows left in the window when the budget ended the run
 
 
 @dataclass
@@ -174,23 +271,47 @@ class SyncPlan:
     start_date: dt.datetime | None
     tz: dt.tzinfo
     clock_margin_seconds: int
+    lookback_seconds: int = 0
+
+
+@dataclass
+class _Pass:
+    """What one run remembers while paging one window."""
+
+    seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    # page -> (position, digest) of a row read before that page, to verify after it.
+    checks: dict[int, tuple[int, str]] = field(default_factory=dict)
+    prev_count: int | None = None
+    emitted: int = 0
+    newer: int = 0  # rows seen with rk >= upper (client mode): a follow-up has rows
+    entered: bool = False  # server mode saw rows enter the window: counts prove nothing now
+
+    def verifies(self, window: Window, page: int) -> bool:
+        """Whether ``page`` is checked with a boundary probe after it is read."""
+        return (window.mode == CLIENT or self.entered) and page in self.checks
 
 
 @dataclass
 class WindowSync:
     """Runs one stream's paging for one tap run."""
 
-    rowset: RowsetClient
+    rowset: Fetcher
     plan: SyncPlan
     replication_value: Callable[[Mapping[str, Any]], dt.datetime | None]
     convert: Callable[[Mapping[str, Any]], dict[str, Any]]
     state: Mapping[str, Any]
     logger: logging.Logger
     stats: SyncStats = field(default_factory=SyncStats)
-    _budget: int = 0
-    _last_server_time: dt.datetime | None = None
+    reader: PageReader = field(init=False)
     _bookmark: dt.datetime | None = None
-    _order_by_refused: bool = False
+    _window: Window | None = None
+    recent: RecentRows = field(init=False)
+    verdict: Verdict | None = None
+
+    def __post_init__(self) -> None:
+        """Every rowset request of the run goes through one budgeted reader."""
+        self.reader = PageReader(self.rowset, self.plan.max_pages, self.plan.order_by, self.logger)
+        self.recent = RecentRows(dt.timedelta(seconds=self.plan.lookback_seconds))
 
     def run(self) -> Iterator[Batch]:
         """Page through windows until the budget is spent or the data is exhausted.
@@ -198,52 +319,89 @@ class WindowSync:
         Yields:
             Batches in order; state in a batch is valid only after its records are emitted.
         """
-        self._budget = self.plan.max_pages
+        try:
+            yield from self._windows()
+        except BudgetSpentError:
+            self._report_backlog()
+        finally:
+            requests = self.reader.requests
+            self.stats.data_pages = sum(requests[k] for k in DATA_KINDS)
+            self.stats.probe_requests = self.reader.total - self.stats.data_pages
+
+    def _windows(self) -> Iterator[Batch]:
         window = self._load_state()
-        first = self._probe(page=1)
+        first = self.reader.read(RequestKind.COUNT, page=1, page_size=1)
         t0 = self._t0(first)
+        self._refuse_future(window, t0)
         if first.count == 0:
             if window is not None:
                 yield self._complete(window)
             return
-        mode = self._decide_mode() if self.plan.incremental else CLIENT
+        mode = self._decide_mode(first, t0) if self.plan.incremental else CLIENT
         self.stats.mode = mode
         if window is None:
-            window = self._open(t0, mode)
+            window = self._open(t0, mode, lookback=True)
         elif window.mode != mode:
             self.logger.info(
                 "Filter support changed (%s -> %s); restarting window", window.mode, mode
             )
             window = Window(window.lower, window.upper, mode, page_size=self.plan.page_size)
         while window is not None:
-            outcome = yield from self._page(window)
-            if outcome == "filter-broken":
+            self._window = window
+            progress = _Pass(prev_count=window.count_seen)
+            outcome = yield from self._page(window, progress)
+            if outcome == Outcome.FILTER_BROKEN:
                 mode = self.stats.mode = CLIENT
+                self.verdict = Verdict(CLIENT, checked=t0)
                 window = Window(window.lower, window.upper, CLIENT, page_size=self.plan.page_size)
                 continue
-            if outcome != "complete":
+            if outcome != Outcome.COMPLETE:
                 return
             yield self._complete(window)
-            if not self.plan.incremental or self._budget <= 0:
+            if not self.plan.incremental or not self._follow_up_has_rows(window, progress):
                 return
             window = self._open(self._t0(None), mode)
+
+    def _follow_up_has_rows(self, window: Window, progress: _Pass) -> bool:
+        # Only a window that had rows suggests writers were active while it was paged;
+        # client mode even saw the newer rows. An empty window never opens another one.
+        if window.mode == CLIENT:
+            return progress.newer > 0
+        return progress.emitted > 0
+
+    def _report_backlog(self) -> None:
+        window, size = self._window, self.plan.page_size
+        if window is None or window.count_seen is None:
+            self.logger.info("Request budget (max_pages_per_run) spent; the next run continues")
+            return
+        left = max(0, window.count_seen - (window.next_page - 1) * size)
+        self.stats.backlog = left
+        self.logger.info(
+            "Request budget (max_pages_per_run=%d) spent: backlog remains: about %d rows; "
+            "the next run continues",
+            self.plan.max_pages,
+            left,
+        )
 
     def _load_state(self) -> Window | None:
         try:
             bookmark = self.state.get("replication_key_value")
             self._bookmark = from_bookmark(bookmark) if bookmark else None
+            self.recent.load(self.state.get("recent"))
+            self.verdict = Verdict.from_state(self.state.get("capabilities"))
             return self._saved_window()
         except (ValueError, TypeError, AttributeError) as exc:
             raise SfmcConfigError(
                 f"The STATE passed in for this stream is not one this tap wrote ({exc}): pass "
-                "the last STATE the target emitted, or drop this stream's bookmark to start "
-                "it afresh."
+                f"the last STATE the target emitted, or reset the stream ({STATE_RESET_HINT})."
             ) from None
 
     def _saved_window(self) -> Window | None:
         saved = self.state.get("window")
-        if not isinstance(saved, Mapping):
+        if saved is None:
             return None
+        if not isinstance(saved, Mapping):
+            raise TypeError("'window' is not an object")
         window = Window.from_state(saved)
         bounded = window.lower is not None or window.upper is not None
         if bounded != self.plan.incremental:
@@ -253,83 +411,128 @@ class WindowSync:
         window.resize(self.plan.page_size)
         return window
 
+    def _refuse_future(self, window: Window | None, t0: dt.datetime) -> None:
+        """A bookmark or window the server clock has not reached yet would stall forever."""
+        problem = None
+        if self._bookmark is not None and self._bookmark > t0:
+            problem = f"its bookmark {to_bookmark(self._bookmark)} lies after SFMC's clock"
+        elif window is not None and window.upper is not None and window.upper > t0:
+            problem = f"its window ends at {to_bookmark(window.upper)}, after SFMC's clock"
+        elif window and window.lower and self._bookmark and window.lower > self._bookmark:
+            problem = "its window starts after its bookmark (rows between would be skipped)"
+        if problem:
+            raise SfmcConfigError(
+                f"The STATE for this stream cannot be used: {problem} ({to_bookmark(t0)}). It "
+                "was written for another tenant or DE, or edited by hand. Reset the stream "
+                f"({STATE_RESET_HINT}); the next run then reads it afresh."
+            )
+
     def _owned_state(self, window: Window | None) -> dict[str, Any]:
         state: dict[str, Any] = {}
         if self.plan.incremental and self._bookmark is not None:
             state["replication_key_value"] = to_bookmark(self._bookmark)
         if window is not None:
             state["window"] = window.to_state()
+        if self.recent.digests:
+            state["recent"] = self.recent.to_state()
+        if self.verdict is not None and self.plan.incremental:
+            state["capabilities"] = self.verdict.to_state()
         return state
 
     def _complete(self, window: Window) -> Batch:
         self.stats.windows_completed += 1
+        self._window = None
         if self.plan.incremental and window.upper is not None:
             self._bookmark = window.upper
+            self.recent.prune(window.upper)
         return Batch([], self._owned_state(None))
 
-    def _open(self, t0: dt.datetime, mode: str) -> Window | None:
+    def _open(self, t0: dt.datetime, mode: str, *, lookback: bool = False) -> Window | None:
         if not self.plan.incremental:
             return Window(None, None, CLIENT, page_size=self.plan.page_size)
-        lower = self._bookmark
-        if self.plan.start_date and (lower is None or self.plan.start_date > lower):
-            lower = self.plan.start_date
+        # start_date bounds only the first window: once a bookmark exists it always wins,
+        # so a moving start_date (Meltano's relative dates) can never skip changes.
+        lower = self._bookmark if self._bookmark is not None else self.plan.start_date
+        if lookback and self._bookmark is not None:
+            # The run's first window re-reads the lookback for rows committed late with a
+            # ModifiedDate behind the bookmark; those already emitted are recognised.
+            lower = self._bookmark - self.recent.lookback
         if lower is not None and lower >= t0:
             return None
         return Window(lower, t0, mode, page_size=self.plan.page_size)
 
     def _t0(self, page: RowsetPage | None) -> dt.datetime:
-        server_time = page.server_time if page is not None else self._last_server_time
+        server_time = page.server_time if page is not None else self.reader.last_server_time
         if server_time is None:
             self.logger.warning("No HTTP Date header from SFMC; using the local clock for T0")
             server_time = dt.datetime.now(dt.UTC)
         margin = dt.timedelta(seconds=self.plan.clock_margin_seconds)
         return (server_time - margin).replace(microsecond=0)
 
-    def _fetch(self, **kwargs: Any) -> RowsetPage:
-        order_by = None if self._order_by_refused else self.plan.order_by
-        try:
-            page = self.rowset.fetch(order_by=order_by, **kwargs)
-        except SfmcApiError as exc:
-            # $orderBy is undocumented on rowset; a server may refuse it outright. The run's
-            # first request carries no $filter, so a 400 there can only be the ordering.
-            # Paging then relies on the default order, which it already assumes is stable.
-            if order_by is None or exc.status_code != HTTP_BAD_REQUEST or kwargs.get("filter_expr"):
-                raise
-            self.logger.info("SFMC refused $orderBy (%s); using the server's default order", exc)
-            self._order_by_refused = True
-            page = self.rowset.fetch(order_by=None, **kwargs)
-        if page.server_time is not None:
-            self._last_server_time = page.server_time
-        return page
-
-    def _probe(self, page: int, filter_expr: str | None = None) -> RowsetPage:
-        self.stats.probe_requests += 1
-        return self._fetch(page=page, page_size=1, filter_expr=filter_expr)
+    def _probe(self, kind: RequestKind, page: int, filter_expr: str | None = None) -> RowsetPage:
+        return self.reader.read(kind, page=page, page_size=1, filter_expr=filter_expr)
 
     def _literal(self, value: dt.datetime) -> str:
-        return f"'{format_sfmc_datetime(value, self.plan.tz)}'"
+        form = self.verdict.literal if self.verdict else LiteralForm.SFMC_LOCAL
+        return literal(value, form, self.plan.tz)
 
-    def _decide_mode(self) -> str:
+    def _decide_mode(self, sample: RowsetPage, now: dt.datetime) -> str:
+        cached = self.verdict
         if self.plan.filter_support != "auto":
-            return self.plan.filter_support
-        # The grammar of a window's filter (ge, and, lt) on a range that is empty by
-        # construction: a server that rejects any part of it answers 400 here, not mid-window.
-        rk, far = self.plan.replication_key, self._literal(FAR_FUTURE)
-        expr = f"{rk} ge {far} and {rk} lt {far}"
-        try:
-            probe = self._probe(page=1, filter_expr=expr)
-        except SfmcApiError as exc:
-            if exc.status_code != HTTP_BAD_REQUEST:
-                raise
-            self.logger.info("SFMC rejected $filter (%s); filtering on the client", exc)
-            return CLIENT
-        mode = SERVER if probe.count == 0 else CLIENT
-        self.logger.info(
-            "$filter is %s: using %s-side window filtering",
-            "honoured" if mode == SERVER else "ignored",
-            mode,
+            self.verdict = cached or Verdict(self.plan.filter_support)
+            self.verdict.mode = self.plan.filter_support
+            return self.verdict.mode
+        if cached is not None and cached.is_fresh(now):
+            self.logger.info(
+                "Reusing the checked server capabilities ($filter %s, %s literals, %s order)",
+                "honoured" if cached.mode == SERVER else "not used", cached.literal, cached.order,
+            )  # fmt: skip
+            return cached.mode
+        probe = CapabilityProbe(
+            probe=lambda expr: self._probe(RequestKind.CAPABILITY, page=1, filter_expr=expr),
+            replication_key=str(self.plan.replication_key),
+            tz=self.plan.tz,
+            replication_value=self.replication_value,
+            logger=self.logger,
         )
-        return mode
+        self.verdict = probe.decide(sample, now)
+        return self.verdict.mode
+
+    def _check_order(self, window: Window, page: int, result: RowsetPage) -> None:
+        """Judge the row order once per verdict; refuse offset paging over an unstable one."""
+        verdict = self.verdict
+        if verdict is None or len(result.items) < PAGE_AND_PROBE:
+            return
+        multi_page = result.has_next or page > 1  # one page is read whole, in any order
+        if verdict.order == Order.UNKNOWN and multi_page:
+            if self.reader.remaining < PAGE_AND_PROBE:
+                return  # judged next run, with budget for it
+            verdict.order = self._judge_order(window, page, result)
+        if verdict.order == Order.UNSTABLE and multi_page:
+            raise SfmcApiError(
+                "SFMC ignores $orderBy for this DE and serves its rows in a different order on "
+                "every request (the same position returned different rows on three reads), so "
+                "paging by offset would skip and repeat rows. Windows that fit one page are "
+                f"still read safely: raise page_size (now {self.plan.page_size}, at most 2500) "
+                "or run more often so each window holds fewer changed rows; a full first load "
+                "of a larger DE needs a server that keeps its row order."
+            )
+
+    def _judge_order(self, window: Window, page: int, result: RowsetPage) -> Order:
+        keys = [next(iter((item.get("keys") or {"": ""}).values()), "") for item in result.items]
+        ordered = self.plan.order_by and not self.reader.order_by_refused
+        if ordered and looks_sorted([str(k) for k in keys]):
+            return Order.STABLE  # $orderBy visibly honoured on a unique key
+        position = (page - 1) * self.plan.page_size + 1
+        filter_expr = self._filter_expr(window)
+
+        def reread() -> str | None:
+            probe = self._probe(RequestKind.CAPABILITY, page=position, filter_expr=filter_expr)
+            return identity_digest(row_identity(probe.items[0])) if probe.items else None
+
+        order = judge_order(identity_digest(row_identity(result.items[0])), reread)
+        self.logger.info("SFMC's row order (no usable $orderBy) is %s between requests", order)
+        return order
 
     def _filter_expr(self, window: Window) -> str | None:
         if window.mode != SERVER:
@@ -342,23 +545,21 @@ class WindowSync:
             parts.append(f"{rk} lt {self._literal(window.upper)}")
         return " and ".join(parts) or None
 
-    def _boundary_moved(self, position: int, expected: str) -> bool:
+    def _boundary_moved(self, window: Window, position: int, expected: str) -> bool:
         """Probe the row at ``position``: is it no longer the row ``expected``?"""
-        probe = self._probe(page=position)
+        probe = self._probe(
+            RequestKind.BOUNDARY, page=position, filter_expr=self._filter_expr(window)
+        )
         return not probe.items or identity_digest(row_identity(probe.items[0])) != expected
 
     def _walk_back(
-        self,
-        window: Window,
-        page: int,
-        boundary: str,
-        seen: set[tuple[tuple[str, Any], ...]],
-    ) -> Generator[Batch, None, bool]:
+        self, window: Window, page: int, boundary: str, progress: _Pass
+    ) -> Generator[Batch, None, Outcome | None]:
         """Re-read pages before ``page`` until the row ``boundary`` is among them.
 
         Returns:
-            True when the row was found or every earlier page was re-read (nothing that
-            shifted back can be missed), False when the budget ran out first.
+            None when the row was found or every earlier page was re-read (nothing that
+            shifted back can be missed); STOPPED when the budget ran out first.
         """
         self.stats.step_backs += 1
         self.logger.info(
@@ -367,15 +568,21 @@ class WindowSync:
             page,
         )
         for earlier in range(page - 1, 0, -1):
-            if self._budget <= 0:
-                return False
-            result = self._fetch(page=earlier, page_size=self.plan.page_size, filter_expr=None)
-            self._budget -= 1
-            self.stats.data_pages += 1
-            yield Batch(self._accept(result.items, window, seen), None)
+            try:
+                result = self.reader.read(
+                    RequestKind.WALK_BACK,
+                    page=earlier,
+                    page_size=self.plan.page_size,
+                    filter_expr=self._filter_expr(window),
+                )
+            except BudgetSpentError:
+                self._restart(window)
+                yield Batch([], self._owned_state(window))
+                return Outcome.STOPPED
+            yield Batch(self._accept(result.items, window, progress), None)
             if any(identity_digest(row_identity(item)) == boundary for item in result.items):
-                return True
-        return True
+                return None
+        return None
 
     def _restart(self, window: Window) -> None:
         """Start the window over (at-least-once) when a shift could not be bounded."""
@@ -388,61 +595,62 @@ class WindowSync:
         window.boundary = None
         window.boundary_at = None
 
-    def _step_back(self, window: Window, page: int, dropped: int) -> None:
-        back = max(1, math.ceil(max(0, dropped) / self.plan.page_size))
+    def _server_shift(self, window: Window, page: int, count: int, progress: _Pass) -> bool:
+        """Server mode: step back when rows left the window ahead of the cursor.
+
+        Returns:
+            True when the cursor was moved back and the page must not be used.
+        """
+        before, progress.prev_count = progress.prev_count, count
+        dropped = (before - count) if before is not None else 0
+        if dropped < 0:
+            # Writers that commit after stamping (or backdate) add rows to a past window, so
+            # a count no longer bounds the rows that left: verify boundaries from now on.
+            progress.entered = True
+            self.logger.warning(
+                "%d rows entered a window that lies in the past: some writer commits late or "
+                "sets %s to past values; page boundaries are verified from now on, and rows "
+                "entering behind the cursor are read by the next run's lookback "
+                "(lookback_seconds) if they lie within it.",
+                -dropped,
+                self.plan.replication_key,
+            )
+        if dropped <= 0 or page == 1 or progress.entered:
+            return False
+        # Rows can only leave a past window: d fewer rows may hide d unread ones.
+        back = max(1, math.ceil(dropped / self.plan.page_size))
         self.stats.step_backs += 1
+        window.next_page = max(1, page - back)
         self.logger.info(
             "Rows shifted while paging (count dropped by %d); re-reading from page %d",
             dropped,
-            max(1, page - back),
+            window.next_page,
         )
-        window.next_page = max(1, page - back)
+        return True
 
-    def _page(self, window: Window) -> Generator[Batch, None, str]:
-        """Page one window until it completes, the budget is spent or $filter misbehaves.
+    def _page(self, window: Window, progress: _Pass) -> Generator[Batch, None, Outcome]:
+        """Page one window until it completes or $filter misbehaves (budget: raises).
 
         Returns:
-            "complete", "budget" or "filter-broken".
+            The outcome.
         """
         size = self.plan.page_size
-        # page -> (position, digest) of a row read before that page, to verify after it.
-        checks: dict[int, tuple[int, str]] = {}
         if window.boundary and window.next_page > 1:
             at = window.boundary_at or (window.next_page - 1) * size
-            checks[window.next_page] = (at, window.boundary)
-        seen: set[tuple[tuple[str, Any], ...]] = set()
-        prev_count = window.count_seen
+            progress.checks[window.next_page] = (at, window.boundary)
         filter_expr = self._filter_expr(window)
-        while self._budget > 0:
+        while True:
             page = window.next_page
-            result = self._fetch(page=page, page_size=size, filter_expr=filter_expr)
-            self._budget -= 1
-            self.stats.data_pages += 1
-            if result.has_next and 0 < len(result.items) < size:
-                # Offsets, completion and step-backs all assume pages of exactly `size` rows:
-                # a server serving smaller pages would make the window skip rows silently.
-                raise SfmcApiError(
-                    f"SFMC returned {len(result.items)} rows for $pageSize={size} on a page "
-                    "that is not the last, so it serves smaller pages than requested and "
-                    f"paging would skip rows: set page_size to {len(result.items)}."
-                )
-            before = prev_count
-            dropped = (before - result.count) if before is not None else 0
-            prev_count = result.count
-            if window.mode == SERVER and dropped < 0:
-                self.logger.warning(
-                    "%d rows entered a window that lies in the past: some writer sets %s to "
-                    "past values (or clocks differ); rows entering behind the cursor are only "
-                    "read if they change again. Consider a larger clock_margin_seconds.",
-                    -dropped,
-                    self.plan.replication_key,
-                )
-            if window.mode == SERVER and dropped > 0 and page > 1:
-                # Rows can only leave a past window: d fewer rows may hide d unread ones.
-                self._step_back(window, page, dropped)
+            if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
+                raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
+            result = self.reader.read(
+                RequestKind.DATA, page=page, page_size=size, filter_expr=filter_expr
+            )
+            if window.mode == SERVER and self._server_shift(window, page, result.count, progress):
                 continue
+            self._check_order(window, page, result)
             outside_before = self.stats.outside_window
-            records = self._accept(result.items, window, seen)
+            records = self._accept(result.items, window, progress)
             if window.mode == SERVER and self.stats.outside_window > outside_before:
                 # The probe said $filter works, yet rows outside the window came back: do
                 # not trust it for what it may have left out either. Rescan client-side.
@@ -451,36 +659,41 @@ class WindowSync:
                     "filtering for this run (set filter_support: client to skip the probe)"
                 )
                 yield Batch(records, None)
-                return "filter-broken"
-            if window.mode == CLIENT and page in checks and self._boundary_moved(*checks[page]):
-                # The scanned set can also grow, so counts prove nothing (inserts mask
-                # deletes): the last row read before this page is no longer where it was
-                # (checked after the read, so shifts before or during it are caught).
-                # Re-read backwards until that row turns up again: every row that shifted
-                # back past the cursor lies between it and this page.
+                return Outcome.FILTER_BROKEN
+            if progress.verifies(window, page):
                 yield Batch(records, None)  # real rows; re-reads are de-duplicated
                 records = []
-                found = yield from self._walk_back(window, page, checks[page][1], seen)
-                if not found:
-                    self._restart(window)
-                    yield Batch([], self._owned_state(window))
-                    return "budget"
-            if not result.has_next or not result.items or page * size >= result.count:
+                stopped = yield from self._verify_boundary(window, page, progress)
+                if stopped:
+                    return stopped
+            if not result.has_next:  # the reader vouches that count agrees
                 yield Batch(records, None)
-                return "complete"
+                return Outcome.COMPLETE
             window.boundary = identity_digest(row_identity(result.items[-1]))
             window.boundary_at = None
-            checks[page + 1] = (page * size, window.boundary)
+            progress.checks[page + 1] = (page * size, window.boundary)
             window.next_page = page + 1
             window.count_seen = result.count
             yield Batch(records, self._owned_state(window))
-        return "budget"
+
+    def _verify_boundary(
+        self, window: Window, page: int, progress: _Pass
+    ) -> Generator[Batch, None, Outcome | None]:
+        """Is the last row read before ``page`` still where it was?
+
+        In client mode (and in server mode once rows entered the window) the set can also
+        grow, so counts prove nothing (inserts mask deletes).
+        Checked after the read, so shifts before or during it are caught. If the row moved,
+        re-read backwards until it turns up again: every row that shifted back past the
+        cursor lies between it and this page.
+        """
+        position, expected = progress.checks[page]
+        if not self._boundary_moved(window, position, expected):
+            return None
+        return (yield from self._walk_back(window, page, expected, progress))
 
     def _accept(
-        self,
-        items: list[dict[str, Any]],
-        window: Window,
-        seen: set[tuple[tuple[str, Any], ...]],
+        self, items: list[dict[str, Any]], window: Window, progress: _Pass
     ) -> list[dict[str, Any]]:
         records = []
         for item in items:
@@ -491,12 +704,17 @@ class WindowSync:
                     continue
                 if not window.contains(value):
                     self.stats.outside_window += 1
+                    progress.newer += window.upper is not None and value >= window.upper
                     continue
             identity = row_identity(item)
-            if identity in seen:
+            if identity in progress.seen:
                 self.stats.duplicates += 1
                 continue
-            seen.add(identity)
+            progress.seen.add(identity)
+            if window.upper is not None and not self.recent.note(identity, value, window.upper):
+                self.stats.already_emitted += 1
+                continue
             records.append(self.convert(item))
         self.stats.emitted += len(records)
+        progress.emitted += len(records)
         return records

@@ -35,7 +35,7 @@ def config() -> dict[str, Any]:
         "auth_base_url": AUTH,
         "data_extension_keys": ["Customers"],
         "page_size": 2,
-        "max_pages_per_run": 3,
+        "max_pages_per_run": 5,
         "backoff_base_seconds": 0,
         "backoff_max_seconds": 0,
     }

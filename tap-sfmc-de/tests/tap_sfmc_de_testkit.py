@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class FakeDE:
     requests: list[dict[str, Any]] = field(default_factory=list)
     hooks: list[Callable[[FakeDE, dict[str, Any]], None]] = field(default_factory=list)
     insertion: list[str] = field(default_factory=list)
+    literal_tz: dt.tzinfo = CST  # how naive $filter literals are read (UTC: a misreading server)
 
     def put(self, pk: str, modified: dt.datetime, **values: str) -> None:
         if pk not in self.rows:
@@ -62,7 +64,7 @@ class FakeDE:
                 return False
             value = parse_sfmc_datetime(raw, CST)
             for _, op, literal in clauses:
-                bound = parse_sfmc_datetime(literal, CST)
+                bound = parse_sfmc_datetime(literal, self.literal_tz)
                 if (op == "ge" and not value >= bound) or (op == "gt" and not value > bound):
                     return False
                 if op == "lt" and not value < bound:
@@ -216,6 +218,24 @@ def run_tap(
         elif message["type"] == "STATE":
             states.append(message["value"])
     return TapRun(proc.returncode, records, states, proc.stdout, proc.stderr)
+
+
+def rowset_requests(sandbox: Any) -> int:
+    """Rowset requests the sandbox has answered so far (any kind: pages, probes, token URLs)."""
+    return int(sandbox.rowset_requests()["total"])
+
+
+def wait_until(
+    probe: Callable[[], Any], *, what: str, timeout: float = 30, interval: float = 0.01
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(interval)  # polling interval, not a synchronisation guess
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def sandbox_latest_versions(sandbox: Any, key: str) -> set[tuple[str, str]]:

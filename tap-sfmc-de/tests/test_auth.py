@@ -1,9 +1,10 @@
 """Token minting, caching, re-minting and the refresh-token store."""
 
+import fcntl
 import json
+import os
 import stat
 import threading
-import time
 
 import pytest
 import requests
@@ -156,18 +157,25 @@ def test_store_lock_serialises_refreshes(tmp_path):
     store = RefreshTokenStore(tmp_path / "rt.json")
     events = []
 
-    def worker(name):
+    def other():
         with store.locked():
-            events.append(f"{name}-in")
-            time.sleep(0.05)
-            events.append(f"{name}-out")
+            events.append("b-in")
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert events in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+    with store.locked():
+        events.append("a-in")
+        waiter = threading.Thread(target=other)
+        waiter.start()
+        # Observable, no sleeping: while held, nobody else can take the lock.
+        probe = os.open(store.lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)
+        events.append("a-out")
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert events == ["a-in", "a-out", "b-in"]
 
 
 def test_exchange_cli_writes_the_store_and_prints_no_secret(

@@ -1,21 +1,29 @@
 """The single error policy: what is retried, how long we wait, what is fatal."""
 
+import datetime as dt
+import email.utils
+import math
+
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient, build_query, classify
 from tap_sfmc_de.errors import RetriesExhaustedError, SfmcApiError
+from tap_sfmc_de.retries import RetryPolicy, parse_retry_after
 from tap_sfmc_de.rowset import RowsetClient
-from tap_sfmc_de.settings import RetryPolicy, Settings
+from tap_sfmc_de.settings import Settings
 from tap_sfmc_de_testkit import AUTH, REST, token_json
 
 URL = f"{REST}data/v1/customobjectdata/key/Customers/rowset?$page=1&$pageSize=1"
 OK = {"json": {"count": 0, "links": {"self": "x"}}, "status_code": 200}
 
 
-def make_http(max_retries=3, base=1.0, cap=8.0):
+def make_http(max_retries=3, base=1.0, cap=8.0, retry_after_cap=300.0, budget=900.0):
     waits = []
-    http = HttpClient(RetryPolicy(max_retries, base, cap, 5), sleep=waits.append)
+    policy = RetryPolicy(max_retries, base, cap, 5, retry_after_cap, budget)
+    http = HttpClient(policy, sleep=waits.append)
     return http, waits
 
 
@@ -77,7 +85,7 @@ def test_5xx_timeouts_and_dropped_connections_are_retried_with_growing_backoff(r
 
 def test_backoff_is_capped():
     http, _ = make_http(base=1.0, cap=3.0)
-    assert all(http.backoff(10) < 4.5 for _ in range(50))
+    assert all(http.policy.backoff(10) < 4.5 for _ in range(50))
 
 
 def test_retries_exhausted_message_is_clear(requests_mock):
@@ -149,3 +157,101 @@ def test_soap_token_expired_is_a_remint_other_faults_retry():
 def test_query_keeps_dollar_and_encodes_spaces():
     query = build_query({"$page": 1, "$filter": "ModifiedDate ge '5/8/2024 3:04:05 PM'"})
     assert query == "$page=1&$filter=ModifiedDate%20ge%20%275%2F8%2F2024%203%3A04%3A05%20PM%27"
+
+
+def test_a_huge_retry_after_is_capped(requests_mock):
+    http, waits = make_http(retry_after_cap=300)
+    requests_mock.get(URL, [{"status_code": 429, "headers": {"Retry-After": "3000"}}, OK])
+    http.send("GET", URL, kind="rest", prepare=dict)
+    assert waits == [300]
+
+
+@pytest.mark.parametrize(
+    "throttled",
+    [
+        {"json": {"errorcode": 50100, "retryAfter": -30}},
+        {"text": '{"errorcode": 50100, "retryAfter": NaN}'},
+        {"text": '{"errorcode": 50100, "retryAfter": 1e999}'},
+        {"headers": {"Retry-After": "-5"}},
+        {"headers": {"Retry-After": "nan"}},
+        {"headers": {"Retry-After": "soon"}},
+        {"headers": {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}},
+    ],
+    ids=["negative-body", "nan-body", "inf-body", "negative", "nan", "garbage", "past-date"],
+)
+def test_malformed_retry_after_never_crashes_and_waits_a_sane_time(requests_mock, throttled):
+    http, waits = make_http(base=1.0, cap=8.0, retry_after_cap=300)
+    requests_mock.get(URL, [{"status_code": 429, **throttled}, OK])
+    http.send("GET", URL, kind="rest", prepare=dict)
+    assert len(waits) == 1
+    assert 0 <= waits[0] <= 300
+    assert math.isfinite(waits[0])
+
+
+def test_http_date_retry_after_is_read_against_the_server_clock(requests_mock):
+    http, waits = make_http()
+    server_now = dt.datetime(2024, 5, 8, 21, 0, 0, tzinfo=dt.UTC)
+    headers = {
+        "Date": email.utils.format_datetime(server_now, usegmt=True),
+        "Retry-After": email.utils.format_datetime(
+            server_now + dt.timedelta(seconds=42), usegmt=True
+        ),
+    }
+    requests_mock.get(URL, [{"status_code": 429, "headers": headers}, OK])
+    http.send("GET", URL, kind="rest", prepare=dict)
+    assert 42 <= waits[0] < 42.2
+
+
+def test_the_retry_budget_bounds_the_total_wait_of_one_request(requests_mock):
+    http, waits = make_http(max_retries=50, retry_after_cap=200, budget=500)
+    mock = requests_mock.get(URL, status_code=429, headers={"Retry-After": "200"})
+    with pytest.raises(RetriesExhaustedError, match="would exceed retry_budget_seconds 500"):
+        http.send("GET", URL, kind="rest", prepare=dict)
+    assert waits == [200, 200]
+    assert mock.call_count == 3
+
+
+# --- the one Retry-After rule -------------------------------------------------------------
+NOW = dt.datetime(2024, 5, 8, 21, 0, 0, tzinfo=dt.UTC)
+ANYTHING = (
+    st.text(st.characters(codec=None, exclude_categories=()))
+    | st.floats()
+    | st.integers()
+    | st.integers(min_value=10**300)
+    | st.booleans()
+    | st.none()
+    | st.lists(st.integers(), max_size=2)
+    | st.from_regex(r"\s*-?[0-9]{1,400}(\.[0-9]*)?\s*", fullmatch=True)
+    | st.datetimes(timezones=st.just(dt.UTC)).map(
+        lambda d: email.utils.format_datetime(d, usegmt=True)
+    )
+)
+
+
+@given(value=ANYTHING)
+@settings(max_examples=200)
+def test_retry_after_parses_to_a_non_negative_number_or_nothing(value):
+    seconds = parse_retry_after(value, NOW)
+    assert seconds is None or (isinstance(seconds, float) and seconds >= 0)
+    policy = RetryPolicy(5, 2.0, 60.0, 5, 300.0, 900.0)
+    wait = policy.wait(0, seconds)
+    assert 0 <= wait <= 300
+    assert math.isfinite(wait)
+
+
+@given(delay=st.integers(0, 10**7))
+@settings(max_examples=100)
+def test_retry_after_seconds_and_dates_agree(delay):
+    as_date = email.utils.format_datetime(NOW + dt.timedelta(seconds=delay), usegmt=True)
+    assert parse_retry_after(str(delay), NOW) == delay
+    assert parse_retry_after(f" {delay} ", NOW) == delay
+    assert parse_retry_after(delay, NOW) == delay
+    assert parse_retry_after(as_date, NOW) == delay
+
+
+@given(past=st.integers(1, 10**9))
+@settings(max_examples=50)
+def test_a_date_in_the_past_means_now(past):
+    assert (
+        parse_retry_after(email.utils.format_datetime(NOW - dt.timedelta(seconds=past)), NOW) == 0
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import time
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -178,8 +177,14 @@ def test_token_expiry_mid_run_remints_once(sandbox, tmp_path):
     proc = subprocess.Popen(
         [TAP_BIN, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    time.sleep(1.0)  # discovery done, a few of the 24 pages (0.1 s each) read
+    # Observable event, not a guess: the tap has read a few of its 24 pages (0.1 s each).
+    wait_until(
+        lambda: sandbox.state()["counters"]["pages_served"].get("Slow", 0) >= 3,
+        what="the tap to read its first pages",
+    )
     assert sandbox.expire_tokens() >= 1
+    assert proc.poll() is None, "the tap finished before its token could expire mid-run"
+    assert sandbox.state()["counters"]["pages_served"]["Slow"] < 24
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
     records = [line for line in out.decode().splitlines() if '"RECORD"' in line]
@@ -196,7 +201,7 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
         token_store_path=str(store),
         redirect_uri="http://127.0.0.1/callback",
         page_size=100,
-        max_pages_per_run=1,
+        max_pages_per_run=5,
     )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
@@ -217,3 +222,39 @@ def test_concurrent_processes_share_the_rotating_refresh_token(sandbox, tmp_path
     errors = [proc.communicate(timeout=60)[1].decode() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], errors
     assert sandbox.state()["counters"]["refresh_tokens_used"] == 3
+
+
+def test_server_requested_waits_are_capped_and_malformed_ones_ignored(sandbox, tmp_path):
+    sandbox.create_de("Throttled", size=30, seed=3)
+    sandbox.add_faults(
+        {"endpoint": "rowset", "status": 429, "retry_after": 100_000, "times": 1},
+        {"endpoint": "rowset", "status": 429, "retry_after": -30, "times": 1, "after": 1},
+        {
+            "endpoint": "rowset",
+            "status": 429,
+            "body": {"errorcode": 50100, "message": "Rate limit", "retryAfter": "soon"},
+            "times": 1,
+            "after": 2,
+        },
+    )
+    config = sandbox.tap_config(
+        data_extension_keys=["Throttled"], max_retry_after_seconds=0.2, **FAST
+    )
+    result = run_tap(config, tmp_path, timeout=60)  # an uncapped wait would take 27 hours
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len({r["SubscriberKey"] for r in result.records}) == 30
+    assert [rule["fired"] for rule in sandbox.faults()] == [1, 1, 1]
+    assert "server asked 100000s, capped by max_retry_after_seconds" in result.stderr
+
+
+def test_a_persistent_throttle_stops_at_the_retry_budget(sandbox, tmp_path):
+    sandbox.add_faults({"endpoint": "rowset", "status": 429, "retry_after": 1, "times": None})
+    config = sandbox.tap_config(
+        max_retry_after_seconds=0.3, retry_budget_seconds=1, **{**FAST, "max_retries": 50}
+    )
+    result = run_tap(config, tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert "would exceed retry_budget_seconds 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    # three waits of 0.3 s fit into 1 s: four attempts, then the run stops
+    assert sandbox.faults()[0]["fired"] == 4

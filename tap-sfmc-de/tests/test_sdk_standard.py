@@ -19,7 +19,7 @@ atexit.register(_SANDBOX.stop)
 
 # Small pages and a 2-page cap: the SDK suite syncs everything once per test class, and
 # two pages exercise paging and a mid-window STATE without slowing the suite down.
-CONFIG = _SANDBOX.tap_config(page_size=100, max_pages_per_run=2)
+CONFIG = _SANDBOX.tap_config(page_size=100, max_pages_per_run=5)
 
 _StandardTests = get_tap_test_class(
     TapSfmcDe,

@@ -1,6 +1,19 @@
+import json
+import subprocess
+from decimal import Decimal
+
 import pytest
+from singer_sdk.plugin_base import JSONSchemaValidator
 from tap_sfmc_de.errors import SfmcConfigError
-from tap_sfmc_de.settings import Settings, is_loopback_host, validate_base_url
+from tap_sfmc_de.settings import (
+    Settings,
+    describe_config_error,
+    is_loopback_host,
+    secret_settings,
+    validate_base_url,
+)
+from tap_sfmc_de.tap import TapSfmcDe
+from tap_sfmc_de_testkit import TAP_BIN
 
 
 def test_valid_config_has_defaults(config):
@@ -76,6 +89,7 @@ def test_loopback():
         ("page_size", 2501, "page_size"),
         ("page_size", 0, "page_size"),
         ("max_pages_per_run", 0, "max_pages_per_run"),
+        ("max_pages_per_run", 4, "between 5 and"),
         ("fetch_mode", "delta", "fetch_mode"),
         ("filter_support", "maybe", "filter_support"),
         ("auth_flow", "password", "auth_flow"),
@@ -85,6 +99,9 @@ def test_loopback():
         ("client_secret", "", "client_secret"),
         ("replication_keys_by_de", ["x"], "replication_keys_by_de"),
         ("start_date", "yesterday", "'start_date' must be an ISO-8601 date-time"),
+        ("max_retry_after_seconds", 3601, "maximum of 3600 in config.'max_retry_after_seconds'"),
+        ("retry_budget_seconds", -1, "minimum of 0 in config.'retry_budget_seconds'"),
+        ("retry_budget_seconds", "long", "not of type 'number'"),
     ],
 )
 def test_invalid_settings(config, key, value, match):
@@ -98,3 +115,63 @@ def test_per_de_replication_key(config):
     settings = Settings.from_config(config)
     assert settings.replication_key_for("Orders") == "UpdatedAt"
     assert settings.replication_key_for("Customers") == "ModifiedDate"
+
+
+SECRET_VALUES = [987654321123, 98765.4321, ["s3cr3t-in-a-list"], {"s3cr3t-key": "s3cr3t-v"}, True]
+
+
+def secret_setting_names():
+    return sorted(secret_settings(TapSfmcDe.config_jsonschema))
+
+
+def test_the_secret_settings_are_known():
+    assert secret_setting_names() == ["client_secret", "refresh_token"]
+
+
+@pytest.mark.parametrize("name", secret_setting_names())
+@pytest.mark.parametrize("value", SECRET_VALUES, ids=lambda v: type(v).__name__)
+def test_a_secret_of_the_wrong_type_is_never_echoed(config, tmp_path, name, value):
+    """Through the real CLI: jsonschema's message starts with the offending value."""
+    config[name] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [TAP_BIN, "--config", str(path), "--discover"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"Setting '{name}' must be of type string" in proc.stderr
+    assert "value not shown" in proc.stderr
+    rendered = {str(value), repr(value), json.dumps(value), "s3cr3t", "987654321123", "98765"}
+    for text in rendered:
+        assert text not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_other_schema_errors_still_show_the_value(config):
+    config["page_size"] = "lots"
+    schema = TapSfmcDe.config_jsonschema
+    errors = [
+        describe_config_error(e, secret_settings(schema))
+        for e in JSONSchemaValidator(schema).iter_errors(config)
+    ]
+    assert errors == ["'lots' is not of type 'integer', 'null' in config['page_size']"]
+
+
+def test_credentials_in_a_base_url_are_not_echoed(config):
+    config["auth_base_url"] = "https://user:pa55word@auth.example.test/"
+    with pytest.raises(SfmcConfigError, match="must not contain a user name or password") as info:
+        Settings.from_config(config)
+    assert "pa55word" not in str(info.value)
+
+
+def test_retry_limits_come_from_the_config_schema(config):
+    schema = TapSfmcDe.config_jsonschema["properties"]
+    retry = Settings.from_config(config).retry
+    assert retry.max_retry_after_seconds == schema["max_retry_after_seconds"]["default"] == 300
+    assert retry.retry_budget_seconds == schema["retry_budget_seconds"]["default"]
+    config["max_retry_after_seconds"] = Decimal("0.5")  # how the SDK reads a config file
+    assert Settings.from_config(config).retry.max_retry_after_seconds == 0.5

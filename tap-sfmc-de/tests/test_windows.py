@@ -22,7 +22,7 @@ def plan(**overrides):
         replication_key="ModifiedDate",
         order_by="id asc",
         page_size=10,
-        max_pages=3,
+        max_pages=5,  # count probe + $filter probe + 3 data pages
         filter_support="auto",
         start_date=None,
         tz=CST,
@@ -70,19 +70,23 @@ COMBOS = [(f, o) for f in (True, False) for o in (True, False)]
 @pytest.mark.parametrize(("filter_honoured", "order_honoured"), COMBOS)
 def test_backlog_is_worked_off_over_runs_within_the_cap(filter_honoured, order_honoured):
     de = make_de(75, filter_honoured=filter_honoured, order_honoured=order_honoured)
-    first, state, stats = run(de, {})
+    # Every request counts: 2 probes + 3 data pages (+ 2 boundary probes in client mode).
+    budget = 5 if filter_honoured else 8
+    first, state, stats = run(de, {}, max_pages=budget)
     assert len(first) == 30
     assert stats.data_pages == 3
     assert state["window"]["next_page"] == 4
     assert "replication_key_value" not in state
-    second, state, _ = run(de, state)
+    # Later runs reuse the checked capabilities: no $filter probe (one request less).
+    budget -= filter_honoured
+    second, state, _ = run(de, state, max_pages=budget)
     assert len(second) == 30
-    third, state, _ = run(de, state)
+    third, state, _ = run(de, state, max_pages=budget)
     assert len(third) == 15
     assert set(first + second + third) == set(de.rows)
     assert len(first + second + third) == 75
     assert state["replication_key_value"].endswith("+00:00")
-    fourth, state, _ = run(de, state)
+    fourth, state, _ = run(de, state, max_pages=budget)
     assert fourth == []
 
 
@@ -92,13 +96,14 @@ def test_server_mode_requests_carry_window_filter_and_order():
     data = [r for r in de.requests if r["page_size"] == 10]
     assert data[0]["filter"] == "ModifiedDate lt '5/8/2024 3:00:00 PM'"
     assert data[0]["order"] == "id asc"
-    probe = [r for r in de.requests if r["filter"] and "2998" in r["filter"]]
+    # The literal is proved on the first row read (r00000, 5/7/2024 3:00:00 PM).
+    probe = [r for r in de.requests if r["filter"] and "3:00:01 PM" in r["filter"]]
     assert probe == [
         {
             "page": 1,
             "page_size": 1,
-            "filter": "ModifiedDate ge '12/31/2998 6:00:00 PM' and "
-            "ModifiedDate lt '12/31/2998 6:00:00 PM'",
+            "filter": "ModifiedDate ge '5/7/2024 3:00:00 PM' and "
+            "ModifiedDate lt '5/7/2024 3:00:01 PM'",
             "order": "id asc",
         }
     ]
@@ -112,7 +117,9 @@ def test_probe_uses_the_window_filter_grammar_so_a_rejected_operator_falls_back(
             raise SfmcApiError("bad $filter", SimpleNamespace(status_code=400))
 
     de.hooks.append(no_ge)
-    emitted, _, stats = run(de, {"replication_key_value": "2024-05-01T00:00:00+00:00"})
+    emitted, _, stats = run(
+        de, {"replication_key_value": "2024-05-01T00:00:00+00:00"}, max_pages=10
+    )
     assert stats.mode == "client"
     assert len(emitted) == 30
 
@@ -163,10 +170,10 @@ def test_rows_changed_and_deleted_during_runs_are_not_lost(filter_honoured, orde
     VERSIONS.clear()
     state = {}
     for _ in range(6):
-        _, state, _ = run(de, state)
+        _, state, _ = run(de, state, max_pages=10)
     de.hooks.clear()
     for _ in range(6):  # quiet runs drain what changed during the last mutating runs
-        emitted, state, _ = run(de, state)
+        emitted, state, _ = run(de, state, max_pages=10)
     assert emitted == []
     # The latest version of every row (changed, inserted or untouched) was emitted.
     latest = {(pk, row["modifieddate"]) for pk, row in de.rows.items()}
@@ -204,7 +211,7 @@ def test_client_mode_boundary_probe_catches_insert_plus_delete():
             de_.put("z1", PAST)
 
     de.hooks.append(shuffle)
-    emitted, _, stats = run(de, {}, max_pages=10)
+    emitted, _, stats = run(de, {}, max_pages=20)
     assert stats.step_backs >= 1
     assert set(de.rows) <= set(emitted)
 
@@ -226,7 +233,7 @@ def test_start_date_is_the_first_lower_bound_and_rows_outside_are_skipped():
     de = FakeDE(filter_honoured=False)
     de.put("old", PAST - dt.timedelta(days=30))
     de.put("new", PAST)
-    emitted, _, stats = run(de, {}, start_date=PAST - dt.timedelta(days=1), max_pages=1)
+    emitted, _, stats = run(de, {}, start_date=PAST - dt.timedelta(days=1), max_pages=4)
     assert emitted == ["new"]
     assert stats.outside_window == 1
 
@@ -236,7 +243,7 @@ def test_null_replication_keys_are_counted_not_emitted():
     de.put("a", PAST)
     de.rows["a"]["modifieddate"] = ""
     de.put("b", PAST)
-    emitted, _, stats = run(de, {}, max_pages=1)
+    emitted, _, stats = run(de, {}, max_pages=3)
     assert emitted == ["b"]
     assert stats.null_replication_key == 1
 
@@ -252,18 +259,18 @@ def test_empty_de_makes_two_probe_requests_at_most():
 
 def test_full_mode_passes_are_capped_and_restart():
     de = make_de(25)
-    first, state, _ = run(de, {}, incremental=False, replication_key=None, max_pages=2)
+    first, state, _ = run(de, {}, incremental=False, replication_key=None, max_pages=4)
     assert len(first) == 20
     assert "replication_key_value" not in state
-    second, state, _ = run(de, state, incremental=False, replication_key=None, max_pages=2)
+    second, state, _ = run(de, state, incremental=False, replication_key=None, max_pages=4)
     assert len(second) == 5
     assert state == {}
-    third, _, _ = run(de, state, incremental=False, replication_key=None, max_pages=2)
+    third, _, _ = run(de, state, incremental=False, replication_key=None, max_pages=4)
     assert len(third) == 20
 
 
 def test_window_state_round_trip():
-    window = Window(PAST, SERVER_NOW, "server", 4, 100, "abc")
+    window = Window(PAST, SERVER_NOW, "server", 4, 100, "5e2bd30d65dbed19")
     assert Window.from_state(window.to_state()) == window
     assert window.to_state()["upper"] == "2024-05-08T21:00:00+00:00"
 
@@ -304,11 +311,13 @@ def test_rows_entering_a_past_window_are_reported(caplog):
 @pytest.mark.parametrize("filter_honoured", [True, False])
 def test_mass_deletion_between_runs_steps_back_far_enough(filter_honoured):
     de = make_de(100, filter_honoured=filter_honoured)
-    first, state, _ = run(de, {}, max_pages=5)
+    # 5 data pages (+ 4 boundary probes and a second $filter probe client-side)
+    budget = 7 if filter_honoured else 12
+    first, state, _ = run(de, {}, max_pages=budget)
     assert state["window"]["next_page"] == 6
     for pk in sorted(de.rows)[:45]:
         de.delete(pk)
-    second, state, stats = run(de, state, max_pages=20)
+    second, state, stats = run(de, state, max_pages=40)
     assert stats.step_backs >= 1
     assert set(de.rows) <= set(first + second)
 
@@ -330,7 +339,7 @@ def test_client_mode_deletions_masked_by_inserts_between_runs(order_honoured):
 @pytest.mark.parametrize("deleted", [0, 15])
 def test_changing_page_size_between_runs_never_skips(old, new, deleted, filter_honoured):
     de = make_de(100, filter_honoured=filter_honoured)
-    first, state, _ = run(de, {}, page_size=old, max_pages=2)
+    first, state, _ = run(de, {}, page_size=old, max_pages=5)
     assert state["window"]["page_size"] == old
     for pk in sorted(de.rows)[:deleted]:  # rows behind the cursor vanish between runs
         de.delete(pk)
@@ -378,17 +387,290 @@ def test_unusable_state_is_refused_with_the_fix(state):
 
 def test_client_mode_shift_beyond_the_budget_restarts_the_window(caplog):
     de = make_de(100, filter_honoured=False, order_honoured=False)
-    first, state, _ = run(de, {}, max_pages=5)
+    first, state, _ = run(de, {}, max_pages=11)  # 5 data pages, 4 boundary probes
     for pk in sorted(de.rows)[:45]:  # the last row read moves 4.5 pages back ...
         de.delete(pk)
     for i in range(45):  # ... and the count does not move
         de.put(f"z{i:03d}", PAST)
     with caplog.at_level(logging.WARNING):
-        second, state, _ = run(de, state, max_pages=2)  # too few pages to walk back that far
+        second, state, _ = run(de, state, max_pages=5)  # too few pages to walk back that far
     assert "starts over from page 1" in caplog.text
     assert state["window"]["next_page"] == 1
     later = []
     for _ in range(5):
-        emitted, state, _ = run(de, state, max_pages=5)
+        emitted, state, _ = run(de, state, max_pages=12)
         later += emitted
     assert set(de.rows) <= set(first + second + later)
+
+
+def _faulty(de, fault, *, pages=(3,), times=None):
+    """Wrap ``de.fetch`` so data pages in ``pages`` are answered by ``fault(page)``."""
+    real_fetch, fired = de.fetch, []
+
+    def fetch(*, page, page_size, **kwargs):
+        result = real_fetch(page=page, page_size=page_size, **kwargs)
+        if page_size > 1 and page in pages and (times is None or len(fired) < times):
+            fired.append(page)
+            return fault(result, page_size)
+        return result
+
+    de.fetch = fetch
+    return fired
+
+
+def _empty_but_more(result, _size):
+    return dataclasses.replace(result, items=[], has_next=True)
+
+
+def _empty_with_count(result, _size):
+    return dataclasses.replace(result, items=[], has_next=False)
+
+
+def _count_jump(result, _size):
+    return dataclasses.replace(result, count=result.count + 500, has_next=False)
+
+
+def _longer(result, size):
+    return dataclasses.replace(result, items=result.items + result.items[: size // 2])
+
+
+FAULTS = [_empty_but_more, _empty_with_count, _count_jump, _longer]
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+@pytest.mark.parametrize("fault", FAULTS)
+def test_inconsistent_page_is_retried_not_taken_as_the_end(fault, filter_honoured):
+    de = make_de(60, filter_honoured=filter_honoured)
+    fired = _faulty(de, fault, times=1)
+    emitted, state, _ = run(de, {}, max_pages=30)
+    assert fired == [3]
+    assert set(emitted) == set(de.rows)
+    assert "window" not in state
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (_empty_but_more, r"served no rows on page 3 but a link to a next page"),
+        (_empty_with_count, r"served no rows on page 3 although count=60"),
+        (_count_jump, r"served rows up to 30 on its last page but count=560"),
+        (_longer, r"served 15 rows for \$pageSize=10"),
+    ],
+)
+def test_persistently_inconsistent_page_fails_the_run_naming_what_sfmc_did(fault, message):
+    de = make_de(60)
+    _faulty(de, fault)
+    state = {}
+
+    def collect():
+        for batch in WindowSync(
+            rowset=de, plan=plan(max_pages=30), replication_value=_rk, convert=_convert,
+            state={}, logger=LOG,
+        ).run():  # fmt: skip
+            if batch.state is not None:
+                state.update(batch.state)
+
+    with pytest.raises(SfmcApiError, match=message + r".*\(3 times in a row\)"):
+        collect()
+    assert state["window"]["next_page"] == 3  # the cursor stays at the last complete page
+    assert "replication_key_value" not in state
+
+
+def _rk(item):
+    raw = item["values"]["modifieddate"]
+    return parse_sfmc_datetime(raw, CST) if raw else None
+
+
+def _convert(item):
+    return {"id": item["keys"]["id"]}
+
+
+def test_a_bookmark_always_wins_over_a_moving_start_date():
+    de = make_de(0)
+    de.put("a", PAST)
+    _, state, _ = run(de, {}, start_date=PAST - dt.timedelta(days=1))
+    bookmark = dt.datetime.fromisoformat(state["replication_key_value"])
+    de.now += dt.timedelta(minutes=1)
+    de.put("b", bookmark + dt.timedelta(seconds=10))  # changed after the bookmark ...
+    # ... and a relative start_date ("today") has since moved past it.
+    emitted, _, _ = run(de, state, start_date=bookmark + dt.timedelta(seconds=30))
+    assert emitted == ["b"]
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_every_rowset_request_counts_toward_the_budget(filter_honoured):
+    de = make_de(200, filter_honoured=filter_honoured, order_honoured=False)
+    state = {}
+    for budget in (3, 4, 7, 12):
+        before = len(de.requests)
+        _, state, stats = run(de, state, max_pages=budget)
+        assert len(de.requests) - before <= budget
+        assert stats.data_pages + stats.probe_requests == len(de.requests) - before
+
+
+def test_a_quiet_run_costs_at_most_three_requests_when_the_server_filters():
+    de = make_de(250)
+    _, state, _ = run(de, {}, max_pages=50)
+    for _ in range(3):
+        before = len(de.requests)
+        emitted, state, _ = run(de, state, max_pages=50)
+        assert emitted == []
+        assert len(de.requests) - before <= 3
+
+
+def test_a_completed_window_never_chains_empty_follow_ups():
+    de = make_de(250)
+    emitted, state, stats = run(de, {}, max_pages=50)
+    assert len(emitted) == 250
+    # 2 probes + 25 pages + at most one (empty) follow-up window.
+    assert len(de.requests) <= 2 + 25 + 1
+    assert stats.windows_completed <= 2
+    assert "window" not in state
+
+
+def test_budget_end_reports_the_backlog(caplog):
+    de = make_de(100)
+    with caplog.at_level(logging.INFO):
+        _, _, stats = run(de, {}, max_pages=5)
+    assert stats.backlog == 70
+    assert "backlog remains: about 70 rows; the next run continues" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"replication_key_value": "2030-01-01T00:00:00+00:00"}, "bookmark .* lies after"),
+        (
+            {"window": {"lower": None, "upper": "2030-01-01T00:00:00+00:00", "mode": "server"}},
+            "window ends at .* after SFMC's clock",
+        ),
+        (
+            {
+                "replication_key_value": "2024-05-01T00:00:00+00:00",
+                "window": {"lower": "2024-05-02T00:00:00+00:00", "upper": None, "mode": "server"},
+            },
+            "window starts after its bookmark",
+        ),
+    ],
+)
+def test_future_or_foreign_state_is_refused_with_the_fix(state, problem):
+    with pytest.raises(SfmcConfigError, match=problem + r".*meltano state clear"):
+        run(make_de(5), state)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"upper": "2024-05-08T21:00:00+00:00", "mode": "sideways"},
+        {"upper": "2024-05-08T21:00:00+00:00", "mode": "client", "boundary": "Jane Doe"},
+        "page 3",
+    ],
+)
+def test_corrupt_window_is_refused_with_the_fix(window):
+    with pytest.raises(SfmcConfigError, match="meltano state clear"):
+        run(make_de(5), {"window": window})
+
+
+def test_lookback_reads_late_commits_and_skips_rows_already_emitted():
+    de = FakeDE()
+    for pk in ("a", "b", "c"):
+        de.put(pk, SERVER_NOW - dt.timedelta(seconds=30))
+    first, state, _ = run(de, {}, lookback_seconds=300)
+    assert sorted(first) == ["a", "b", "c"]
+    assert len(state["recent"]) == 3  # digests only, never values
+    assert all(len(k) == 16 for k in state["recent"])
+    bookmark = dt.datetime.fromisoformat(state["replication_key_value"])
+    # An import stamped a minute before the bookmark commits only now.
+    de.put("late", bookmark - dt.timedelta(seconds=60))
+    de.touch("b")  # and a real update of an emitted row
+    second, state, stats = run(de, state, lookback_seconds=300)
+    assert sorted(second) == ["b", "late"]
+    assert stats.already_emitted == 2  # a and c re-read, recognised
+    de.now += dt.timedelta(seconds=5)
+    before = len(de.requests)
+    third, _, stats = run(de, state, lookback_seconds=300)
+    assert third == []
+    assert stats.already_emitted == 4
+    assert len(de.requests) - before <= 3  # the lookback rows fit the one window page
+
+
+def test_lookback_memory_is_bounded_and_forgets_what_no_lookback_reaches():
+    de = FakeDE()
+    for i in range(40):
+        de.put(f"r{i}", SERVER_NOW - dt.timedelta(seconds=400 - i * 10))
+    _, state, _ = run(de, {}, lookback_seconds=120, max_pages=20)
+    # Only rows within 120 s of the bookmark are remembered.
+    bookmark = dt.datetime.fromisoformat(state["replication_key_value"])
+    reachable = [
+        pk
+        for pk, row in de.rows.items()
+        if parse_sfmc_datetime(row["modifieddate"], CST) >= bookmark - dt.timedelta(seconds=120)
+    ]
+    assert len(state["recent"]) == len(reachable) < 40
+
+
+def test_a_server_reading_literals_as_utc_is_caught_and_iso_literals_proved():
+    de = make_de(60)
+    de.literal_tz = dt.UTC  # '5/7/2024 3:00:00 PM' read 6 hours off
+    emitted, state, stats = run(de, {}, max_pages=20)
+    assert stats.mode == "server"
+    assert state["capabilities"]["literal"] == "iso-utc"
+    assert set(emitted) == set(de.rows)
+    data = [r for r in de.requests if r["page_size"] == 10]
+    assert data[0]["filter"].startswith("ModifiedDate lt '2024-05-08T")
+    assert data[0]["filter"].endswith("Z'")
+    # Quiet runs reuse the verdict: count probe + one window page.
+    before = len(de.requests)
+    assert run(de, state, max_pages=20)[0] == []
+    assert len(de.requests) - before <= 3
+
+
+def test_no_literal_form_proved_falls_back_to_client_filtering():
+    de = make_de(30)
+    de.literal_tz = dt.timezone(dt.timedelta(hours=5))  # misreads both naive forms ...
+
+    def no_iso(de_, request):  # ... and refuses ISO literals
+        if request["filter"] and "Z'" in request["filter"]:
+            raise SfmcApiError("bad $filter", SimpleNamespace(status_code=400))
+
+    de.hooks.append(no_iso)
+    emitted, state, stats = run(de, {}, max_pages=20)
+    assert stats.mode == "client"
+    assert state["capabilities"]["mode"] == "client"
+    assert set(emitted) == set(de.rows)
+
+
+def test_verdict_is_rechecked_after_a_day():
+    de = make_de(30)
+    _, state, _ = run(de, {}, max_pages=20)
+    probes = lambda: [r for r in de.requests if r["filter"] and "3:00:01 PM" in r["filter"]]  # noqa: E731
+    assert len(probes()) == 1
+    run(de, state, max_pages=20)
+    assert len(probes()) == 1  # reused
+    de.now += dt.timedelta(days=1, seconds=5)
+    run(de, state, max_pages=20)
+    assert len(probes()) == 2  # checked again
+
+
+def test_unstable_default_order_fails_with_the_reason():
+    de = make_de(60, order_honoured=False)
+    real_matching = de.matching
+    flip = []
+
+    def reshuffled(filter_expr):  # a new order on every request
+        flip.append(1)
+        rows = real_matching(filter_expr)
+        k = len(flip) % len(rows) if rows else 0
+        return rows[k:] + rows[:k]
+
+    de.matching = reshuffled
+    with pytest.raises(SfmcApiError, match="different order on every request"):
+        run(de, {}, max_pages=20, order_by=None)
+
+
+@pytest.mark.parametrize("filter_honoured", [True, False])
+def test_stable_default_order_is_judged_once_and_paged(filter_honoured):
+    de = make_de(60, filter_honoured=filter_honoured, order_honoured=False)
+    emitted, state, _ = run(de, {}, max_pages=30, order_by=None)
+    assert state["capabilities"]["order"] == "stable"
+    assert set(emitted) == set(de.rows)

@@ -3,14 +3,16 @@
 - 2xx: parsed into :class:`UpsertResponse` (a 200 can still carry per-user failures); a
   2xx whose body is not an upsert result is :class:`InsiderRequestFailedError`, because it
   does not prove that anything was stored.
-- Retried with exponential backoff and jitter: 429 (honouring ``Retry-After``), 5xx,
-  403 "Request Limit Exceeded", timeouts and dropped connections.
+- Retried with exponential backoff and jitter, within a time budget per request: 429
+  (honouring ``Retry-After``), 5xx, 403 "Request Limit Exceeded", timeouts, dropped
+  connections and DNS failures.
 - 401 / other 403 ("Access Denied") / 400 "Partner is invalid.": :class:`InsiderAuthError`,
   never retried.
 - 400 / 413 / 422: :class:`InsiderBadRequestError`, never retried; ``too_large`` tells the
   caller to split the request and send the halves.
 - Other 4xx (e.g. 404 for a wrong ``api_base_url``): :class:`InsiderConfigError`.
-- Retries exhausted: :class:`InsiderRequestFailedError`.
+- Not delivered (retries or budget exhausted, a 2xx without Insider's counts, a request
+  that cannot be sent): :class:`InsiderRequestFailedError`, whose ``reason`` says why.
 
 Headers (which carry the API key) are never logged or put into exception messages.
 """
@@ -25,10 +27,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from target_insider_one.settlement import Undelivered
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,18 +90,22 @@ class InsiderBadRequestError(InsiderError):
 
 
 class InsiderRequestFailedError(InsiderError):
-    """The request still failed after all retries."""
+    """The request was not delivered: whether Insider stored its users is unknown."""
 
-    def __init__(self, message: str, status: int | None, attempts: int) -> None:
+    def __init__(
+        self, message: str, status: int | None, attempts: int, reason: Undelivered
+    ) -> None:
         """Create the error.
 
         Args:
             message: Last failure.
             status: Last HTTP status, if any.
             attempts: Attempts made.
+            reason: Why it was not delivered.
         """
         super().__init__(message, status)
         self.attempts = attempts
+        self.reason = reason
 
 
 @dataclass
@@ -117,8 +126,9 @@ def parse_upsert_response(status: int, text: str) -> UpsertResponse | None:
         text: Response body.
 
     Returns:
-        The parsed response, or None when the body is not an upsert result (e.g. an HTML
-        page from a proxy): such a 2xx does not prove that anything was stored.
+        The parsed response, or None when the body is not an upsert result with Insider's
+        counts (e.g. an HTML page from a proxy, or ``{"data": {}}``): such a 2xx does not
+        prove that anything was stored.
     """
     try:
         body = json.loads(text)
@@ -137,13 +147,20 @@ def parse_upsert_response(status: int, text: str) -> UpsertResponse | None:
                 parsed_errors[str(key)] = [str(m) for m in messages]
             else:
                 parsed_errors[str(key)] = [str(messages)]
-    count = fail.get("count", 0) if isinstance(fail, dict) else 0
+    count = fail.get("count") if isinstance(fail, dict) else None
+    ok = successful.get("count") if isinstance(successful, dict) else None
+    if not _is_count(ok) and not _is_count(count):
+        return None
     return UpsertResponse(
         status=status,
-        successful=successful.get("count") if isinstance(successful, dict) else None,
-        fail_count=int(count) if isinstance(count, int | float) else 0,
+        successful=int(ok) if _is_count(ok) else None,
+        fail_count=int(count) if _is_count(count) else 0,
         errors=parsed_errors,
     )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def error_message(response: requests.Response) -> str:
@@ -206,8 +223,11 @@ class InsiderClient:
         backoff_base_seconds: float,
         backoff_max_seconds: float,
         stats: RunStats,
+        retry_budget_seconds: float | None = None,
         pool_size: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
+        sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create the client.
 
@@ -220,8 +240,12 @@ class InsiderClient:
             backoff_base_seconds: First backoff delay.
             backoff_max_seconds: Longest backoff delay.
             stats: Run statistics (requests, retries).
+            retry_budget_seconds: No retry starts later than this after the first attempt
+                (None: only ``max_retries`` limits retrying).
             pool_size: HTTP connection pool size per thread.
-            sleep: Sleep function (tests replace it).
+            stop: Set when the run stops: requests still retrying give up at once.
+            sleep: Sleep function (tests replace it; by default a wait on ``stop``).
+            clock: Monotonic clock (tests replace it).
         """
         self.upsert_url = upsert_url
         self.partner_name = partner_name
@@ -237,8 +261,11 @@ class InsiderClient:
         self.backoff_base = backoff_base_seconds
         self.backoff_max = backoff_max_seconds
         self.stats = stats
+        self.retry_budget = retry_budget_seconds
         self._pool_size = pool_size
-        self._sleep = sleep
+        self._stop = stop or threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._clock = clock
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -269,6 +296,19 @@ class InsiderClient:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
+
+    def post_once(self, url: str, payload: dict[str, Any], *, timeout: float) -> requests.Response:
+        """POST a JSON payload once, with the credentials, no retries (start-up check).
+
+        Args:
+            url: Full URL.
+            payload: JSON body.
+            timeout: Seconds (connect and read).
+
+        Returns:
+            The response, whatever its status.
+        """
+        return self._session().post(url, json=payload, headers=self._headers, timeout=timeout)
 
     def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before retry number ``attempt`` (1-based).
@@ -302,15 +342,17 @@ class InsiderClient:
             InsiderAuthError: Credentials rejected.
             InsiderConfigError: Endpoint not found or method not allowed.
             InsiderBadRequestError: Body refused (400/413/422).
-            InsiderRequestFailedError: Retries exhausted, or a 2xx that is not an upsert
-                result.
+            InsiderRequestFailedError: Not delivered: retries or their time budget
+                exhausted, a 2xx without Insider's counts, or a request that cannot be sent.
         """
         attempt = 0
+        started = self._clock()
         while True:
             attempt += 1
             self.stats.add(requests_sent=1)
             retry_after: float | None = None
             status: int | None = None
+            reason = Undelivered.CONNECTION_ERROR
             try:
                 response = self._session().post(
                     self.upsert_url, data=body, headers=self._headers, timeout=self.timeout
@@ -322,10 +364,15 @@ class InsiderClient:
                 requests.exceptions.ContentDecodingError,
             ) as exc:
                 problem = f"{type(exc).__name__} (no response)"
+                if isinstance(exc, requests.Timeout):
+                    reason = Undelivered.TIMEOUT
             except requests.RequestException as exc:
                 # Not transient (e.g. invalid URL or too many redirects): do not retry.
                 raise InsiderRequestFailedError(
-                    f"{type(exc).__name__}: request could not be sent", None, attempt
+                    f"{type(exc).__name__}: request could not be sent",
+                    None,
+                    attempt,
+                    Undelivered.CANNOT_SEND,
                 ) from None
             else:
                 status = response.status_code
@@ -334,11 +381,12 @@ class InsiderClient:
                     if parsed is None:
                         # Not retried: a retry would most likely get the same page.
                         raise InsiderRequestFailedError(
-                            f"HTTP {status} without Insider's upsert result "
+                            f"HTTP {status} without Insider's upsert counts "
                             f"({error_message(response)}); "
                             "whether these users were stored is unknown: check api_base_url",
                             status,
                             attempt,
+                            Undelivered.UNCONFIRMED,
                         )
                     return parsed
                 message = error_message(response)
@@ -346,6 +394,11 @@ class InsiderClient:
                 lowered = message.lower()
                 if status == 429 or status >= 500 or (status == 403 and "limit" in lowered):  # noqa: PLR2004
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    reason = (
+                        Undelivered.SERVER_ERROR
+                        if status >= HTTPStatus.INTERNAL_SERVER_ERROR
+                        else Undelivered.RATE_LIMITED
+                    )
                 elif status in {401, 403} or (status == 400 and "partner is invalid" in lowered):  # noqa: PLR2004
                     # Insider's error page lists 400 "Partner is invalid." for a wrong
                     # partner name: a credentials failure, not a bad body to dead-letter.
@@ -359,20 +412,50 @@ class InsiderClient:
                         "check api_base_url",
                         status,
                     )
-            if attempt > self.max_retries:
-                raise InsiderRequestFailedError(
-                    f"{problem}; gave up after {attempt} attempts", status, attempt
-                )
-            delay = self.backoff_delay(attempt, retry_after)
-            self.stats.add(retries=1)
-            LOGGER.warning(
-                "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
+            failure = InsiderRequestFailedError(problem, status, attempt, reason)
+            self._wait_before_retry(failure, started, retry_after)
+
+    def _wait_before_retry(
+        self, failure: InsiderRequestFailedError, started: float, retry_after: float | None
+    ) -> None:
+        """Sleep before the next attempt, or give up.
+
+        Args:
+            failure: The attempt that just failed, as it would be reported.
+            started: When the first attempt started (``clock`` time).
+            retry_after: Seconds the server asked for, if any.
+
+        Raises:
+            InsiderRequestFailedError: Retries or their budget exhausted, or the run stopped.
+        """
+        attempt = failure.attempts
+        delay = self.backoff_delay(attempt, retry_after)
+        elapsed = self._clock() - started
+        if attempt > self.max_retries or (
+            self.retry_budget is not None and elapsed + delay > self.retry_budget
+        ):
+            raise InsiderRequestFailedError(
+                f"{failure.message}; gave up after {attempt} attempts in {elapsed:.0f}s",
+                failure.status,
                 attempt,
-                self.max_retries + 1,
-                problem,
-                delay,
+                failure.reason,
             )
-            self._sleep(delay)
+        self.stats.add(retries=1)
+        LOGGER.warning(
+            "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
+            attempt,
+            self.max_retries + 1,
+            failure.message,
+            delay,
+        )
+        self._sleep(delay)
+        if self._stop.is_set():
+            raise InsiderRequestFailedError(
+                f"{failure.message}; the run stopped while it was being retried",
+                failure.status,
+                attempt,
+                Undelivered.RUN_STOPPED,
+            )
 
     def _auth_message(self, status: int, message: str) -> str:
         return (

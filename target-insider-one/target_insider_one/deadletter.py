@@ -1,4 +1,4 @@
-"""Dead-letter file: one JSON line per record that was not delivered.
+r"""Dead-letter file: one JSON line per record that was not delivered.
 
 Line format::
 
@@ -6,26 +6,50 @@ Line format::
      "record": {...source record...}, "details": {...}, "batch_id": "...",
      "run_id": "...", "at": "2026-11-29T18:00:00Z"}
 
-The file is created on the first dead letter and appended to; it is flushed and fsynced
-before a batch is reported settled, so STATE never runs ahead of it. Secrets are never
-written: the record is the source record, and the API key is redacted from every line as
-a last line of defence.
+The file is created on the first dead letter (mode 0600: it holds whole records) and
+appended to; it is flushed and fsynced before a batch is reported settled, so STATE never
+runs ahead of it. Secrets are never written: the record is the source record, and the API
+key is redacted from every line as a last line of defence.
+
+Every line is valid UTF-8 JSON whatever the record holds: lone surrogates (and U+2028 /
+U+2029) are written as ``\\uXXXX`` escapes, NaN and infinities as strings, values JSON
+cannot hold (integers beyond Python's 4,300-digit limit, nesting deeper than
+``MAX_DEPTH``) as a short description.
+
+A dead letter whose (stream, reason, record) is already in the file is not written again
+(a rerun of the same input adds nothing): the digests of the last ``REMEMBERED_LETTERS``
+lines (read from at most the last ``TAIL_BYTES`` of the file) and of this run's lines are
+kept, so memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import hashlib
 import json
+import logging
+import math
 import os
 import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from target_insider_one.text import safe_json_line
+
 if TYPE_CHECKING:
     from pathlib import Path
 
+LOGGER = logging.getLogger("target_insider_one.deadletter")
+FILE_MODE = 0o600
+MAX_DEPTH = 100
+REMEMBERED_LETTERS = 100_000  # about 10 MB of digests
+TAIL_BYTES = 64 * 1024 * 1024
+_MAX_INT_BITS = 14_000  # about 4,200 decimal digits: below int's str() limit (4,300)
+_MAX_DECIMAL_EXPONENT = 4_000
 
-def json_default(value: object) -> Any:
+
+def json_default(value: object) -> Any:  # noqa: PLR0911 - one case per type
     """JSON fallback for values found in source records.
 
     Args:
@@ -35,9 +59,11 @@ def json_default(value: object) -> Any:
         A serialisable equivalent.
     """
     if isinstance(value, Decimal):
-        if value.is_finite() and value == value.to_integral_value():
+        if not value.is_finite() or abs(value.adjusted()) > _MAX_DECIMAL_EXPONENT:
+            return str(value)  # exact, and never a huge int() or an infinite float
+        if value == value.to_integral_value():
             return int(value)
-        return float(value) if value.is_finite() else str(value)
+        return float(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -45,6 +71,88 @@ def json_default(value: object) -> Any:
     if isinstance(value, set | tuple):
         return list(value)
     return str(value)
+
+
+def _jsonable(value: object, depth: int = 0) -> Any:  # noqa: PLR0911 - one case per type
+    """A copy of ``value`` that ``json.dumps(allow_nan=False)`` always accepts.
+
+    Only used when the fast path failed, so it may be slow.
+    """
+    if depth > MAX_DEPTH:
+        return f"<nested deeper than {MAX_DEPTH} levels>"
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return value if bits <= _MAX_INT_BITS else f"<integer of {bits} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v, depth + 1) for v in value]
+    return _jsonable(json_default(value), depth + 1)
+
+
+def encode_line(entry: dict[str, Any]) -> str:
+    """Encode one object as a JSONL line that any UTF-8 JSON reader can read.
+
+    Args:
+        entry: The object.
+
+    Returns:
+        Compact JSON, without a newline.
+    """
+    try:
+        text = json.dumps(
+            entry,
+            default=json_default,
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+        )
+    except (ValueError, TypeError, RecursionError):
+        text = json.dumps(_jsonable(entry), ensure_ascii=False, separators=(",", ":"))
+    return safe_json_line(text)
+
+
+def letter_digest(entry: dict[str, Any]) -> bytes:
+    """What makes two dead letters the same: stream, reason and record.
+
+    Args:
+        entry: A dead letter as read back from its line.
+
+    Returns:
+        A 16-byte digest.
+    """
+    key = json.dumps(
+        [entry.get("stream"), entry.get("reason"), entry.get("record")],
+        sort_keys=True,
+        ensure_ascii=True,
+        separators=(",", ":"),
+    )
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def open_private(path: Path) -> Any:
+    """Open a file for appending, readable by its owner only.
+
+    New files are created 0600 whatever the umask; an existing file is narrowed to 0600
+    too, because what is appended now holds whole records.
+
+    Args:
+        path: The file (parent directories are created).
+
+    Returns:
+        A text file object (UTF-8).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError as exc:  # e.g. someone else's file on a shared volume: still usable
+        LOGGER.warning("Could not restrict %s to mode 0600: %s", path, exc.strerror)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 class JsonlWriter:
@@ -65,9 +173,21 @@ class JsonlWriter:
 
     def _open(self) -> Any:
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = open_private(self.path)
         return self._file
+
+    def redacted(self, line: str) -> str:
+        """The line with every secret replaced by ``***``.
+
+        Args:
+            line: A line.
+
+        Returns:
+            The redacted line.
+        """
+        for secret in self._redact:
+            line = line.replace(secret, "***")
+        return line
 
     def write_line(self, line: str) -> None:
         """Append one line (a newline is added).
@@ -75,8 +195,7 @@ class JsonlWriter:
         Args:
             line: A single-line string.
         """
-        for secret in self._redact:
-            line = line.replace(secret, "***")
+        line = self.redacted(line)
         with self._lock:
             self._open().write(line + "\n")
             self.lines += 1
@@ -88,12 +207,17 @@ class JsonlWriter:
                 self._file.flush()
                 os.fsync(self._file.fileno())
 
-    def flush_and_hold(self) -> None:
+    def flush_and_hold(self, timeout: float = -1) -> None:
         """Flush and fsync, then keep the lock so no thread writes again before the exit.
 
         For an immediate process exit: the file ends with whole lines only.
+
+        Args:
+            timeout: Give up (without flushing) when the lock is not free by then; for a
+                signal handler whose own thread may hold it.
         """
-        self._lock.acquire()
+        if not self._lock.acquire(timeout=timeout):
+            return
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -108,7 +232,7 @@ class JsonlWriter:
 
 
 class DeadLetterWriter(JsonlWriter):
-    """Writes dead letters."""
+    """Writes dead letters, each (stream, reason, record) once per file."""
 
     def __init__(self, path: Path, run_id: str, redact: tuple[str, ...] = ()) -> None:
         """Create the writer.
@@ -120,6 +244,35 @@ class DeadLetterWriter(JsonlWriter):
         """
         super().__init__(path, redact)
         self.run_id = run_id
+        self.duplicates = 0
+        self._seen: set[bytes] | None = None
+        self._order: collections.deque[bytes] = collections.deque()
+
+    def _remember(self, digest: bytes) -> None:
+        assert self._seen is not None  # noqa: S101 - loaded first by the caller
+        self._seen.add(digest)
+        self._order.append(digest)
+        if len(self._order) > REMEMBERED_LETTERS:
+            self._seen.discard(self._order.popleft())
+
+    def _load_seen(self) -> None:
+        """Remember the dead letters already at the end of the file."""
+        self._seen = set()
+        try:
+            with self.path.open("rb") as existing:
+                size = existing.seek(0, os.SEEK_END)
+                existing.seek(max(0, size - TAIL_BYTES))
+                if size > TAIL_BYTES:
+                    existing.readline()  # a partial line
+                for raw in existing:
+                    try:
+                        entry = json.loads(raw)
+                    except ValueError:
+                        continue  # a torn last line or a foreign line: nothing to dedupe
+                    if isinstance(entry, dict):
+                        self._remember(letter_digest(entry))
+        except FileNotFoundError:
+            return
 
     def write(
         self,
@@ -130,8 +283,8 @@ class DeadLetterWriter(JsonlWriter):
         record: dict[str, Any],
         details: dict[str, Any] | None = None,
         batch_id: str | None = None,
-    ) -> None:
-        """Dead-letter one record.
+    ) -> bool:
+        """Dead-letter one record, unless the file already holds it for the same reason.
 
         Args:
             reason: Reason code (see README).
@@ -140,6 +293,9 @@ class DeadLetterWriter(JsonlWriter):
             record: The source record as received (after stream maps).
             details: Extra structured information (issues, Insider error keys, status).
             batch_id: SDK batch id.
+
+        Returns:
+            Whether a line was written (False for a duplicate).
         """
         entry = {
             "reason": reason,
@@ -151,6 +307,26 @@ class DeadLetterWriter(JsonlWriter):
             "run_id": self.run_id,
             "at": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        self.write_line(
-            json.dumps(entry, default=json_default, ensure_ascii=False, separators=(",", ":"))
-        )
+        line = self.redacted(encode_line(entry))
+        digest = letter_digest(json.loads(line))  # the record exactly as a reader sees it
+        with self._lock:
+            if self._seen is None:
+                self._load_seen()
+            if digest in self._seen:  # type: ignore[operator]
+                self.duplicates += 1
+                return False
+            self._remember(digest)
+            self._open().write(line + "\n")
+            self.lines += 1
+        return True
+
+    def close(self) -> None:
+        """Flush and close; say how many dead letters were already in the file."""
+        super().close()
+        if self.duplicates:
+            LOGGER.info(
+                "%d dead letters were already in %s (same stream, reason and record) and "
+                "were not written again",
+                self.duplicates,
+                self.path,
+            )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue, validate_identifiers
 from target_insider_one.values import (
     InvalidValueError,
@@ -62,6 +63,7 @@ class UserMapper:
         self._fixed_custom: dict[str, Any] = {}
         for target, value in settings.fixed_values:
             converted = self._converter(target, None)(value)
+            check_unicode(converted)
             (self._fixed_custom if target.custom else self._fixed)[target.name] = converted
 
     def _converter(
@@ -113,6 +115,7 @@ class UserMapper:
                 continue
             try:
                 converted = convert(value)
+                check_unicode(converted)
             except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
                 reason = getattr(exc, "reason", "invalid_value")
                 message = getattr(exc, "message", "value could not be converted")

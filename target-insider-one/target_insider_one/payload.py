@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from target_insider_one.text import escape_line_breaks
+
 
 def serialize_user(user: dict[str, Any]) -> bytes:
     """Serialize one user exactly as it will appear in the request.
@@ -21,9 +23,14 @@ def serialize_user(user: dict[str, Any]) -> bytes:
         user: The user object.
 
     Returns:
-        Compact UTF-8 JSON.
+        Compact UTF-8 JSON, with U+0085/U+2028/U+2029 escaped (so a dry-run file, which holds
+        the exact bodies, never breaks a line-based reader).
+
+    Raises:
+        UnicodeEncodeError: If a string is not valid Unicode (mapping rejects those first).
     """
-    return json.dumps(user, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    text = json.dumps(user, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return escape_line_breaks(text).encode()
 
 
 def body_prefix(skip_hook: bool, not_append: bool = False) -> bytes:

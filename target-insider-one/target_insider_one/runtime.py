@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
+from target_insider_one.settlement import Ledger, Undelivered
 from target_insider_one.summary import RunStats, log_summary
 
 if TYPE_CHECKING:
@@ -22,6 +23,17 @@ MIN_REDACTED_LENGTH = 6
 
 class InsiderFatalError(InsiderError):
     """Stops the run: fast-fail, rejected credentials or a wrong endpoint."""
+
+    def __init__(self, message: str, status: int | None = None, exit_code: int = 1) -> None:
+        """Create the error.
+
+        Args:
+            message: Why the run stops (never contains credentials).
+            status: HTTP status, if a response was received.
+            exit_code: The process exit code (see :class:`~.settlement.ExitCode`).
+        """
+        super().__init__(message, status)
+        self.exit_code = exit_code
 
 
 class RedactingFilter(logging.Filter):
@@ -70,12 +82,13 @@ class Runtime:
         self.settings = settings
         self.logger = logger
         self.stats = RunStats()
+        self.ledger = Ledger()
         self.run_id = uuid.uuid4().hex[:12]
         self.finished = False
-        self.batches_in_flight = 0
         # Set by the first sink that stops the run; the other sinks (drained in parallel,
         # sharing the pool) then send nothing more and stop too.
         self.fatal: InsiderError | None = None
+        self.stopping = threading.Event()  # wakes requests sleeping between retries
         self._lock = threading.Lock()
         self._filter = RedactingFilter((settings.api_key,))
         self._filtered: list[logging.Handler | logging.Logger] = [
@@ -84,16 +97,6 @@ class Runtime:
         ]
         for item in self._filtered:
             item.addFilter(self._filter)
-
-    def batch_started(self) -> None:
-        """Note that a sink is delivering a batch."""
-        with self._lock:
-            self.batches_in_flight += 1
-
-    def batch_ended(self) -> None:
-        """Note that a sink's batch has settled (or failed)."""
-        with self._lock:
-            self.batches_in_flight -= 1
 
     def submit(self, body: bytes) -> Future[UpsertResponse] | None:
         """Start an upsert in the pool, unless a sink has stopped the run.
@@ -107,13 +110,14 @@ class Runtime:
             return self.executor.submit(self.client.upsert, body)
 
     def stop(self, error: InsiderError) -> None:
-        """Stop the run: every sink sends nothing more.
+        """Stop the run: nothing more is sent, and requests being retried give up.
 
         Args:
             error: Why (the first error wins).
         """
         with self._lock:
             self.fatal = self.fatal or error
+        self.stopping.set()
 
     @cached_property
     def client(self) -> InsiderClient:
@@ -125,10 +129,12 @@ class Runtime:
             api_key=s.api_key,
             timeout=s.request_timeout,
             max_retries=s.max_retries,
+            retry_budget_seconds=s.retry_budget_seconds,
             backoff_base_seconds=s.backoff_base_seconds,
             backoff_max_seconds=s.backoff_max_seconds,
             stats=self.stats,
             pool_size=s.max_concurrent_requests,
+            stop=self.stopping,
         )
 
     @cached_property
@@ -146,17 +152,33 @@ class Runtime:
             self.settings.dead_letter_path, self.run_id, redact=(self.settings.api_key,)
         )
 
-    def flush_dead_letters(self, *, hold: bool = False) -> None:
-        """Flush and fsync the dead-letter file, if one was opened.
+    def flush_dead_letters(self) -> None:
+        """Flush and fsync the dead-letter file, if one was opened."""
+        if "dead_letters" in self.__dict__:  # a cached_property that was used
+            self.dead_letters.flush()
+
+    def abandon(self, signum: int) -> None:
+        """Prepare an immediate exit on a signal, from the signal handler.
+
+        The main thread may hold any lock at this moment, so nothing here waits for one:
+        the dead-letter file is flushed only if its lock is free within a second (every
+        dead letter before the last emitted STATE was flushed before that STATE anyway).
 
         Args:
-            hold: Keep it locked afterwards (right before an immediate process exit).
+            signum: The signal received.
         """
-        if "dead_letters" in self.__dict__:  # a cached_property that was used
-            if hold:
-                self.dead_letters.flush_and_hold()
-            else:
-                self.dead_letters.flush()
+        if "dead_letters" in self.__dict__:
+            self.dead_letters.flush_and_hold(timeout=1.0)
+        counts = self.stats.counts  # read without its lock: the main thread may hold it
+        self.logger.warning(
+            "Received signal %d: stopping now, without draining and without further STATE "
+            "(%d records received, %d upserted, %d dead-lettered); the last STATE emitted "
+            "covers only settled records, so the next run re-sends the rest",
+            signum,
+            counts["records_received"],
+            counts["users_upserted"],
+            counts["records_dead_lettered"],
+        )
 
     @cached_property
     def dry_run_writer(self) -> JsonlWriter:
@@ -167,7 +189,7 @@ class Runtime:
         """Close resources and log the summary (once).
 
         Args:
-            status: ``succeeded`` or ``failed``.
+            status: ``succeeded``, ``incomplete``, ``too_many_dead_letters`` or ``failed``.
             error: Why the run stopped, logged last (still through the redacting filter).
         """
         with self._lock:
@@ -181,7 +203,7 @@ class Runtime:
         dead_letter_path = None
         if "dead_letters" in self.__dict__:
             self.dead_letters.close()
-            if self.dead_letters.lines:
+            if self.dead_letters.lines or self.dead_letters.duplicates:
                 dead_letter_path = str(self.dead_letters.path)
         if "dry_run_writer" in self.__dict__:
             self.dry_run_writer.close()
@@ -191,14 +213,20 @@ class Runtime:
                 self.settings.dry_run_path,
             )
         counts = self.stats.as_dict()
-        settled = counts["records_dead_lettered"] + (
-            counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"]
+        accounted = (
+            counts["records_dead_lettered"]
+            + counts["records_undelivered"]
+            + (counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"])
         )
-        if status == "succeeded" and settled != counts["records_received"]:
+        if status == "failed" and accounted < counts["records_received"]:
+            # Records still buffered, or in the request that stopped the run.
+            self.stats.undelivered(Undelivered.RUN_STOPPED, counts["records_received"] - accounted)
+        elif accounted != counts["records_received"]:
             self.logger.warning(
-                "Accounting mismatch: %d records received but %d upserted or dead-lettered",
+                "Accounting mismatch: %d records received but %d upserted, dead-lettered or "
+                "not delivered",
                 counts["records_received"],
-                settled,
+                accounted,
             )
         log_summary(
             self.logger,

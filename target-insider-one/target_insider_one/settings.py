@@ -23,6 +23,11 @@ UPSERT_PATH = "/api/user/v1/upsert"
 MAX_USERS_PER_REQUEST = 1000
 MAX_REQUEST_BYTES = 5_000_000
 MAX_CONCURRENT_REQUESTS = 16
+# Retrying: sized for a real 429 storm or a short outage (the schema holds these facts).
+DEFAULT_MAX_RETRIES = 20
+MAX_RETRIES_LIMIT = 100
+DEFAULT_RETRY_BUDGET_SECONDS = 300
+MAX_RETRY_BUDGET_SECONDS = 3600
 
 IDENTIFIER_TYPES = ("email", "phone_number", "uuid", "custom")
 INVALID_IDENTIFIER_POLICIES = ("skip_identifier", "skip_record")
@@ -134,10 +139,14 @@ class Settings:
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_concurrent_requests: int = 4
     request_timeout: float = 60.0
-    max_retries: int = 5
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
+    max_dead_letters: int | None = None
+    max_dead_letter_percent: float | None = None
     dry_run: bool = False
+    preflight: bool = True
     dry_run_path: Path = Path("output/dry-run/insider.jsonl")
     dead_letter_path: Path = Path("output/dead-letters/insider.jsonl")
 
@@ -310,6 +319,11 @@ def _bounded(
     return number
 
 
+def _optional(config: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = config.get(key)
+    return None if value is None else kind(value)
+
+
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the configuration beyond what JSON schema can express.
 
@@ -414,14 +428,35 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         request_timeout=_bounded(
             config, "request_timeout", default=60.0, low=0.1, high=3600, errors=errors
         ),
-        max_retries=int(_bounded(config, "max_retries", default=5, low=0, high=20, errors=errors)),
+        max_retries=int(
+            _bounded(
+                config,
+                "max_retries",
+                default=DEFAULT_MAX_RETRIES,
+                low=0,
+                high=MAX_RETRIES_LIMIT,
+                errors=errors,
+            )
+        ),
+        retry_budget_seconds=_bounded(
+            config,
+            "retry_budget_seconds",
+            default=DEFAULT_RETRY_BUDGET_SECONDS,
+            low=0,
+            high=MAX_RETRY_BUDGET_SECONDS,
+            errors=errors,
+        ),
         backoff_base_seconds=_bounded(
             config, "backoff_base_seconds", default=1.0, low=0, high=600, errors=errors
         ),
         backoff_max_seconds=_bounded(
             config, "backoff_max_seconds", default=60.0, low=0, high=3600, errors=errors
         ),
+        # Bounds are checked by the config schema; None turns the alert off.
+        max_dead_letters=_optional(config, "max_dead_letters", int),
+        max_dead_letter_percent=_optional(config, "max_dead_letter_percent", float),
         dry_run=bool(config.get("dry_run", False)),
+        preflight=bool(config.get("preflight", True)),
         dry_run_path=Path(str(dry_run_path)),
         dead_letter_path=Path(str(dead_letter_path)),
     )

@@ -20,10 +20,12 @@ from target_insider_one.client import (
     InsiderRequestFailedError,
     UpsertResponse,
 )
+from target_insider_one.field_check import check_stream_fields
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import RequestPlan, build_body, plan_requests, serialize_user
 from target_insider_one.runtime import InsiderFatalError
 from target_insider_one.schema_validation import compile_validator
+from target_insider_one.settlement import ExitCode, Undelivered
 
 if TYPE_CHECKING:
     from singer_sdk import Target
@@ -40,6 +42,7 @@ class Item:
     record: dict[str, Any]
     data: bytes
     keys: tuple[str, ...]
+    number: int  # in the run's ledger
 
 
 @dataclass
@@ -112,9 +115,9 @@ class InsiderUpsertSink(BatchSink):
 
     A drain holds up to ``batch_size_rows x max_concurrent_requests`` records; they are
     split into requests of at most ``batch_size_rows`` users and ``max_request_bytes`` bytes
-    that run concurrently. ``process_batch`` returns only when every request has settled
-    (upserted or dead-lettered) and the dead-letter file is fsynced, so the SDK's STATE
-    (written after a full drain) never runs ahead of delivery.
+    that run concurrently. Every record waiting for delivery is opened in the run's
+    :class:`~target_insider_one.settlement.Ledger` and reported there as settled
+    (upserted, dead-lettered) or undelivered; the target emits STATE from the ledger only.
     """
 
     def __init__(
@@ -137,6 +140,22 @@ class InsiderUpsertSink(BatchSink):
         super().__init__(target, stream_name, schema, key_properties)
         self.mapper = UserMapper(self.runtime.settings, self.schema)
         self._warned: set[tuple[str, str]] = set()
+        self._check_fields()
+
+    def _check_fields(self) -> None:
+        """Stop on identifier fields the schema lacks; warn about attribute fields.
+
+        Raises:
+            InsiderConfigError: An identifier field is not in the stream's schema.
+        """
+        errors, warnings = check_stream_fields(self.runtime.settings, self.stream_name, self.schema)
+        if errors:
+            msg = "Invalid identifier_mappings for this stream:\n  - " + "\n  - ".join(errors)
+            raise InsiderConfigError(msg)
+        for warning in warnings:
+            if warning not in self.runtime.stats.warnings:  # a repeated SCHEMA warns once
+                self.logger.warning("%s", warning)
+                self.runtime.stats.warn(warning)
 
     @property
     def max_size(self) -> int:
@@ -228,30 +247,20 @@ class InsiderUpsertSink(BatchSink):
                 )
         try:
             data = serialize_user(mapped.user)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Not the exception's text: it can quote the offending value.
             stats.skipped("unserializable")
-            self._dead_letter(record, "unserializable", str(exc), batch_id=batch_id)
+            message = f"the user could not be encoded as UTF-8 JSON ({type(exc).__name__})"
+            self._dead_letter(record, "unserializable", message, batch_id=batch_id)
             return
         keys = identifier_keys(mapped.user["identifiers"])
-        context.setdefault("items", []).append(Item(record, data, keys))
+        number = self.runtime.ledger.open()
+        context.setdefault("items", []).append(Item(record, data, keys, number))
 
     # -- batch delivery -------------------------------------------------------------------
 
-    def start_drain(self) -> dict:
-        """Take the batch out of the buffer, noting first that it is being delivered.
-
-        Counting it here, not in ``process_batch``, leaves no moment in which the records
-        are in neither place: a SIGTERM then would drain an empty buffer and write STATE
-        past them (see ``TargetInsiderOne._handle_termination``).
-
-        Returns:
-            The batch context.
-        """
-        self.runtime.batch_started()
-        return super().start_drain()
-
     def process_batch(self, context: dict) -> None:
-        """Send the batch; return only when every record is upserted or dead-lettered.
+        """Send the batch; return when every request is settled or known undelivered.
 
         Args:
             context: Batch context.
@@ -281,6 +290,7 @@ class InsiderUpsertSink(BatchSink):
                     f"max_request_bytes ({settings.max_request_bytes})",
                     batch_id=batch_id,
                 )
+            self.runtime.ledger.settle(items[index].number for index in oversize)
             if settings.dry_run:
                 for plan in plans:
                     self.runtime.dry_run_writer.write_line(plan.body.decode())
@@ -290,7 +300,6 @@ class InsiderUpsertSink(BatchSink):
             self._send(plans, items, batch_id)
         finally:
             self.runtime.flush_dead_letters()
-            self.runtime.batch_ended()
 
     def _send(self, plans: list[RequestPlan], items: list[Item], batch_id: str | None) -> None:
         """Run the requests concurrently (bounded), keeping per-profile order.
@@ -339,6 +348,7 @@ class InsiderUpsertSink(BatchSink):
         if fatal is not None:
             unsent = sum(len(jobs[j].plan.items) for j in waiting)
             if unsent:
+                self.runtime.stats.undelivered(Undelivered.RUN_STOPPED, unsent)
                 self.logger.error(
                     "%d records of stream %r were not sent because the run is stopping",
                     unsent,
@@ -401,28 +411,30 @@ class InsiderUpsertSink(BatchSink):
                     for part in (plan.items[:half], plan.items[half:])
                 ]
             reason = "request_too_large" if exc.too_large else "bad_request"
-            self._fail_plan(plan, items, reason, exc, batch_id)
-            return self._fast_fail_error(plan, exc), []
+            self._reject_plan(plan, items, reason, exc, batch_id)
+            return self._fast_fail_error(plan, exc, ExitCode.STOPPED), []
         except (InsiderAuthError, InsiderConfigError) as exc:
             return InsiderFatalError(exc.message, exc.status), []
         except InsiderRequestFailedError as exc:
-            self._fail_plan(plan, items, "request_failed", exc, batch_id)
-            return self._fast_fail_error(plan, exc), []
+            self._undeliver(plan.items, items, exc.reason, exc.message)
+            return self._fast_fail_error(plan, exc, ExitCode.UNDELIVERED), []
         self._settle(plan, items, response, batch_id)
         return None, []
 
-    def _fast_fail_error(self, plan: RequestPlan, exc: InsiderError) -> InsiderError | None:
+    def _fast_fail_error(
+        self, plan: RequestPlan, exc: InsiderError, exit_code: ExitCode
+    ) -> InsiderError | None:
         if not self.runtime.settings.fast_fail:
             return None
         return InsiderFatalError(
             f"fast_fail is on and a request of {len(plan.items)} users for stream "
             f"{self.stream_name!r} failed: {exc.message}. The run stops here: no STATE past "
-            "this point was emitted, so the next run replays from the last bookmark. The "
-            f"failed records are in {self.runtime.settings.dead_letter_path}.",
+            "its records was emitted, so the next run re-sends them from the last bookmark.",
             exc.status,
+            exit_code,
         )
 
-    def _fail_plan(
+    def _reject_plan(
         self,
         plan: RequestPlan,
         items: list[Item],
@@ -430,9 +442,10 @@ class InsiderUpsertSink(BatchSink):
         exc: InsiderError,
         batch_id: str | None,
     ) -> None:
+        """Dead-letter every record of a request Insider refused as a whole (400/422)."""
         self.runtime.stats.add(failed_requests=1)
         self.logger.error(
-            "A request of %d users for stream %r failed (%s: %s); %s",
+            "Insider refused a request of %d users for stream %r (%s: %s); %s",
             len(plan.items),
             self.stream_name,
             reason,
@@ -444,6 +457,26 @@ class InsiderUpsertSink(BatchSink):
         details = {"status": exc.status, "users_in_request": len(plan.items)}
         for index in plan.items:
             self._dead_letter(items[index].record, reason, exc.message, details, batch_id)
+        self.runtime.ledger.settle(items[index].number for index in plan.items)
+
+    def _undeliver(
+        self, indexes: list[int], items: list[Item], reason: Undelivered, message: str
+    ) -> None:
+        """Records whose delivery is unknown: never dead-lettered, STATE stops before them."""
+        self.runtime.stats.add(failed_requests=1)
+        self.runtime.stats.undelivered(reason, len(indexes))
+        self.runtime.ledger.undeliver(items[index].number for index in indexes)
+        self.logger.error(
+            "%d records of stream %r were not delivered (%s: %s); no STATE will pass them, "
+            "so the next run re-sends them; %s",
+            len(indexes),
+            self.stream_name,
+            reason,
+            message,
+            "stopping (fast_fail)"
+            if self.runtime.settings.fast_fail
+            else "the run delivers the other batches, then exits non-zero",
+        )
 
     def _settle(
         self,
@@ -470,59 +503,31 @@ class InsiderUpsertSink(BatchSink):
                 {"errors": errors, "user_index": position, "status": response.status},
                 batch_id,
             )
-        unconfirmed = 0
-        successful = response.successful
-        if response.fail_count > len(failed) or (
-            successful is not None and successful < total - len(failed)
-        ):
-            # Insider's counts do not add up to the users it names: which others failed is
-            # unknown, so the rest of the request is dead-lettered for replay (idempotent)
-            # rather than counted as upserted.
-            unconfirmed = self._dead_letter_unconfirmed(
-                plan, items, response, failed=failed, unattributed=unattributed, batch_id=batch_id
+        self.runtime.ledger.settle(items[plan.items[p]].number for p in failed)
+        others = [plan.items[p] for p in range(total) if p not in failed]
+        # Insider omits successful.count when nobody succeeded.
+        successful = response.successful or 0
+        if others and (response.fail_count > len(failed) or successful < len(others)):
+            # Insider's counts do not add up to the users it names: whether the others
+            # were stored is unknown, so they are not delivered (the next run re-sends
+            # them; upserts are idempotent) rather than counted as upserted.
+            self.logger.warning(
+                "Insider reported %s successful and %d failed of %d users but named %d "
+                "failures (unmatched error keys: %s)",
+                "no" if response.successful is None else response.successful,
+                response.fail_count,
+                total,
+                len(failed),
+                ", ".join(unattributed) or "none",
             )
+            self._undeliver(
+                others, items, Undelivered.UNCONFIRMED, "Insider's counts do not add up"
+            )
+            others = []
         elif unattributed:
             self.logger.warning(
                 "Insider returned error keys that name no user of the request: %s",
                 ", ".join(unattributed),
             )
-        self.runtime.stats.add(
-            users_upserted=total - len(failed) - unconfirmed,
-            users_rejected_by_insider=len(failed),
-        )
-
-    def _dead_letter_unconfirmed(
-        self,
-        plan: RequestPlan,
-        items: list[Item],
-        response: UpsertResponse,
-        *,
-        failed: dict[int, dict[str, list[str]]],
-        unattributed: list[str],
-        batch_id: str | None,
-    ) -> int:
-        """Dead-letter every user of the request Insider did not name as failed.
-
-        Returns:
-            How many users were dead-lettered.
-        """
-        positions = [p for p in range(len(plan.items)) if p not in failed]
-        named = len(failed)
-        ok = "no" if response.successful is None else response.successful
-        counts = (
-            f"Insider reported {ok} successful and {response.fail_count} failed of "
-            f"{len(plan.items)} users in this request but named only {named} failures"
-        )
-        self.logger.warning(
-            "%s (unmatched error keys: %s); the other %d users of the request are "
-            "dead-lettered as unconfirmed_by_insider",
-            counts,
-            ", ".join(unattributed) or "none",
-            len(positions),
-        )
-        message = f"{counts}; this user may not have been stored: replay it"
-        details = {"unmatched_error_keys": unattributed, "status": response.status}
-        for position in positions:
-            record = items[plan.items[position]].record
-            self._dead_letter(record, "unconfirmed_by_insider", message, details, batch_id)
-        return len(positions)
+        self.runtime.ledger.settle(items[index].number for index in others)
+        self.runtime.stats.add(users_upserted=len(others), users_rejected_by_insider=len(failed))

@@ -17,6 +17,7 @@ _FIELDS = (
     "users_rejected_by_insider",
     "records_skipped",
     "records_dead_lettered",
+    "records_undelivered",
     "requests_sent",
     "retries",
     "failed_requests",
@@ -36,7 +37,9 @@ class RunStats:
         self.counts: dict[str, int] = dict.fromkeys(_FIELDS, 0)
         self.skipped_by_reason: Counter[str] = Counter()
         self.dead_lettered_by_reason: Counter[str] = Counter()
+        self.undelivered_by_reason: Counter[str] = Counter()
         self.dropped_by_reason: Counter[str] = Counter()
+        self.warnings: list[str] = []  # configuration warnings, repeated in the summary
 
     def add(self, **increments: int) -> None:
         """Add to counters.
@@ -69,6 +72,17 @@ class RunStats:
             self.counts["records_dead_lettered"] += count
             self.dead_lettered_by_reason[reason] += count
 
+    def undelivered(self, reason: str, count: int) -> None:
+        """Count records whose request was not delivered (the next run re-sends them).
+
+        Args:
+            reason: Why (a :class:`~target_insider_one.settlement.Undelivered` value).
+            count: Number of records.
+        """
+        with self._lock:
+            self.counts["records_undelivered"] += count
+            self.undelivered_by_reason[reason] += count
+
     def dropped(self, kind: str, target: str, reason: str) -> None:
         """Count an identifier or attribute value dropped from an otherwise sent user.
 
@@ -80,6 +94,15 @@ class RunStats:
         with self._lock:
             self.counts[f"{kind}s_dropped"] += 1
             self.dropped_by_reason[f"{kind}:{target}:{reason}"] += 1
+
+    def warn(self, text: str) -> None:
+        """Keep a configuration warning for the summary.
+
+        Args:
+            text: The warning (no values from records or secrets).
+        """
+        with self._lock:
+            self.warnings.append(text)
 
     @property
     def duration(self) -> float:
@@ -97,6 +120,7 @@ class RunStats:
                 **self.counts,
                 "skipped_by_reason": dict(self.skipped_by_reason),
                 "dead_lettered_by_reason": dict(self.dead_lettered_by_reason),
+                "undelivered_by_reason": dict(self.undelivered_by_reason),
                 "dropped_by_reason": dict(self.dropped_by_reason),
                 "duration_seconds": round(self.duration, 3),
             }
@@ -104,8 +128,12 @@ class RunStats:
     def human_summary(self, *, status: str, dead_letter_path: str | None, dry_run: bool) -> str:
         """A short multi-line summary.
 
+        The first line says how many records were dead-lettered and how many were not
+        delivered, by reason, for whoever only reads one line.
+
         Args:
-            status: ``succeeded`` or ``failed``.
+            status: ``succeeded``, ``incomplete``, ``too_many_dead_letters``, ``failed`` or
+                ``terminated``.
             dead_letter_path: Where dead letters went, if any were written.
             dry_run: Whether nothing was sent.
 
@@ -115,8 +143,13 @@ class RunStats:
         data = self.as_dict()
         skipped = _by_reason(data["skipped_by_reason"])
         dead = _by_reason(data["dead_lettered_by_reason"])
+        undelivered = _by_reason(data["undelivered_by_reason"])
         lines = [
-            f"Insider run summary ({status}{', DRY RUN' if dry_run else ''}):",
+            f"Insider run summary ({status}{', DRY RUN' if dry_run else ''}): "
+            f"{data['records_dead_lettered']} dead-lettered"
+            + (f" ({dead})" if dead else "")
+            + f", {data['records_undelivered']} not delivered"
+            + (f" ({undelivered})" if undelivered else ""),
             f"  records received:        {data['records_received']}",
             f"  users upserted:          {data['users_upserted']}"
             + (f" (dry run: {data['dry_run_users']} would be sent)" if dry_run else ""),
@@ -125,6 +158,12 @@ class RunStats:
             f"  rejected by Insider:     {data['users_rejected_by_insider']}",
             f"  dead-lettered:           {data['records_dead_lettered']}"
             + (f" ({dead}) -> {dead_letter_path}" if data["records_dead_lettered"] else ""),
+            f"  not delivered:           {data['records_undelivered']}"
+            + (
+                f" ({undelivered}): not dead-lettered, re-sent by the next run"
+                if undelivered
+                else ""
+            ),
             f"  failed requests:         {data['failed_requests']}",
             f"  requests / retries:      {data['requests_sent']} / {data['retries']}",
             (
@@ -133,10 +172,11 @@ class RunStats:
             ),
             f"  duration:                {data['duration_seconds']:.2f}s",
         ]
-        if data["failed_requests"] and status == "succeeded":
+        lines += [f"  WARNING: {text}" for text in self.warnings]
+        if data["records_undelivered"]:
             lines.append(
-                "  NOTE: some requests failed after retries; their records were dead-lettered "
-                "and the run continued (fast_fail is off)."
+                "  NOTE: some records were not delivered; no STATE was emitted past the first "
+                "of them, so the next run re-sends them (upserts are idempotent)."
             )
         return "\n".join(lines)
 
@@ -156,14 +196,19 @@ class RunStats:
                 "tags": {"status": status},
             }
             logger.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
-        for reason, value in sorted(data["skipped_by_reason"].items()):
-            point = {
-                "type": "counter",
-                "metric": "insider_records_skipped",
-                "value": value,
-                "tags": {"status": status, "reason": reason},
-            }
-            logger.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
+        for metric, by_reason in (
+            ("insider_records_skipped", data["skipped_by_reason"]),
+            ("insider_records_dead_lettered", data["dead_lettered_by_reason"]),
+            ("insider_records_undelivered", data["undelivered_by_reason"]),
+        ):
+            for reason, value in sorted(by_reason.items()):
+                point = {
+                    "type": "counter",
+                    "metric": metric,
+                    "value": value,
+                    "tags": {"status": status, "reason": reason},
+                }
+                logger.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
 
 
 def _by_reason(counts: dict[str, int]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import signal
 import sys
 import typing as t
 
@@ -10,22 +12,32 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+from typing_extensions import override
 
 from target_insider_one.client import InsiderError
+from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
-from target_insider_one.runtime import Runtime
+from target_insider_one.preflight import check_credentials
+from target_insider_one.reader import RedactingSingerReader
+from target_insider_one.runtime import InsiderFatalError, Runtime
 from target_insider_one.settings import (
     DEFAULT_API_BASE_URL,
     DEFAULT_BLOCKED_IDENTIFIER_VALUES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BUDGET_SECONDS,
     IDENTIFIER_MAPPINGS_REQUIRED,
     IDENTIFIER_TYPES,
     INVALID_ATTRIBUTE_POLICIES,
     INVALID_IDENTIFIER_POLICIES,
     MAX_CONCURRENT_REQUESTS,
     MAX_REQUEST_BYTES,
+    MAX_RETRIES_LIMIT,
+    MAX_RETRY_BUDGET_SECONDS,
     MAX_USERS_PER_REQUEST,
     parse_settings,
 )
+from target_insider_one.settlement import ExitCode, run_exit_code
 from target_insider_one.sinks import InsiderUpsertSink
 from target_insider_one.values import InvalidValueError
 
@@ -117,9 +129,11 @@ CONFIG_SCHEMA = th.PropertiesList(
         "fast_fail",
         th.BooleanType,
         default=False,
-        description="Stop the run (non-zero exit, no further STATE) at the first request that "
-        "still fails after retries. When false, its records are dead-lettered and the run "
-        "continues.",
+        description="Stop the run at once (exit 3, no further STATE) at the first request "
+        "that is not delivered after its retries (exit 1 for one Insider refused). When false, "
+        "the other batches are still delivered, then the run exits 3 without STATE past the "
+        "undelivered records, so the next run re-sends them. Undelivered records are never "
+        "dead-lettered.",
     ),
     th.Property(
         "not_append",
@@ -231,10 +245,19 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_retries",
-        th.IntegerType(minimum=0, maximum=20),
-        default=5,
+        th.IntegerType(minimum=0, maximum=MAX_RETRIES_LIMIT),
+        default=DEFAULT_MAX_RETRIES,
         description="Retries after the first attempt for 429, 5xx, 403 'Request Limit "
-        "Exceeded', timeouts and dropped connections.",
+        "Exceeded', timeouts, dropped connections and DNS failures (retry_budget_seconds "
+        "also limits them).",
+    ),
+    th.Property(
+        "retry_budget_seconds",
+        th.NumberType(minimum=0, maximum=MAX_RETRY_BUDGET_SECONDS),
+        default=DEFAULT_RETRY_BUDGET_SECONDS,
+        description="Time budget per request: no retry starts later than this many seconds "
+        "after the first attempt (sized for a 429 storm or a short outage). A request still "
+        "failing then is not delivered: the run exits 3 and the next run re-sends it.",
     ),
     th.Property(
         "backoff_base_seconds",
@@ -250,11 +273,32 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Longest exponential backoff delay.",
     ),
     th.Property(
+        "max_dead_letters",
+        th.IntegerType(minimum=0),
+        description="Alert: exit 4 when more than this many records were dead-lettered "
+        "(delivery and STATE are unchanged). Off by default.",
+    ),
+    th.Property(
+        "max_dead_letter_percent",
+        th.NumberType(minimum=0, maximum=100),
+        description="Alert: exit 4 when more than this percentage (0-100) of the records "
+        "received was dead-lettered. Off by default.",
+    ),
+    th.Property(
         "dry_run",
         th.BooleanType,
         default=False,
         description="Validate and write the request bodies that would be sent to dry_run_path "
-        "(one JSON body per line); send nothing.",
+        "(one JSON body per line); send nothing and emit no STATE.",
+    ),
+    th.Property(
+        "preflight",
+        th.BooleanType,
+        default=True,
+        description="Before reading any input, check partner_name, api_key and api_base_url "
+        "with one read-only request (metadata/columns), and warn about mapped custom "
+        "attributes Insider does not define. Runs in dry runs too; set false to skip "
+        "(e.g. an offline dry run).",
     ),
     th.Property(
         "dry_run_path",
@@ -276,6 +320,7 @@ class TargetInsiderOne(Target):
     name = "target-insider-one"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = InsiderUpsertSink
+    message_reader_class = RedactingSingerReader  # never logs a line's content
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
@@ -283,6 +328,9 @@ class TargetInsiderOne(Target):
         PluginCapabilities.STRUCTURED_LOGGING,
         TargetCapabilities.VALIDATE_RECORDS,
     ]
+    # Read by the signal handler, which the SDK installs before __init__ ends.
+    _emitting = False
+    _pending_signal: int | None = None
 
     def __init__(self, **kwargs: t.Any) -> None:
         """Create the target and validate its configuration.
@@ -298,6 +346,11 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        known = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(known)
+        for warning in unknown_settings(self.config, known["properties"]):
+            self.logger.warning("%s", warning)
+            self.runtime.stats.warn(warning)
         original = str(self.config.get("partner_name") or "")
         if original.strip() != self.runtime.settings.partner_name:
             self.logger.info(
@@ -333,41 +386,93 @@ class TargetInsiderOne(Target):
             errors = rewrite(exc.errors)
             raise ConfigValidationError(str(exc), errors=errors, schema=exc.schema) from None
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
-        """On SIGTERM/SIGINT, drain and emit STATE only if no batch is being delivered.
+    # -- STATE: emitted from the ledger, never past an unsettled record -------------------
 
-        Draining writes STATE once every sink is settled. If a batch is in flight, that
-        STATE could run ahead of records not yet settled, so the target stops without
-        draining and without STATE instead; the next run replays (upserts are idempotent).
+    @override
+    def _process_state_message(self, message_dict: dict) -> None:
+        """Note the STATE in the ledger (not in the SDK's ``_latest_state``).
+
+        The SDK would emit its latest STATE after each full drain, whatever was delivered;
+        this target emits a STATE only once every record before it is settled.
+
+        Args:
+            message_dict: The STATE message.
+        """
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.runtime.ledger.note_state(message_dict["value"])
+        self._emit_safe_state()
+
+    @override
+    def _process_record_message(self, message_dict: dict) -> None:
+        """Process a record; after a drain it triggered, emit the STATE it made safe.
+
+        Args:
+            message_dict: The RECORD message.
+        """
+        super()._process_record_message(message_dict)
+        self._emit_safe_state()
+
+    @override
+    def _handle_max_record_age(self) -> None:
+        super()._handle_max_record_age()
+        self._emit_safe_state()
+
+    def _emit_safe_state(self) -> None:
+        """Write the latest STATE whose records are all settled, if there is a new one.
+
+        A signal arriving while the line is written waits until it is out (see
+        _handle_termination).
+        """
+        if self.runtime.settings.dry_run:
+            return  # nothing was delivered: a bookmark would skip these records next time
+        state = self.runtime.ledger.take_safe_state()
+        if state is None:
+            return
+        # Taken before the flush: every dead letter of a settled record is on disk before
+        # the STATE that passes it.
+        self.runtime.flush_dead_letters()
+        self._emitting = True
+        try:
+            self._write_state_message(state)
+        finally:
+            self._emitting = False
+        if self._pending_signal is not None:
+            self._terminate(self._pending_signal)
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        """On SIGTERM/SIGINT, exit at once (128 + signal number) without draining.
+
+        The handler runs in the main thread between two of its bytecodes, wherever it was
+        (possibly holding a lock), so it takes no lock and drains nothing: draining here
+        could deadlock, and could only emit STATE for records settled meanwhile. Every
+        STATE already written covers only settled records; the next run re-sends the rest
+        (upserts are idempotent). Only a STATE line being written is let finish first.
 
         Args:
             signum: Signal number.
             frame: Current frame.
         """
-        if not self.runtime.batches_in_flight:
-            # What the SDK's handler does, except that a fatal error during this last drain
-            # exits 1 (the SDK's handler would exit 0 from its `finally`), and the run summary
-            # is logged either way.
-            self.logger.info("Received signal %d: draining every sink, then stopping", signum)
-            try:
-                self.drain_all(is_endofpipe=True)
-            except InsiderError as exc:
-                self.runtime.finish(status="failed", error=exc.message)
-                sys.exit(1)
-            self.runtime.finish(status="succeeded")
-            sys.exit(0)
-        self.logger.warning(
-            "Received signal %d while a batch is being delivered: stopping without draining "
-            "and without emitting STATE; the next run replays from the last bookmark",
-            signum,
-        )
+        if self._emitting:
+            self._pending_signal = signum
+            return
+        self._terminate(signum)
+
+    def _terminate(self, signum: int) -> t.NoReturn:
+        signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the exit
+        runtime: Runtime | None = getattr(self, "runtime", None)
+        if runtime is not None:
+            runtime.abandon(signum)
         # Exit now: waiting for the pool's threads (as sys.exit would) could take minutes
         # of timeouts and retries after the orchestrator asked us to stop.
-        self.runtime.flush_dead_letters(hold=True)
         os._exit(128 + signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Read messages; on a fatal Insider error, log the summary before stopping.
+        """Check credentials (``preflight``), read messages; on a fatal error, log the summary.
+
+        The start-up check runs before the first line is read, so wrong credentials or a
+        wrong ``api_base_url`` stop the run before anything is read or sent.
 
         The summary (which also shuts the request pool down) runs here, once every sink
         has stopped, not in the sink that failed: other sinks may still be using the pool.
@@ -376,15 +481,58 @@ class TargetInsiderOne(Target):
             file_input: Input stream (stdin by default).
         """
         try:
+            if self.runtime.settings.preflight:
+                self._preflight()
             super().listen(file_input)
         except InsiderError as exc:
             self.runtime.finish(status="failed", error=exc.message)
             raise
+        except InvalidInputLine as exc:  # its message never holds the line's content
+            self.runtime.finish(status="failed", error=str(exc))
+            raise
+
+    def _preflight(self) -> None:
+        """Credentials before data: stop before reading input if Insider refuses them."""
+        for warning in check_credentials(self.runtime.settings, self.runtime.client):
+            self.logger.warning("Start-up check: %s", warning)
+            self.runtime.stats.warn(warning)
 
     def process_endofpipe(self) -> None:
-        """Drain everything, then log the run summary."""
+        """Drain everything, emit the last safe STATE, log the summary, pick the exit code.
+
+        Raises:
+            InsiderFatalError: Records were not delivered, or the dead-letter alert fired.
+        """
         super().process_endofpipe()
-        self.runtime.finish(status="succeeded")
+        self._emit_safe_state()
+        counts = self.runtime.stats.as_dict()
+        settings = self.runtime.settings
+        code = run_exit_code(
+            undelivered=counts["records_undelivered"],
+            dead_lettered=counts["records_dead_lettered"],
+            received=counts["records_received"],
+            max_dead_letters=settings.max_dead_letters,
+            max_dead_letter_percent=settings.max_dead_letter_percent,
+        )
+        if code is ExitCode.OK:
+            self.runtime.finish(status="succeeded")
+            return
+        if code is ExitCode.UNDELIVERED:
+            status = "incomplete"
+            message = (
+                f"{counts['records_undelivered']} records were not delivered (see the "
+                "summary); no STATE was emitted past the first of them, so the next run "
+                "re-sends them"
+            )
+        else:
+            status = "too_many_dead_letters"
+            message = (
+                f"{counts['records_dead_lettered']} of {counts['records_received']} records "
+                "were dead-lettered, more than max_dead_letters / max_dead_letter_percent allow "
+                f"(see {settings.dead_letter_path})"
+            )
+        self.runtime.finish(status=status, error=message)
+        raise InsiderFatalError(message, exit_code=code)
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -395,7 +543,10 @@ class TargetInsiderOne(Target):
         config: t.Any = None,
         file_input: t.IO[str] | None = None,
     ) -> None:
-        """Run the target; a fatal Insider error exits 1 (its message is logged by listen).
+        """Run the target; a run that stopped or left records undelivered exits non-zero.
+
+        The message is already logged (by listen or process_endofpipe); the exit codes
+        are :class:`~target_insider_one.settlement.ExitCode`.
 
         Args:
             about: Display package metadata and settings.
@@ -407,8 +558,10 @@ class TargetInsiderOne(Target):
             super().invoke(
                 about=about, about_format=about_format, config=config, file_input=file_input
             )
-        except InsiderError:  # already logged, with the summary, by listen()
-            sys.exit(1)
+        except InsiderError as exc:  # already logged, with the summary
+            sys.exit(getattr(exc, "exit_code", ExitCode.STOPPED))
+        except InvalidInputLine:  # already logged, with the summary, by listen()
+            sys.exit(ExitCode.STOPPED)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Identifier validation and the invalid-identifier policy.
 
+Identifier text is cleaned first (:func:`target_insider_one.text.clean_identifier`):
+invisible format characters are removed; control characters and lone surrogates make
+the identifier invalid.
+
 An identifier is *absent* when its source field is missing, ``None`` or (under
 ``empty_string_policy: omit``) blank. It is *invalid* when a value is present but unusable:
 a bad email, a phone number that does not normalise, a uuid that is neither a string nor an
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.text import clean_identifier
 from target_insider_one.values import InvalidValueError, is_empty, to_email
 
 if TYPE_CHECKING:
@@ -66,6 +71,8 @@ class IdentifierOutcome:
 
 
 def _identifier_value(mapping: IdentifierMapping, value: object, settings: Settings) -> str:
+    if isinstance(value, str):
+        value = clean_identifier(value)
     if mapping.type == "email":
         return to_email(value, normalize=settings.normalize_emails)
     if mapping.type == "phone_number":

@@ -32,6 +32,7 @@ EMPTY_STRING_POLICIES = ("omit", "send")
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 _UTC = dt.UTC
+_MAX_DECIMAL_EXPONENT = 308  # the largest finite double is about 1.8e308
 
 
 class InvalidValueError(ValueError):
@@ -146,6 +147,9 @@ def to_number(value: object, *, integer: bool = False) -> int | float:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidValueError("not_a_number", "value is not a finite number")
+        if value and value.adjusted() > _MAX_DECIMAL_EXPONENT:
+            # Beyond a double's range; int() of 1e999999999 would also exhaust memory.
+            raise InvalidValueError("number_out_of_range", "number is too large to send")
         if value == value.to_integral_value() and (integer or value.as_tuple().exponent >= 0):
             return int(value)
         return float(value)

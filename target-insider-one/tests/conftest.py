@@ -13,6 +13,16 @@ from target_insider_one.target import TargetInsiderOne
 
 BASE_URL = "https://insider.test"
 UPSERT_URL = f"{BASE_URL}/api/user/v1/upsert"
+COLUMNS_URL = f"{BASE_URL}/api/user/v3/metadata/columns"
+# What the start-up check gets: defaults plus the demo mapping's custom attributes.
+COLUMNS = [
+    {"key": "em", "display_name": "Email", "type": "string"},
+    {"key": "na", "display_name": "Name", "type": "string"},
+    *(
+        {"key": f"c_{name}", "display_name": name, "type": "string"}
+        for name in ("data_source", "loyalty_points", "lifetime_value")
+    ),
+]
 
 CUSTOMERS_SCHEMA = {
     "type": "object",
@@ -124,13 +134,20 @@ def run_target(config: dict, messages: list[dict], *, expect_error: bool = False
         counts = target.runtime.stats.as_dict()
         sent = counts["dry_run_users"] or counts["users_upserted"]
         assert sent + counts["records_dead_lettered"] == counts["records_received"]
+        assert counts["records_undelivered"] == 0
     stdout = out.getvalue()
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return RunResult(target=target, stdout=stdout, error=error, states=states)
 
 
 def sent_bodies(mocker) -> list[dict]:
+    """Upsert bodies sent (the start-up check's request is not one)."""
     return [json.loads(r.body) for r in mocker.request_history if r.url == UPSERT_URL]
+
+
+def upsert_calls(mocker) -> int:
+    """Upsert requests made (the start-up check's request is not one)."""
+    return sum(1 for r in mocker.request_history if r.url == UPSERT_URL)
 
 
 def ok_response(count: int) -> dict:
@@ -143,10 +160,22 @@ def ok_callback(request, context):
     return ok_response(len(users))
 
 
+@pytest.fixture(autouse=True)
+def _columns_endpoint(request):
+    """Tests that mock Insider with requests-mock also answer the start-up check."""
+    if "requests_mock" in request.fixturenames:
+        request.getfixturevalue("requests_mock").post(COLUMNS_URL, json=COLUMNS)
+
+
 @pytest.fixture
-def make_config(tmp_path):
+def make_config(tmp_path, request):
+    # Without requests-mock there is no Insider to ask (tests that replace the client's
+    # upsert): the start-up check is off there; it is tested on its own.
+    preflight = "requests_mock" in request.fixturenames
+
     def factory(**overrides: Any) -> dict:
         config = {
+            "preflight": preflight,
             "partner_name": "acmeshop",
             "api_key": "super-secret-key-123",
             "api_base_url": BASE_URL,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,24 +34,93 @@ class CliResult:
 
 def run_cli(
     config: dict[str, Any],
-    messages: list[dict] | str,
+    messages: list[dict] | str | bytes,
     tmp_path: Path,
     *,
     timeout: float = 120,
 ) -> CliResult:
+    """Run the CLI; ``messages`` as dicts, text, or raw bytes (e.g. invalid UTF-8)."""
     config = {"dead_letter_path": str(tmp_path / "dead.jsonl"), **config}
     config_path = tmp_path / "target-config.json"
     config_path.write_text(json.dumps(config))
-    text = (
-        messages if isinstance(messages, str) else "".join(json.dumps(m) + "\n" for m in messages)
-    )
+    if isinstance(messages, list):
+        messages = "".join(json.dumps(m) + "\n" for m in messages)
     proc = subprocess.run(
         [str(TARGET_CLI), "--config", str(config_path)],
-        input=text,
+        input=messages.encode() if isinstance(messages, str) else messages,
         capture_output=True,
-        text=True,
         timeout=timeout,
         check=False,
         cwd=tmp_path,
     )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr, Path(config["dead_letter_path"]))
+    return CliResult(
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+        Path(config["dead_letter_path"]),
+    )
+
+
+class RunningCli:
+    """The CLI as a background process whose stdout lines are collected as they come."""
+
+    def __init__(self, config: dict[str, Any], messages: list[dict], tmp_path: Path) -> None:
+        config = {"dead_letter_path": str(tmp_path / "dead.jsonl"), **config}
+        self.dead_letter_path = Path(config["dead_letter_path"])
+        config_path = tmp_path / "target-config.json"
+        config_path.write_text(json.dumps(config))
+        self.proc = subprocess.Popen(
+            [str(TARGET_CLI), "--config", str(config_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self._stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+            self.proc.stdin.close()
+        except BrokenPipeError:  # it already exited (asserted by the caller)
+            pass
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> bool:
+        """Poll ``condition`` until it holds or the process exits; True if it held."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if self.proc.poll() is not None:
+                return condition()
+            time.sleep(0.01)
+        raise AssertionError("timed out waiting for the target")
+
+    def finish(self, timeout: float = 30) -> int:
+        """Wait for the exit (at most ``timeout`` seconds) and for the output to be read."""
+        code = self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    @property
+    def states(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines) if line.strip()]
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def dead_letters(self) -> list[dict]:
+        if not self.dead_letter_path.exists():
+            return []
+        return [json.loads(line) for line in self.dead_letter_path.read_text().splitlines()]

@@ -11,6 +11,7 @@ from target_insider_one.client import (
     parse_retry_after,
     parse_upsert_response,
 )
+from target_insider_one.settlement import Undelivered
 from target_insider_one.summary import RunStats
 
 from .conftest import UPSERT_URL
@@ -236,3 +237,114 @@ def test_non_transient_request_errors_are_not_retried(requests_mock):
     with pytest.raises(InsiderRequestFailedError):
         client().upsert(BODY)
     assert requests_mock.call_count == 1
+
+
+class FakeClock:
+    """A clock that advances only when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_retry_budget_outlasts_a_storm_then_gives_up(requests_mock):
+    # A 429 storm longer than max_retries x backoff but shorter than the budget is ridden
+    # out; one longer than the budget ends as not delivered, with no retry starting after it.
+    clock = FakeClock()
+    limited = {"status_code": 429, "json": {"error": "rejected: too many requests"}}
+    requests_mock.post(UPSERT_URL, [limited] * 12 + [OK])
+    c = client(
+        max_retries=100,
+        backoff_base_seconds=1,
+        backoff_max_seconds=30,
+        retry_budget_seconds=300,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    assert c.upsert(BODY).successful == 1
+    assert clock.now > 60  # longer than the old 5 retries could wait
+    clock = FakeClock()
+    requests_mock.post(UPSERT_URL, **limited)
+    c = client(
+        max_retries=100,
+        backoff_base_seconds=1,
+        backoff_max_seconds=30,
+        retry_budget_seconds=300,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    with pytest.raises(InsiderRequestFailedError) as info:
+        c.upsert(BODY)
+    assert info.value.reason == Undelivered.RATE_LIMITED
+    assert clock.now <= 300
+    assert "gave up" in info.value.message
+
+
+def test_retry_after_beyond_the_budget_gives_up_without_sleeping(requests_mock):
+    clock = FakeClock()
+    requests_mock.post(
+        UPSERT_URL, status_code=429, headers={"Retry-After": "120"}, json={"error": "slow down"}
+    )
+    c = client(max_retries=10, retry_budget_seconds=60, sleep=clock.sleep, clock=clock)
+    with pytest.raises(InsiderRequestFailedError):
+        c.upsert(BODY)
+    assert clock.sleeps == []
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"status_code": 503}, Undelivered.SERVER_ERROR),
+        ({"status_code": 429}, Undelivered.RATE_LIMITED),
+        (
+            {"status_code": 403, "json": {"message": "Request Limit Exceeded"}},
+            Undelivered.RATE_LIMITED,
+        ),
+        ({"exc": requests.exceptions.ConnectTimeout("slow")}, Undelivered.TIMEOUT),
+        (
+            {"exc": requests.exceptions.ConnectionError("Name or service not known")},
+            Undelivered.CONNECTION_ERROR,
+        ),
+        ({"exc": requests.exceptions.InvalidURL("bad")}, Undelivered.CANNOT_SEND),
+        ({"status_code": 200, "json": {"data": {}}}, Undelivered.UNCONFIRMED),
+    ],
+)
+def test_not_delivered_says_why(requests_mock, answer, reason):
+    requests_mock.post(UPSERT_URL, **answer)
+    with pytest.raises(InsiderRequestFailedError) as info:
+        client(max_retries=1).upsert(BODY)
+    assert info.value.reason == reason
+
+
+def test_counts_are_required_for_a_2xx_to_be_a_result():
+    assert parse_upsert_response(200, '{"data": {}}') is None
+    assert parse_upsert_response(200, '{"data": {"successful": {}, "fail": {}}}') is None
+    assert parse_upsert_response(200, '{"data": {"successful": {"count": true}}}') is None
+    assert parse_upsert_response(200, '{"data": {"successful": {"count": 0}}}').successful == 0
+
+
+def test_a_stopped_run_ends_retrying_at_once(requests_mock):
+    import threading
+
+    stop = threading.Event()
+    requests_mock.post(UPSERT_URL, status_code=503)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        stop.set()  # another request failed fast while this one waited
+
+    c = client(max_retries=50, retry_budget_seconds=3600, stop=stop, sleep=sleep)
+    with pytest.raises(InsiderRequestFailedError) as info:
+        c.upsert(BODY)
+    assert info.value.reason == Undelivered.RUN_STOPPED
+    assert requests_mock.call_count == 1
+    assert len(sleeps) == 1

@@ -41,7 +41,7 @@ def test_appends_across_runs(tmp_path):
     path = tmp_path / "d.jsonl"
     for run in ("r1", "r2"):
         writer = DeadLetterWriter(path, run_id=run)
-        writer.write(reason="x", message="m", stream="s", record={})
+        writer.write(reason="x", message="m", stream="s", record={"run": run})
         writer.close()
     assert [json.loads(x)["run_id"] for x in path.read_text().splitlines()] == ["r1", "r2"]
 
@@ -68,3 +68,75 @@ def test_flush_and_hold_leaves_whole_lines_and_blocks_writers(tmp_path):
     late.start()
     late.join(0.2)
     assert late.is_alive()  # blocked: the exit happens before it can write
+
+
+def test_a_rerun_does_not_write_the_same_dead_letters_again(tmp_path):
+    path = tmp_path / "d.jsonl"
+    records = [{"id": 1, "v": Decimal("1.5")}, {"id": 2, "s": "\ud800"}]
+    for run in ("r1", "r2"):
+        writer = DeadLetterWriter(path, run_id=run)
+        written = [
+            writer.write(reason="no_identifier", message=f"m {run}", stream="s", record=r)
+            for r in records
+        ]
+        # a different reason or stream is a different dead letter
+        written.append(
+            writer.write(reason="bad_request", message="m", stream="s", record=records[0])
+        )
+        writer.close()
+        assert written == ([True, True, True] if run == "r1" else [False, False, False])
+    assert writer.duplicates == 3
+    assert [json.loads(x)["run_id"] for x in path.read_text().splitlines()] == ["r1"] * 3
+
+
+def test_dedupe_memory_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr("target_insider_one.deadletter.REMEMBERED_LETTERS", 3)
+    writer = DeadLetterWriter(tmp_path / "d.jsonl", run_id="r")
+    for i in range(10):
+        writer.write(reason="x", message="m", stream="s", record={"i": i})
+    assert len(writer._seen) == 3
+    assert not writer.write(reason="x", message="m", stream="s", record={"i": 9})
+    assert writer.write(reason="x", message="m", stream="s", record={"i": 0})  # forgotten
+
+
+def test_files_holding_records_are_0600_whatever_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0)
+    try:
+        fresh = JsonlWriter(tmp_path / "new.jsonl")
+        fresh.write_line("{}")
+        fresh.close()
+        wide = tmp_path / "wide.jsonl"
+        wide.write_text("")
+        wide.chmod(0o666)
+        writer = DeadLetterWriter(wide, run_id="r")
+        writer.write(reason="x", message="m", stream="s", record={})
+        writer.close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.jsonl").stat().st_mode & 0o777 == 0o600
+    assert wide.stat().st_mode & 0o777 == 0o600
+
+
+def test_values_json_cannot_hold_are_described_not_fatal(tmp_path):
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    record = {
+        "nan": float("nan"),
+        "big": Decimal("1e999999999"),
+        "huge_int": 10**5000,
+        "deep": deep,
+        "sep": "a\u2028b",
+    }
+    path = tmp_path / "d.jsonl"
+    writer = DeadLetterWriter(path, run_id="r")
+    writer.write(reason="x", message="m", stream="s", record=record)
+    writer.close()
+    (line,) = path.read_bytes().decode("utf-8").splitlines()
+    entry = json.loads(line)["record"]
+    assert entry["nan"] == "nan"
+    assert entry["big"] == "1E+999999999"
+    assert entry["huge_int"].startswith("<integer of")
+    assert entry["sep"] == "a\u2028b"

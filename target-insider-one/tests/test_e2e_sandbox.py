@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from target_insider_one.settlement import ExitCode
 
 from .conftest import DEMO_MAPPING, customer, record_msg, schema_msg, state_msg
 from .e2e_helpers import run_cli
@@ -102,40 +103,36 @@ def test_bad_credentials_fail_fast_with_clear_message(sandbox, tmp_path):
     assert "partner_name" in result.stderr
     assert "Unified Customer Database (UCD)" in result.stderr
     assert "wrong-key-value" not in result.stderr
-    assert len(sandbox.requests()) == 1  # not retried
+    # Caught by the start-up check, before any input was read: no upsert, not retried.
+    assert sandbox.requests() == []
+    assert len(sandbox.requests(endpoint="columns")) == 1
 
 
 def test_fast_fail_on_exits_nonzero_without_state(sandbox, tmp_path):
     sandbox.add_faults({"endpoint": "upsert", "status": 503, "times": None})
     result = run_cli(demo_config(sandbox, fast_fail=True, max_retries=2), stream(3), tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.UNDELIVERED
     assert result.states == []
     assert "fast_fail" in result.stderr
-    assert "Insider run summary (failed)" in result.stderr
+    assert "Insider run summary (failed): 0 dead-lettered, 3 not delivered (server_error=3)" in (
+        result.stderr
+    )
     assert "requests / retries:      3 / 2" in result.stderr  # first attempt + max_retries
     assert sandbox.faults()[0]["fired"] == 3
     assert sandbox.profiles() == []
-    # The failed request's records are dead-lettered for diagnosis (and replayed next run).
-    letters = result.dead_letters()
-    assert [d["record"]["SubscriberKey"] for d in letters] == [
-        customer(i)["SubscriberKey"] for i in range(3)
-    ]
-    assert {d["reason"] for d in letters} == {"request_failed"}
-    assert "gave up after 3 attempts" in letters[0]["message"]
+    # Not delivered is not rejected: nothing is dead-lettered, the next run re-sends them.
+    assert result.dead_letters() == []
 
 
-def test_fast_fail_off_dead_letters_and_continues(sandbox, tmp_path):
+def test_fast_fail_off_delivers_the_rest_then_exits_nonzero(sandbox, tmp_path):
     sandbox.add_faults({"endpoint": "upsert", "status": 500, "times": 2})
     config = demo_config(sandbox, max_retries=1, batch_size_rows=2, max_concurrent_requests=1)
     result = run_cli(config, stream(4), tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.states
-    letters = result.dead_letters()
-    assert [d["reason"] for d in letters] == ["request_failed", "request_failed"]
-    assert letters[0]["stream"] == "Customers"
-    assert "sandbox-api-key" not in result.dead_letter_path.read_text()
-    assert len(sandbox.profiles()) == 2
-    assert "dead-lettered and the run continued" in result.stderr
+    assert result.returncode == ExitCode.UNDELIVERED, result.stderr
+    assert result.states == []
+    assert result.dead_letters() == []
+    assert len(sandbox.profiles()) == 2  # the other batch was delivered
+    assert "2 not delivered (server_error=2)" in result.stderr
 
 
 def test_partial_failure_body_maps_to_records(sandbox, tmp_path):
@@ -219,7 +216,7 @@ def test_dry_run_sends_nothing(sandbox, tmp_path):
     assert sandbox.requests() == []
     bodies = [json.loads(line) for line in (tmp_path / "dry.jsonl").read_text().splitlines()]
     assert len(bodies[0]["users"]) == 3
-    assert result.states
+    assert result.states == []  # nothing was delivered: the bookmark must not move
 
 
 def test_config_error_is_clear(sandbox, tmp_path):
@@ -306,7 +303,7 @@ def test_sigterm_during_delivery_exits_without_state(sandbox, tmp_path):
     proc.stderr.close()
     assert proc.returncode == 143, stderr
     assert stdout == ""
-    assert "without emitting STATE" in stderr
+    assert "without draining and without further STATE" in stderr
 
 
 @pytest.mark.parametrize("placement", ["user", "top", "both"])

@@ -177,3 +177,21 @@ def test_missing_identifier_mappings_error_shows_the_fix():
     with pytest.raises(ConfigValidationError) as info:
         TargetInsiderOne(config=config)
     assert any('{"type": "email", "field": "EmailAddress"}' in e for e in info.value.errors)
+
+
+def test_delivery_settings_defaults_and_bounds_come_from_the_schema():
+    settings = TargetInsiderOne(config=base()).runtime.settings
+    assert settings.retry_budget_seconds == 300  # five minutes per request
+    assert settings.max_retries == 20
+    assert settings.max_dead_letters is None  # alerts are off by default
+    assert settings.max_dead_letter_percent is None
+    on = TargetInsiderOne(config=base(max_dead_letters=10, max_dead_letter_percent=2.5))
+    assert on.runtime.settings.max_dead_letters == 10
+    assert on.runtime.settings.max_dead_letter_percent == 2.5
+    for bad in (
+        {"max_dead_letter_percent": 101},
+        {"max_dead_letters": -1},
+        {"retry_budget_seconds": -1},
+    ):
+        with pytest.raises(ConfigValidationError):
+            TargetInsiderOne(config=base(**bad))

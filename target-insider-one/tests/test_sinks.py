@@ -1,5 +1,6 @@
 """The sink end to end in-process, with Insider mocked by requests-mock."""
 
+import faulthandler
 import json
 import logging
 import threading
@@ -8,6 +9,7 @@ import time
 import pytest
 from target_insider_one.client import InsiderRequestFailedError
 from target_insider_one.runtime import InsiderFatalError
+from target_insider_one.settlement import ExitCode, Undelivered
 
 from .conftest import (
     UPSERT_URL,
@@ -18,6 +20,7 @@ from .conftest import (
     schema_msg,
     sent_bodies,
     state_msg,
+    upsert_calls,
 )
 
 
@@ -106,7 +109,7 @@ def test_partial_failure_indexes_are_per_request(requests_mock, make_config):
     assert keys == ["CUST-000000", "CUST-000002", "CUST-000004"]
 
 
-def test_failures_insider_does_not_name_are_dead_lettered_not_counted_upserted(
+def test_failures_insider_does_not_name_are_undelivered_not_counted_upserted(
     requests_mock, make_config
 ):
     # fail.count says 2 but only one key names a user (the other has no index, and a bare
@@ -121,22 +124,42 @@ def test_failures_insider_does_not_name_are_dead_lettered_not_counted_upserted(
         }
 
     requests_mock.post(UPSERT_URL, json=vague)
-    result = run_target(make_config(), [schema_msg(), *messages(4), state_msg(1)])
-    letters = {d["record"]["SubscriberKey"]: d for d in result.dead_letters()}
-    assert letters["CUST-000001"]["reason"] == "rejected_by_insider"
-    others = [letters[f"CUST-00000{i}"] for i in (0, 2, 3)]
-    assert {d["reason"] for d in others} == {"unconfirmed_by_insider"}
-    assert others[0]["details"]["unmatched_error_keys"] == ["users.*.x"]
+    result = run_target(
+        make_config(), [schema_msg(), *messages(4), state_msg(1)], expect_error=True
+    )
+    # The named user is rejected for its own reason; the others are not delivered: not
+    # dead-lettered, no STATE past them, exit 3 so the next run re-sends them.
+    letters = result.dead_letters()
+    assert [(d["record"]["SubscriberKey"], d["reason"]) for d in letters] == [
+        ("CUST-000001", "rejected_by_insider")
+    ]
     assert result.stats["users_upserted"] == 0
     assert result.stats["users_rejected_by_insider"] == 1
+    assert result.stats["undelivered_by_reason"] == {"unconfirmed": 3}
+    assert result.states == []
+    assert result.error.exit_code == ExitCode.UNDELIVERED
 
 
 def test_successful_count_short_of_the_request_is_not_counted_upserted(requests_mock, make_config):
     requests_mock.post(UPSERT_URL, json={"data": {"successful": {"count": 2}, "fail": {}}})
-    result = run_target(make_config(), [schema_msg(), *messages(3)])
-    assert {d["reason"] for d in result.dead_letters()} == {"unconfirmed_by_insider"}
-    assert "2 successful and 0 failed of 3 users" in result.dead_letters()[0]["message"]
+    result = run_target(make_config(), [schema_msg(), *messages(3)], expect_error=True)
+    assert result.dead_letters() == []
+    assert result.stats["undelivered_by_reason"] == {"unconfirmed": 3}
     assert result.stats["users_upserted"] == 0
+
+
+@pytest.mark.parametrize("body", [{"data": {}}, {"data": {"successful": {}, "fail": {}}}, ""])
+def test_2xx_without_insiders_counts_is_not_delivered(requests_mock, make_config, body):
+    # {"data": {}} used to count as every user upserted.
+    requests_mock.post(UPSERT_URL, status_code=200, **({"json": body} if body else {"text": ""}))
+    result = run_target(
+        make_config(), [schema_msg(), *messages(3), state_msg(1)], expect_error=True
+    )
+    assert result.stats["users_upserted"] == 0
+    assert result.stats["undelivered_by_reason"] == {"unconfirmed": 3}
+    assert result.dead_letters() == []
+    assert result.states == []
+    assert result.error.exit_code == ExitCode.UNDELIVERED
 
 
 def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_config):
@@ -156,7 +179,7 @@ def test_invalid_identifiers_are_dead_lettered_by_reason(requests_mock, make_con
         make_config(invalid_identifier_policy="skip_record"), [schema_msg(), records[0]]
     )
     assert strict.stats["skipped_by_reason"] == {"invalid_identifier": 1}
-    assert requests_mock.call_count == 0
+    assert upsert_calls(requests_mock) == 0
 
 
 def test_dead_letters_have_reason_stream_record_and_no_secrets(requests_mock, make_config, caplog):
@@ -175,7 +198,7 @@ def test_dead_letters_have_reason_stream_record_and_no_secrets(requests_mock, ma
     raw = result.target.runtime.settings.dead_letter_path.read_text()
     assert "super-secret-key-123" not in raw
     assert "super-secret-key-123" not in caplog.text
-    assert requests_mock.call_count == 1  # 400 is not retried
+    assert upsert_calls(requests_mock) == 1  # 400 is not retried
 
 
 def test_no_pii_in_info_logs(requests_mock, make_config, caplog):
@@ -210,7 +233,7 @@ def test_retries_then_success(requests_mock, make_config):
     assert result.states
 
 
-def test_fast_fail_off_dead_letters_and_continues(requests_mock, make_config):
+def test_fast_fail_off_delivers_the_rest_then_exits_3_without_state(requests_mock, make_config):
     calls = {"n": 0}
 
     def first_fails(request, context):
@@ -224,12 +247,43 @@ def test_fast_fail_off_dead_letters_and_continues(requests_mock, make_config):
     result = run_target(
         make_config(max_retries=0, batch_size_rows=2, max_concurrent_requests=1),
         [schema_msg(), *messages(4), state_msg(4)],
+        expect_error=True,
     )
-    assert result.error is None
-    assert [d["reason"] for d in result.dead_letters()] == ["request_failed", "request_failed"]
+    assert result.error.exit_code == ExitCode.UNDELIVERED
+    assert result.dead_letters() == []  # undelivered is never a dead letter
     assert result.stats["failed_requests"] == 1
-    assert result.stats["users_upserted"] == 2
-    assert result.states == [{"bookmarks": {"Customers": {"v": 4}}}]
+    assert result.stats["undelivered_by_reason"] == {"server_error": 2}
+    assert result.stats["users_upserted"] == 2  # the other batch was still delivered
+    assert result.states == []  # the STATE came after the undelivered records
+
+
+def test_state_before_undelivered_records_is_emitted_and_none_after(requests_mock, make_config):
+    calls = {"n": 0}
+
+    def second_fails(request, context):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            context.status_code = 503
+            return {"message": "down"}
+        return ok_callback(request, context)
+
+    requests_mock.post(UPSERT_URL, json=second_fails)
+    result = run_target(
+        make_config(max_retries=0, batch_size_rows=2, max_concurrent_requests=1),
+        [
+            schema_msg(),
+            *messages(2),
+            state_msg(1),
+            *messages(2, start=2),
+            state_msg(2),
+            *messages(2, start=4),
+            state_msg(3),
+        ],
+        expect_error=True,
+    )
+    assert result.states == [{"bookmarks": {"Customers": {"v": 1}}}]
+    assert result.stats["users_upserted"] == 4
+    assert result.stats["records_undelivered"] == 2
 
 
 def test_fast_fail_on_stops_without_state(requests_mock, make_config):
@@ -242,7 +296,7 @@ def test_fast_fail_on_stops_without_state(requests_mock, make_config):
     assert isinstance(result.error, InsiderFatalError)
     assert "fast_fail" in str(result.error)
     assert result.states == []
-    assert requests_mock.call_count == 2  # one request, one retry
+    assert upsert_calls(requests_mock) == 2  # one request, one retry
     assert result.target.runtime.finished
 
 
@@ -267,7 +321,10 @@ def test_access_denied_stops_run_regardless_of_fast_fail(requests_mock, make_con
     assert isinstance(result.error, InsiderFatalError)
     assert "UCD" in str(result.error)
     assert result.states == []
-    assert requests_mock.call_count == 1
+    assert upsert_calls(requests_mock) == 1
+    # The summary says what was not delivered, and why.
+    assert result.stats["undelivered_by_reason"] == {"run_stopped": 2}
+    assert result.dead_letters() == []
 
 
 def test_dry_run_writes_bodies_and_sends_nothing(requests_mock, make_config):
@@ -275,14 +332,14 @@ def test_dry_run_writes_bodies_and_sends_nothing(requests_mock, make_config):
         make_config(dry_run=True, batch_size_rows=2, max_concurrent_requests=2),
         [schema_msg(), *messages(5), state_msg(1)],
     )
-    assert requests_mock.call_count == 0
+    assert upsert_calls(requests_mock) == 0
     path = result.target.runtime.settings.dry_run_path
     bodies = [json.loads(line) for line in path.read_text().splitlines()]
     assert [len(b["users"]) for b in bodies] == [2, 2, 1]
     assert bodies[0]["users"][0]["identifiers"]["uuid"] == "CUST-000000"
     assert result.stats["dry_run_users"] == 5
     assert result.stats["users_upserted"] == 0
-    assert result.states
+    assert result.states == []  # nothing was delivered: no bookmark may move
 
 
 def test_1000_user_limit(requests_mock, make_config):
@@ -405,11 +462,11 @@ def test_request_dependencies_follow_shared_identifiers():
     from target_insider_one.sinks import Item, identifier_keys, request_dependencies
 
     items = [
-        Item({}, b"", identifier_keys({"uuid": "A"})),
-        Item({}, b"", identifier_keys({"uuid": "B", "email": "b@x.io"})),
-        Item({}, b"", identifier_keys({"email": "b@x.io"})),
-        Item({}, b"", identifier_keys({"custom": {"loyalty": "1"}, "uuid": "A"})),
-        Item({}, b"", identifier_keys({"uuid": "C"})),
+        Item({}, b"", identifier_keys({"uuid": "A"}), 0),
+        Item({}, b"", identifier_keys({"uuid": "B", "email": "b@x.io"}), 1),
+        Item({}, b"", identifier_keys({"email": "b@x.io"}), 2),
+        Item({}, b"", identifier_keys({"custom": {"loyalty": "1"}, "uuid": "A"}), 3),
+        Item({}, b"", identifier_keys({"uuid": "C"}), 4),
     ]
     plans = [
         RequestPlan([0], b""),
@@ -450,63 +507,80 @@ def test_same_profile_in_two_requests_is_sent_in_order(make_config, monkeypatch)
     assert timeline.index(("start", "CUST-000002", "other")) < end_old
 
 
-def test_termination_during_delivery_emits_no_state(make_config, capsys, monkeypatch):
+@pytest.fixture
+def fake_exit(monkeypatch):
     import os
 
-    from target_insider_one.target import TargetInsiderOne
-
-    def fake_exit(code):
+    def exit_now(code):
         raise SystemExit(code)
 
-    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(os, "_exit", exit_now)
 
+
+def test_termination_exits_143_at_once_without_draining(
+    requests_mock, make_config, capsys, fake_exit
+):
+    from target_insider_one.target import TargetInsiderOne
+
+    requests_mock.post(UPSERT_URL, json=ok_callback)
     target = TargetInsiderOne(config=make_config())
-    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
-    target.runtime.batch_started()
+    target._process_schema_message(schema_msg())
+    target._process_record_message(record_msg(customer(1)))
+    target._process_state_message(state_msg(1))
     with pytest.raises(SystemExit) as info:
         target._handle_termination(15, None)
     assert info.value.code == 143
-    assert capsys.readouterr().out == ""
+    assert requests_mock.call_count == 0  # the buffered record was not drained
+    assert capsys.readouterr().out == ""  # and no STATE passes it
 
 
-def test_batch_counts_as_in_flight_from_the_moment_it_leaves_the_buffer(make_config, monkeypatch):
-    # A SIGTERM between the SDK's start_drain() and process_batch() must not emit STATE.
-    from target_insider_one.sinks import InsiderUpsertSink
+def test_termination_never_waits_for_a_lock_the_interrupted_thread_holds(make_config, fake_exit):
+    # The handler runs in the main thread wherever it was interrupted, e.g. inside a
+    # `with lock:`. These locks are not reentrant: holding them here is the same as the
+    # interrupted code holding them. The old handler drained and summarised: it hung.
     from target_insider_one.target import TargetInsiderOne
 
     target = TargetInsiderOne(config=make_config())
-    in_flight_at_process = []
+    runtime = target.runtime
+    runtime.dead_letters.write(reason="x", message="m", stream="s", record={})
+    held, release = threading.Event(), threading.Event()
 
-    def process_batch(self, context):
-        in_flight_at_process.append(target.runtime.batches_in_flight)
-        target.runtime.batch_ended()
+    def hold_locks():
+        with runtime._lock, runtime.stats._lock, runtime.dead_letters._lock:
+            held.set()
+            release.wait(60)
 
-    monkeypatch.setattr(InsiderUpsertSink, "process_batch", process_batch)
-    sink = target.add_sink("Customers", schema_msg()["schema"], ["SubscriberKey"])
-    sink.process_record(customer(1), sink._get_context(customer(1)))
-    sink.tally_record_read()
-    original = InsiderUpsertSink.start_drain
-
-    def start_drain(self):
-        context = original(self)
-        in_flight_at_process.append(target.runtime.batches_in_flight)
-        return context
-
-    monkeypatch.setattr(InsiderUpsertSink, "start_drain", start_drain)
-    target.drain_one(sink)
-    assert in_flight_at_process == [1, 1]
-    assert target.runtime.batches_in_flight == 0
+    holder = threading.Thread(target=hold_locks, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    faulthandler.dump_traceback_later(60, exit=True)  # a deadlock fails the run, not hangs it
+    try:
+        with pytest.raises(SystemExit) as info:
+            target._handle_termination(15, None)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        release.set()
+    assert info.value.code == 143
 
 
-def test_termination_between_batches_drains_and_emits_state(make_config, capsys):
+def test_signal_while_a_state_line_is_written_exits_after_the_line(
+    requests_mock, make_config, capsys, fake_exit, monkeypatch
+):
     from target_insider_one.target import TargetInsiderOne
 
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    original = TargetInsiderOne._write_state_message
+
+    def interrupted(self, state):
+        self._handle_termination(15, None)  # arrives mid-line: must wait for the line
+        original(self, state)
+
+    monkeypatch.setattr(TargetInsiderOne, "_write_state_message", interrupted)
     target = TargetInsiderOne(config=make_config())
-    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
     with pytest.raises(SystemExit) as info:
-        target._handle_termination(15, None)
-    assert info.value.code == 0
-    assert json.loads(capsys.readouterr().out) == {"bookmarks": {"Customers": {"v": 1}}}
+        target._process_state_message(state_msg(1))  # nothing open: safe at once
+    assert info.value.code == 143
+    assert capsys.readouterr().out == json.dumps(state_msg(1)["value"]) + "\n"
 
 
 def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
@@ -522,7 +596,7 @@ def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
         users = json.loads(body)["users"]
         if users[0]["identifiers"]["uuid"].startswith("B"):
             b_failed.set()
-            raise InsiderRequestFailedError("HTTP 503: down", 503, 1)
+            raise InsiderRequestFailedError("HTTP 503: down", 503, 1, Undelivered.SERVER_ERROR)
         assert b_failed.wait(5)
         time.sleep(0.2)  # B's sink is stopping meanwhile
         raise InsiderBadRequestError("request body is bigger than maximum allowed size", 400, True)
@@ -561,19 +635,64 @@ def test_fatal_in_one_stream_stops_the_others_cleanly(make_config, monkeypatch):
     assert result.target.runtime.finished
 
 
-def test_termination_drain_that_fails_fast_exits_1_without_state(
-    requests_mock, make_config, capsys
+def test_state_waits_for_records_still_buffered_in_another_stream(
+    requests_mock, make_config, monkeypatch
 ):
-    # The SDK's own handler exits 0 from a `finally`, even when its drain raised.
+    # Stream A drains (full) while stream B still buffers a record received before the
+    # STATE: that STATE must wait for B's drain; a STATE after only settled records goes
+    # out at once, mid-run.
     from target_insider_one.target import TargetInsiderOne
 
-    requests_mock.post(UPSERT_URL, status_code=403, json={"message": "Access Denied."})
-    target = TargetInsiderOne(config=make_config())
-    target._process_schema_message(schema_msg())
-    target._process_record_message(record_msg(customer(1)))
-    target._latest_state = {"bookmarks": {"Customers": {"v": 1}}}
-    with pytest.raises(SystemExit) as info:
-        target._handle_termination(15, None)
-    assert info.value.code == 1
-    assert capsys.readouterr().out == ""
-    assert target.runtime.finished
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    emitted = []
+    original = TargetInsiderOne._write_state_message
+
+    def spy(self, state):
+        sent = {u["identifiers"]["uuid"] for b in sent_bodies(requests_mock) for u in b["users"]}
+        emitted.append((state["bookmarks"]["Customers"]["v"], sent))
+        original(self, state)
+
+    monkeypatch.setattr(TargetInsiderOne, "_write_state_message", spy)
+    msgs = [
+        schema_msg("A"),
+        schema_msg("B"),
+        record_msg(customer(1, SubscriberKey="B1"), "B"),
+        state_msg(1),
+        record_msg(customer(2, SubscriberKey="A2"), "A"),
+        record_msg(customer(3, SubscriberKey="A3"), "A"),  # A is full: drained here
+        state_msg(2),
+        record_msg(customer(4, SubscriberKey="B4"), "B"),  # B is full: drained here
+        state_msg(3),
+        record_msg(customer(5, SubscriberKey="A5"), "A"),
+    ]
+    result = run_target(make_config(batch_size_rows=2, max_concurrent_requests=1), msgs)
+    assert emitted == [(2, {"A2", "A3", "B1", "B4"}), (3, {"A2", "A3", "B1", "B4"})]
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == [2, 3]
+
+
+def test_fast_fail_stops_requests_that_are_still_retrying(requests_mock, make_config):
+    # One request ends undelivered at once; the other is in a 429 storm that its retry
+    # budget would ride out for a minute: fast_fail must not wait for it.
+    def answer(request, context):
+        users = json.loads(request.body)["users"]
+        if users[0]["identifiers"]["uuid"] == "CUST-000001":
+            context.status_code = 200
+            return {"data": {}}  # unconfirmed: not retried
+        context.status_code = 429
+        return {"error": "rejected: too many requests"}
+
+    requests_mock.post(UPSERT_URL, json=answer)
+    config = make_config(
+        fast_fail=True,
+        batch_size_rows=1,
+        max_concurrent_requests=2,
+        max_retries=100,
+        retry_budget_seconds=60,
+        backoff_base_seconds=0.2,
+        backoff_max_seconds=0.2,
+    )
+    result = run_target(config, [schema_msg(), *messages(2), state_msg(1)], expect_error=True)
+    assert result.error.exit_code == ExitCode.UNDELIVERED
+    assert result.stats["undelivered_by_reason"] == {"unconfirmed": 1, "run_stopped": 1}
+    assert result.states == []
+    assert result.dead_letters() == []

@@ -21,8 +21,16 @@ def test_counts_and_human_summary():
     assert "(no_identifier=1)" in text
     # Why records were dead-lettered, not just how many.
     assert "dead-lettered:           3 (no_identifier=1, rejected_by_insider=2) -> dl.jsonl" in text
-    stats.add(failed_requests=1)
-    assert "NOTE" in stats.human_summary(status="succeeded", dead_letter_path=None, dry_run=False)
+    assert "NOTE" not in text
+    stats.undelivered("rate_limited", 1000)
+    stats.undelivered("server_error", 4)
+    text = stats.human_summary(status="incomplete", dead_letter_path="dl.jsonl", dry_run=False)
+    # The first line alone says what was dead-lettered and what was not delivered, and why.
+    assert text.splitlines()[0] == (
+        "Insider run summary (incomplete): 3 dead-lettered (no_identifier=1, "
+        "rejected_by_insider=2), 1004 not delivered (rate_limited=1000, server_error=4)"
+    )
+    assert "NOTE" in text
 
 
 def test_metrics_lines(caplog):

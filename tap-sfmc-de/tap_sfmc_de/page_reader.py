@@ -1,0 +1,176 @@
+"""Every rowset request of a run goes through here: the request budget and page checks.
+
+The budget (``max_pages_per_run``) counts requests of every kind — data pages, the count
+probe, ``$filter`` and literal probes, boundary probes, step-backs, walk-backs and the
+retry of a refused ``$orderBy`` — because each one costs the tenant an API call.
+
+A page that contradicts itself (no ``items`` yet a ``next`` link or a ``count`` saying
+more rows follow, a ``count`` that disagrees with the rows served, more rows than
+``$pageSize``) is never taken as the end of a window: it is re-requested a bounded number
+of times and then fails the run with what the server did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from tap_sfmc_de.errors import SfmcApiError
+from tap_sfmc_de.rowset import RowsetPage
+
+INCONSISTENT_PAGE_RETRIES = 2
+
+
+class RequestKind(StrEnum):
+    """Why a rowset request was made (reported per kind at the end of a run)."""
+
+    DATA = "data page"
+    COUNT = "count probe"
+    CAPABILITY = "capability probe"
+    BOUNDARY = "boundary probe"
+    WALK_BACK = "walk-back page"
+
+
+DATA_KINDS = frozenset({RequestKind.DATA, RequestKind.WALK_BACK})
+
+
+class BudgetSpentError(Exception):
+    """The run's rowset request budget is used up (not an error: the next run continues)."""
+
+
+class Fetcher(Protocol):
+    """What :class:`PageReader` needs from a rowset client."""
+
+    def fetch(  # noqa: D102 - see RowsetClient.fetch
+        self,
+        *,
+        page: int,
+        page_size: int,
+        filter_expr: str | None = None,
+        order_by: str | None = None,
+    ) -> RowsetPage: ...
+
+
+def inconsistency(result: RowsetPage, page: int, page_size: int) -> str | None:
+    """What is self-contradictory about a page, or None.
+
+    Args:
+        result: The page.
+        page: 1-based page number requested.
+        page_size: ``$pageSize`` requested.
+
+    Returns:
+        A description of what the server did, for the log and the error message.
+    """
+    served, before = len(result.items), (page - 1) * page_size
+    if served > page_size:
+        return f"served {served} rows for $pageSize={page_size}"
+    if not served and result.has_next:
+        return f"served no rows on page {page} but a link to a next page"
+    if not served and result.count > before:
+        return f"served no rows on page {page} although count={result.count} says there are more"
+    if served and not result.has_next and before + served != result.count:
+        return f"served rows up to {before + served} on its last page but count={result.count}"
+    if result.has_next and result.count <= page * page_size:
+        return f"linked a next page although count={result.count} ends on page {page}"
+    return None
+
+
+def _refuse_smaller_pages(result: RowsetPage, page_size: int) -> None:
+    served = len(result.items)
+    if result.has_next and 0 < served < page_size:
+        # Offsets, completion and step-backs all assume pages of exactly `page_size` rows:
+        # a server serving smaller pages would make the window skip rows silently.
+        raise SfmcApiError(
+            f"SFMC returned {served} rows for $pageSize={page_size} on a page that is not the "
+            "last, so it serves smaller pages than requested and paging would skip rows: set "
+            f"page_size to {served}."
+        )
+
+
+@dataclass
+class PageReader:
+    """Sends rowset requests within a budget and refuses pages that contradict themselves."""
+
+    rowset: Fetcher
+    budget: int
+    order_by: str | None
+    logger: logging.Logger
+    requests: Counter[str] = field(default_factory=Counter)
+    last_server_time: dt.datetime | None = None
+    order_by_refused: bool = False
+
+    @property
+    def remaining(self) -> int:
+        """Rowset requests left in this run."""
+        return self.budget - sum(self.requests.values())
+
+    @property
+    def total(self) -> int:
+        """Rowset requests made in this run."""
+        return sum(self.requests.values())
+
+    def read(
+        self, kind: RequestKind, *, page: int, page_size: int, filter_expr: str | None = None
+    ) -> RowsetPage:
+        """One page, re-requested while it contradicts itself.
+
+        Args:
+            kind: Why the request is made.
+            page: 1-based page number.
+            page_size: Rows per page.
+            filter_expr: ``$filter``, if any.
+
+        Returns:
+            A self-consistent page.
+
+        Raises:
+            BudgetSpentError: When no request is left in this run's budget.
+            SfmcApiError: When the page stays inconsistent after the retries.
+        """
+        problem = ""
+        for attempt in range(INCONSISTENT_PAGE_RETRIES + 1):
+            result = self._send(kind, page=page, page_size=page_size, filter_expr=filter_expr)
+            found = inconsistency(result, page, page_size)
+            if found is None:
+                _refuse_smaller_pages(result, page_size)
+                return result
+            problem = found
+            if attempt < INCONSISTENT_PAGE_RETRIES:
+                self.logger.warning("SFMC %s; requesting the page again", problem)
+        raise SfmcApiError(
+            f"SFMC {problem} ({INCONSISTENT_PAGE_RETRIES + 1} times in a row). Taking that as "
+            "the end of the data would skip rows, so the run stops here; the state keeps the "
+            "last complete page and the next run retries it. If it persists, report it to "
+            "Salesforce support with the DE key and time."
+        )
+
+    def _send(self, kind: RequestKind, **kwargs: Any) -> RowsetPage:
+        order_by = None if self.order_by_refused else self.order_by
+        try:
+            page = self._counted(kind, order_by=order_by, **kwargs)
+        except SfmcApiError as exc:
+            # $orderBy is undocumented on rowset; a server may refuse it outright. Only an
+            # unfiltered request can blame the 400 on the ordering. Paging then relies on
+            # the default order, whose stability is checked separately.
+            if order_by is None or exc.status_code != HTTPStatus.BAD_REQUEST:
+                raise
+            if kwargs.get("filter_expr"):
+                raise
+            self.logger.info("SFMC refused $orderBy (%s); using the server's default order", exc)
+            self.order_by_refused = True
+            page = self._counted(kind, order_by=None, **kwargs)
+        if page.server_time is not None:
+            self.last_server_time = page.server_time
+        return page
+
+    def _counted(self, kind: RequestKind, **kwargs: Any) -> RowsetPage:
+        if self.remaining <= 0:
+            raise BudgetSpentError
+        self.requests[kind] += 1
+        return self.rowset.fetch(**kwargs)

@@ -1,0 +1,143 @@
+"""Credentials before data: one read-only request at start-up, before any input is read.
+
+``POST /api/user/v3/metadata/columns`` with ``{"table": "contacts"}`` is the credential
+test Insider's own n8n node uses (it changes no data and lists the account's attributes,
+custom ones as ``c_<name>``). The endpoint is undocumented, so only clear answers stop the
+run (insider-api.md §4):
+
+- 401 / 403 (other than "Request Limit Exceeded") / 400 "Partner is invalid.": the
+  credentials are wrong: :class:`InsiderAuthError`, naming the settings to fix;
+- no connection at all (DNS failure, refused, TLS error): :class:`InsiderConfigError`
+  naming ``api_base_url``.
+
+Anything else (timeouts, 404, 429, 5xx, an unexpected body) means "check unavailable": it
+is logged as a warning and the run goes on, so a change on Insider's side never stops every
+run. A 2xx list of columns is also used to warn about mapped custom attributes the account
+does not define (Insider probably drops those silently).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from target_insider_one.client import (
+    InsiderAuthError,
+    InsiderClient,
+    InsiderConfigError,
+    error_message,
+)
+
+if TYPE_CHECKING:
+    from target_insider_one.settings import Settings
+
+COLUMNS_PATH = "/api/user/v3/metadata/columns"
+MAX_TIMEOUT_SECONDS = 30.0
+_AUTH_STATUSES = {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+_NOT_CHECKED = (
+    "credentials and custom attributes not checked, continuing (upserts report their own errors)"
+)
+
+
+def _auth_failed(status: int, message: str) -> bool:
+    lowered = message.lower()
+    if status in _AUTH_STATUSES:
+        return "limit" not in lowered  # 403 "Request Limit Exceeded" is throttling
+    return status == HTTPStatus.BAD_REQUEST and "partner is invalid" in lowered
+
+
+def _auth_message(settings: Settings, status: int, message: str) -> str:
+    return (
+        f"Insider rejected the credentials before any data was read (HTTP {status}: "
+        f"{message}). Fix partner_name (TARGET_INSIDER_ONE_PARTNER_NAME; sent lowercase as "
+        f"{settings.partner_name!r}) or api_key (TARGET_INSIDER_ONE_API_KEY): it must be an "
+        "Insider One API key of type 'Unified Customer Database (UCD)' (InOne Settings > "
+        "Integration Settings > API Keys) for that partner, and this machine's IP must be "
+        "allowed if the key has an IP allowlist. Nothing was sent."
+    )
+
+
+def _unreachable_message(settings: Settings, exc: requests.RequestException) -> str:
+    text = str(exc)
+    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        why = "its host name does not resolve (DNS)"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        why = "the TLS handshake failed"
+    elif isinstance(exc, requests.ConnectionError):
+        why = "the connection failed"
+    else:
+        why = f"the request could not be sent ({type(exc).__name__})"
+    return (
+        f"Cannot reach Insider at api_base_url {settings.api_base_url!r}: {why}. Check "
+        "api_base_url (default https://unification.useinsider.com), DNS, proxy and firewall "
+        "settings. Nothing was sent."
+    )
+
+
+def check_credentials(settings: Settings, client: InsiderClient) -> list[str]:
+    """Run the start-up check.
+
+    Args:
+        settings: Target settings.
+        client: The HTTP client (its headers carry the credentials).
+
+    Returns:
+        Warnings to log and show in the summary (check unavailable, custom attributes the
+        account does not define).
+
+    Raises:
+        InsiderAuthError: The credentials were rejected.
+        InsiderConfigError: Insider cannot be reached at ``api_base_url``.
+    """
+    url = settings.api_base_url + COLUMNS_PATH
+    timeout = min(settings.request_timeout, MAX_TIMEOUT_SECONDS)
+    try:
+        response = client.post_once(url, {"table": "contacts"}, timeout=timeout)
+    except requests.Timeout:
+        return [f"the credential check timed out after {timeout:g}s; {_NOT_CHECKED}"]
+    except requests.RequestException as exc:
+        raise InsiderConfigError(_unreachable_message(settings, exc)) from None
+    status = response.status_code
+    if not HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
+        message = error_message(response)
+        if _auth_failed(status, message):
+            raise InsiderAuthError(_auth_message(settings, status, message), status)
+        return [f"the credential check (metadata/columns) answered HTTP {status}; {_NOT_CHECKED}"]
+    keys = _column_keys(response)
+    if keys is None:
+        return [
+            f"the credential check (metadata/columns) returned an unexpected body; {_NOT_CHECKED}"
+        ]
+    return missing_custom_attributes(settings, keys)
+
+
+def _column_keys(response: requests.Response) -> set[str] | None:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, list):
+        return None
+    return {str(c["key"]) for c in body if isinstance(c, dict) and "key" in c}
+
+
+def missing_custom_attributes(settings: Settings, keys: set[str]) -> list[str]:
+    """Warnings for mapped custom attributes the account does not list.
+
+    Args:
+        settings: Target settings.
+        keys: Column keys from ``metadata/columns`` (custom attributes are ``c_<name>``).
+
+    Returns:
+        One warning per missing custom attribute.
+    """
+    mapped = [t for _, t in settings.attributes] + [t for t, _ in settings.fixed_values]
+    return [
+        f"custom attribute {target.name!r} is not defined in Insider (metadata/columns has "
+        f"no 'c_{target.name}'): Insider probably drops it silently; create it in InOne "
+        "(Attributes) with a matching type, or fix the mapping"
+        for target in mapped
+        if target.custom and f"c_{target.name}" not in keys
+    ]

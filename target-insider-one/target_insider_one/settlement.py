@@ -1,0 +1,161 @@
+"""Which records are settled, which STATE is safe to emit, and how the run ends.
+
+A record is *settled* when Insider stored it or it was dead-lettered (rejected, for its own
+reason). A record whose request was *not delivered* (429, 5xx, timeouts, connection or
+DNS errors after the retries; a reply without Insider's counts) is never settled in this
+run: no STATE received after it may be emitted, so the next run re-sends it from the last
+safe STATE (upserts are idempotent).
+
+Pure bookkeeping, no I/O: the sink reports outcomes, the target asks for the safe STATE.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+class Undelivered(StrEnum):
+    """Why a record was not delivered (never a dead letter: the next run re-sends it)."""
+
+    RATE_LIMITED = "rate_limited"  # 429 or 403 "Request Limit Exceeded", after retries
+    SERVER_ERROR = "server_error"  # 5xx after retries
+    TIMEOUT = "timeout"  # no answer within request_timeout, after retries
+    CONNECTION_ERROR = "connection_error"  # refused, reset, DNS, broken body, after retries
+    CANNOT_SEND = "cannot_send"  # the request could not be sent at all (e.g. invalid URL)
+    UNCONFIRMED = "unconfirmed"  # a 2xx without Insider's counts: nobody knows what stored
+    RUN_STOPPED = "run_stopped"  # the run stopped before they were delivered
+
+
+class ExitCode(IntEnum):
+    """How the target exits (documented in the README)."""
+
+    OK = 0
+    STOPPED = 1  # credentials, wrong endpoint, fast_fail on a rejected request, bad input
+    UNDELIVERED = 3  # some records were not delivered: rerun from the last STATE
+    TOO_MANY_DEAD_LETTERS = 4  # max_dead_letters / max_dead_letter_percent exceeded
+
+
+class Ledger:
+    """Tracks records waiting for delivery and the STATE messages received between them.
+
+    Records are numbered in the order they arrive (``open``); a STATE message is safe once
+    every record numbered before it is settled and none of them was undelivered. Thread
+    safe: sinks settle from drain threads while the main thread reads input.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._lock = threading.Lock()
+        self._next = 0
+        self._open: set[int] = set()
+        self._low = 0  # every record numbered below this is settled or undelivered
+        self._blocked_at: int | None = None  # the first undelivered record
+        self._states: deque[tuple[int, Any]] = deque()
+        self._safe: Any = None
+        self._emitted: Any = None
+
+    def open(self) -> int:
+        """Note a record that waits for delivery.
+
+        Returns:
+            Its number (pass it to ``settle`` or ``undeliver``).
+        """
+        with self._lock:
+            number = self._next
+            self._next += 1
+            self._open.add(number)
+            return number
+
+    def settle(self, numbers: Iterable[int]) -> None:
+        """Records stored by Insider or dead-lettered.
+
+        Args:
+            numbers: Their numbers.
+        """
+        with self._lock:
+            self._open.difference_update(numbers)
+
+    def undeliver(self, numbers: Iterable[int]) -> None:
+        """Records whose request was not delivered: STATE stops before the first of them.
+
+        Args:
+            numbers: Their numbers.
+        """
+        numbers = list(numbers)
+        if not numbers:
+            return
+        with self._lock:
+            self._open.difference_update(numbers)
+            first = min(numbers)
+            self._blocked_at = first if self._blocked_at is None else min(first, self._blocked_at)
+
+    def note_state(self, state: Any) -> None:
+        """A STATE message arrived after every record opened so far.
+
+        Args:
+            state: Its value.
+        """
+        with self._lock:
+            self._states.append((self._next, state))
+
+    @property
+    def blocked(self) -> bool:
+        """Whether a record was undelivered (no later STATE will ever be safe)."""
+        with self._lock:
+            return self._blocked_at is not None
+
+    def take_safe_state(self) -> Any:
+        """The latest STATE that is safe and was not taken before.
+
+        Returns:
+            The STATE value, or None when nothing new is safe.
+        """
+        with self._lock:
+            while self._low < self._next and self._low not in self._open:
+                self._low += 1
+            horizon = self._low if self._blocked_at is None else min(self._low, self._blocked_at)
+            while self._states and self._states[0][0] <= horizon:
+                self._safe = self._states.popleft()[1]
+            if self._safe is None or self._safe == self._emitted:
+                return None
+            self._emitted = self._safe
+            return self._safe
+
+
+def run_exit_code(
+    *,
+    undelivered: int,
+    dead_lettered: int,
+    received: int,
+    max_dead_letters: int | None,
+    max_dead_letter_percent: float | None,
+) -> ExitCode:
+    """How a run that read all its input ends.
+
+    Args:
+        undelivered: Records not delivered.
+        dead_lettered: Records dead-lettered.
+        received: Records received.
+        max_dead_letters: Alert when more records than this were dead-lettered.
+        max_dead_letter_percent: Alert when a larger percentage than this was dead-lettered.
+
+    Returns:
+        The exit code (undelivered records win: rerunning is what they need).
+    """
+    if undelivered:
+        return ExitCode.UNDELIVERED
+    if max_dead_letters is not None and dead_lettered > max_dead_letters:
+        return ExitCode.TOO_MANY_DEAD_LETTERS
+    if (
+        max_dead_letter_percent is not None
+        and received
+        and dead_lettered * 100 > max_dead_letter_percent * received
+    ):
+        return ExitCode.TOO_MANY_DEAD_LETTERS
+    return ExitCode.OK
