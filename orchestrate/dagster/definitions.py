@@ -18,14 +18,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from dagster import Definitions, JobDefinition, ScheduleDefinition, multiprocess_executor
 from dagster_meltano import load_jobs_from_meltano_project
 
-PROJECT_ROOT = os.environ.get("MELTANO_PROJECT_ROOT", str(Path(__file__).resolve().parents[2]))
+# dagster-meltano's resource runs `meltano` in MELTANO_PROJECT_ROOT (else the current directory).
+PROJECT_ROOT = os.environ.setdefault(
+    "MELTANO_PROJECT_ROOT", str(Path(__file__).resolve().parents[2])
+)
 MAX_CONCURRENT = int(os.environ.get("FLEET_MAX_CONCURRENT", "4"))
 
-_loaded = load_jobs_from_meltano_project(PROJECT_ROOT)
+
+def _unique_by_name(items: list[Any]) -> list[Any]:
+    """The first definition of each name.
+
+    Meltano 4.4.1 lists the jobs and schedules of included files (orchestrate/*.meltano.yml)
+    twice when an environment is active (`MELTANO_ENVIRONMENT=dev meltano job list`), and
+    Dagster rejects duplicate names.
+    """
+    seen: dict[str, Any] = {}
+    for item in items:
+        seen.setdefault(item.name, item)
+    return list(seen.values())
+
+
+_loaded = _unique_by_name(load_jobs_from_meltano_project(PROJECT_ROOT))
 
 defs = Definitions(
     jobs=[item for item in _loaded if isinstance(item, JobDefinition)],
