@@ -16,12 +16,14 @@ The orchestrator lives in its own virtualenv (.venv-dagster); `meltano` must be 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from dagster import Definitions, JobDefinition, ScheduleDefinition, multiprocess_executor
-from dagster_meltano import load_jobs_from_meltano_project
+from dagster_meltano import MeltanoResource
 
 # dagster-meltano's resource runs `meltano` in MELTANO_PROJECT_ROOT (else the current directory).
 PROJECT_ROOT = os.environ.setdefault(
@@ -43,10 +45,48 @@ def _unique_by_name(items: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
-_loaded = _unique_by_name(load_jobs_from_meltano_project(PROJECT_ROOT))
+def _meltano_json(*args: str) -> Any:
+    """The JSON answer of one `meltano ... --format=json` command in the project."""
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        ["meltano", *args, "--format=json"],  # noqa: S607 - meltano from PATH, as dagster-meltano
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"meltano {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout)
+
+
+def _load_project() -> list[Any]:
+    """The project's jobs and schedules as Dagster definitions, asking `meltano` once per run.
+
+    dagster-meltano asks `meltano job list` and `meltano schedule list` at the same time, and
+    on a new system database both then create its tables and one fails; here they run one
+    after the other. Every op of a run executes in a child process that loads this file
+    again: the first process keeps the answer in the environment the children inherit
+    (saving two CLI calls, seconds of CPU, per DE) and presets dagster-meltano's singleton
+    resource with it.
+    """
+    cached = os.environ.get(_CACHE_ENV)
+    listing = json.loads(cached) if cached else None
+    if listing is None:
+        listing = {
+            "jobs": _meltano_json("job", "list")["jobs"],
+            "schedules": _meltano_json("schedule", "list")["schedules"],
+        }
+        os.environ[_CACHE_ENV] = json.dumps(listing)
+    resource = MeltanoResource(project_dir=PROJECT_ROOT, meltano_bin="meltano")
+    resource.__dict__["meltano_yaml"] = listing  # the slot of its cached_property
+    return _unique_by_name(list(resource.jobs))
+
+
+_CACHE_ENV = "SFMC_DAGSTER_MELTANO_PROJECT"
+_loaded = _load_project()
 
 defs = Definitions(
     jobs=[item for item in _loaded if isinstance(item, JobDefinition)],
     schedules=[item for item in _loaded if isinstance(item, ScheduleDefinition)],
-    executor=multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT}),
+    # forkserver: op processes fork from one that has imported dagster already.
+    executor=multiprocess_executor.configured(
+        {"max_concurrent": MAX_CONCURRENT, "start_method": {"forkserver": {}}}
+    ),
 )

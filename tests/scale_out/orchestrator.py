@@ -27,9 +27,14 @@ class DagsterRun:
 
 
 def execute_job(
-    dagster: Path, project: MeltanoProject, job: str, *, max_concurrent: int = 4
+    dagster: Path,
+    project: MeltanoProject,
+    job: str,
+    *,
+    ops: list[str] | None = None,
+    max_concurrent: int = 4,
 ) -> DagsterRun:
-    """Run a Dagster job once, in the foreground, against the project's environment."""
+    """Run a Dagster job (or only `ops` of it) once, in the foreground, in the project's env."""
     home = project.workdir / "dagster-home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
@@ -40,9 +45,10 @@ def execute_job(
         "MELTANO_PROJECT_ROOT": str(ROOT),
         "FLEET_MAX_CONCURRENT": str(max_concurrent),
     }
+    selection = ["--op-selection", ",".join(ops)] if ops else []
     started = time.monotonic()
     result = subprocess.run(
-        [dagster, "job", "execute", "-f", DEFINITIONS, "-j", job], cwd=ROOT, env=env,
+        [dagster, "job", "execute", "-f", DEFINITIONS, "-j", job, *selection], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     output = f"{result.stdout}\n{result.stderr}"
