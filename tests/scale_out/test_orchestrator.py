@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import yaml
 
 from tests.conftest import ROOT, STATE_ID
 from tests.scale_out.helpers import EMAIL_ONLY, upserts_by_email, users_sent
-from tests.scale_out.orchestrator import execute_job
+from tests.scale_out.orchestrator import DagsterRun, execute_job
 
 if TYPE_CHECKING:
     from api_sandbox.testing import SandboxProcess
@@ -37,6 +38,7 @@ FIELDS = [
     {"name": "ModifiedDate", "field_type": "Date"},
 ]
 ROWS_PER_DE = 6
+MAX_CONCURRENT = 4  # DEs at once (FLEET_MAX_CONCURRENT)
 # Failures planted in the first fleet run, one per DE (their neighbours must not notice):
 BAD_SECRET = ("100001", "Contacts03")  # a wrong client secret for this DE: 401 at the token
 NO_READ_SCOPE = ("200002", "Members05")  # a token without data_extensions_read: 403 on rows
@@ -85,15 +87,30 @@ def fleet_state_id(account_id: str, key: str) -> str:
     return f"dev:tap-sfmc-de--{account_id}-{key.lower()}-to-{FLEET['loader']}"
 
 
-def stored_states(project: MeltanoProject) -> dict[str, dict[str, Any]]:
-    """Every state id with its completed state, read from Meltano's SQLite system database.
-
-    (Read directly: twenty `meltano state get` calls would take a minute.)
-    """
+def system_db(project: MeltanoProject, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on Meltano's SQLite system database (read directly: twenty `meltano
+    state get` calls would take a minute)."""
     database = project.env["MELTANO_DATABASE_URI"].removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(database)) as conn:
-        rows = conn.execute("SELECT state_id, completed_state FROM state").fetchall()
+        return conn.execute(sql).fetchall()
+
+
+def stored_states(project: MeltanoProject) -> dict[str, dict[str, Any]]:
+    """Every state id with its completed state."""
+    rows = system_db(project, "SELECT state_id, completed_state FROM state")
     return {state_id: json.loads(completed or "{}") for state_id, completed in rows}
+
+
+def most_runs_at_once(project: MeltanoProject) -> int:
+    """The most `meltano run`s that were running at the same time (Meltano's run records)."""
+    events: list[tuple[datetime, int]] = []
+    for started, ended in system_db(project, "SELECT started_at, ended_at FROM runs"):
+        events += [(datetime.fromisoformat(started), 1), (datetime.fromisoformat(ended), -1)]
+    running = peak = 0
+    for _, change in sorted(events):  # at equal times an end (-1) sorts before a start
+        running += change
+        peak = max(peak, running)
+    return peak
 
 
 def bookmark(state: dict[str, Any], key: str) -> str | None:
@@ -168,9 +185,11 @@ def test_fleet_runs_in_parallel_and_one_failing_de_neither_blocks_nor_corrupts_t
     failing = {BAD_SECRET, NO_READ_SCOPE}
     healthy = [de for de in fleet_des() if de not in failing]
 
-    first = execute_job(dagster_bin, project, "sfmc_fleet")
+    first = execute_job(dagster_bin, project, "sfmc_fleet", max_concurrent=MAX_CONCURRENT)
 
     assert first.returncode != 0, "two DEs failed: the Dagster run must fail"
+    at_once = most_runs_at_once(project)
+    assert 1 < at_once <= MAX_CONCURRENT, "FLEET_MAX_CONCURRENT DEs run in parallel, no more"
     by_de = delivered_des(insider)
     for account_id, key in healthy:
         assert by_de.get((account_id, key.lower())) == expected_emails(account_id, key), key
@@ -210,14 +229,29 @@ def test_fleet_runs_in_parallel_and_one_failing_de_neither_blocks_nor_corrupts_t
     for de in failing:
         assert bookmark(new_states[fleet_state_id(*de)], de[1]), de
     assert len(project.dead_letters()) == 1
-    print_fleet_report(first, rerun, upserts, new_states)
+    print_fleet_report(
+        first=first, at_once=at_once, rerun=rerun, upserts=upserts,
+        dead_letters=len(project.dead_letters()), states=new_states,
+    )  # fmt: skip
 
 
-def print_fleet_report(first: Any, rerun: Any, upserts: dict[str, int], states: dict) -> None:
+def print_fleet_report(
+    *,
+    first: DagsterRun,
+    at_once: int,
+    rerun: DagsterRun,
+    upserts: dict[str, int],
+    dead_letters: int,
+    states: dict[str, Any],
+) -> None:
     """The figures for the note (`pytest -s` shows them)."""
-    print(f"\nfleet run 1 (2 DEs failing): exit {first.returncode}, {first.seconds:.1f} s wall")
-    print(f"rerun of the 2 fixed DEs:    exit {rerun.returncode}, {rerun.seconds:.1f} s wall")
-    print(f"profiles in Insider: {len(upserts)}, upserts: {sum(upserts.values())}")
+    print(f"\nfleet: {len(fleet_des())} DEs, {len(fleet_des()) * ROWS_PER_DE} rows in SFMC")
+    print(f"run 1 (2 DEs failing): exit {first.returncode}, {first.seconds:.1f} s wall,")
+    print(f"  up to {at_once} DEs at once")
+    print(f"rerun of the 2 fixed DEs: exit {rerun.returncode}, {rerun.seconds:.1f} s wall")
+    print(f"Insider profiles: {len(upserts)}, upserts: {sum(upserts.values())},")
+    print(f"  dead letters: {dead_letters}")
     for state_id, state in sorted(states.items()):
         marks = state.get("singer_state", {}).get("bookmarks", {})
-        print(f"  {state_id}: {json.dumps(marks)}")
+        rk = {stream: mark["replication_key_value"] for stream, mark in marks.items()}
+        print(f"  {state_id}: {json.dumps(rk)}")
