@@ -7,7 +7,6 @@ the session, also when a test failed; each test gets its own database or bucket.
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,5 +66,4 @@ def dagster_bin() -> Path:
     dagster = DAGSTER_VENV / "bin" / "dagster"
     if not dagster.exists():
         pytest.fail(f"{dagster} missing: run `make venv-dagster`")
-    assert shutil.which("meltano", path=str(ROOT / ".venv" / "bin"))
     return dagster
