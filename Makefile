@@ -6,9 +6,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: venv lint test test-fast demo sandbox bench soak lock clean
+DAGSTER_VENV := .venv-dagster
+DAGSTER_STAMP := $(DAGSTER_VENV)/.installed
+
+.PHONY: venv venv-dagster services lint test test-fast demo sandbox bench soak lock clean
 
 venv: $(STAMP)
+
+## The orchestrator's own virtualenv (Dagster + dagster-meltano; ~45 s): the scale-out tests use it.
+venv-dagster: $(DAGSTER_STAMP)
+
+$(DAGSTER_STAMP): orchestrate/dagster/requirements.txt
+	@test -x $(DAGSTER_VENV)/bin/python || $(PYTHON) -m venv $(DAGSTER_VENV)
+	$(DAGSTER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r orchestrate/dagster/requirements.txt
+	@touch $(DAGSTER_STAMP)
+
+## PostgreSQL server binaries for the scale-out tests (they start their own throwaway server):
+## Debian's package, installed only when missing (needs root; the CI machine is).
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
 
 $(STAMP): requirements/dev.txt requirements/constraints.txt sandbox/pyproject.toml tap-sfmc-de/pyproject.toml target-insider-one/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +36,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The whole suite: lint, unit tests, sandbox tests, end-to-end tests.
-test: lint
+## The whole suite: lint, unit tests, sandbox tests, end-to-end tests (incl. scale_out).
+test: lint venv-dagster services
 	$(BIN)/python -m pytest
 
 ## Unit tests only (no meltano, no subprocesses).
@@ -52,4 +69,4 @@ lock:
 	/tmp/lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements/constraints.txt
 
 clean:
-	rm -rf $(VENV) .meltano output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DAGSTER_VENV) .meltano output .pytest_cache .ruff_cache
