@@ -140,3 +140,33 @@ def test_values_json_cannot_hold_are_described_not_fatal(tmp_path):
     assert entry["big"] == "1E+999999999"
     assert entry["huge_int"].startswith("<integer of")
     assert entry["sep"] == "a\u2028b"
+
+
+def _append_lines(path, tag, count):
+    writer = JsonlWriter(path)
+    for i in range(count):
+        # Sizes straddle the io buffer (8 KiB): a writer that split a line into several writes
+        # would let another process append between them.
+        writer.write_line(json.dumps({"tag": tag, "i": i, "pad": "x" * (1000 + 977 * i % 20000)}))
+    writer.close()
+
+
+def test_processes_appending_to_one_file_never_interleave_lines(tmp_path):
+    # Parallel DEs of one fleet may share a dead_letter_path: each line must land whole.
+    import multiprocessing
+
+    path = tmp_path / "shared.jsonl"
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_append_lines, args=(path, tag, 300)) for tag in ("a", "b", "c")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line) for line in lines]  # a torn line fails here
+    assert sorted((e["tag"], e["i"]) for e in entries) == sorted(
+        (tag, i) for tag in "abc" for i in range(300)
+    )
