@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Any
 
 from tap_sfmc_de.errors import SfmcApiError
 from tap_sfmc_de.rowset import RowsetPage
+from tap_sfmc_de.status_policy import refuses_query
 from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
 
 RECHECK_AFTER = dt.timedelta(days=1)
@@ -149,7 +149,7 @@ class CapabilityProbe:
             try:
                 outcome = self._prove(form, value, sample.count)
             except SfmcApiError as exc:
-                if exc.status_code != HTTPStatus.BAD_REQUEST:
+                if not refuses_query(exc.status_code):
                     raise
                 rejected += 1
                 self.logger.info("SFMC rejected a %s date literal in $filter (%s)", form, exc)
@@ -204,7 +204,7 @@ class CapabilityProbe:
         try:
             page = self.probe(f"{rk} ge {far} and {rk} lt {far}")
         except SfmcApiError as exc:
-            if exc.status_code != HTTPStatus.BAD_REQUEST:
+            if not refuses_query(exc.status_code):
                 raise
             self.logger.info("SFMC rejected $filter (%s); filtering on the client", exc)
             return Verdict("client", checked=now)
