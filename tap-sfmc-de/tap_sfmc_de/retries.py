@@ -109,7 +109,10 @@ class RetryPolicy:
         return cls(**{f.name: config[f.name] for f in fields(cls)})
 
     def backoff(self, attempt: int, factor: float = 1.0) -> float:
-        """Exponential backoff with full jitter in [0.5, 1.5) of the nominal delay.
+        """Exponential backoff with equal jitter: in [0.5, 1] of the capped nominal delay.
+
+        The same rule as target-insider-one's: half fixed, half random, so a delay never
+        exceeds ``backoff_max_seconds`` (times ``factor``), as that setting documents.
 
         Args:
             attempt: 0-based attempt that just failed.
@@ -120,7 +123,7 @@ class RetryPolicy:
         """
         nominal = self.backoff_base_seconds * (2**attempt) * factor
         capped = min(nominal, self.backoff_max_seconds * factor)
-        return capped * random.uniform(0.5, 1.5)
+        return capped / 2 + random.uniform(0, capped / 2)
 
     def wait(self, attempt: int, requested: float | None, factor: float = 1.0) -> float:
         """Seconds to wait before the next attempt.
