@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tap_sfmc_de.client import HttpClient, json_body
+from tap_sfmc_de.config_schema import AuthFlow
 from tap_sfmc_de.errors import SfmcApiError, SfmcAuthError, SfmcConfigError
 from tap_sfmc_de.settings import Settings, validate_base_url
 from tap_sfmc_de.status_policy import CREDENTIALS_HINT, REAUTHORIZE_HINT, Endpoint, token_error
@@ -168,7 +169,7 @@ class TokenManager:
         return body
 
     def _mint(self) -> AccessToken:
-        if self.settings.auth_flow == "refresh_token":
+        if self.settings.auth_flow == AuthFlow.REFRESH_TOKEN:
             return self._mint_with_refresh_token()
         return self._parse(self._post(self._base_body("client_credentials")))
 

@@ -16,6 +16,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 from typing_extensions import override
 
+from tap_sfmc_de.config_schema import FetchMode
 from tap_sfmc_de.errors import ValueConversionError
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
@@ -71,7 +72,7 @@ class DataExtensionStream(Stream):
         self.tokens = tokens
         super().__init__(tap, schema=build_schema(fields), name=stream_name_for_key(de_key))
         self.primary_keys = key_properties(fields)
-        self.incremental = settings.fetch_mode == "incremental"
+        self.incremental = settings.fetch_mode == FetchMode.INCREMENTAL
         self.rk_name = (
             _canonical(fields, settings.replication_key_for(de_key)) if self.incremental else None
         )
