@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tap_sfmc_de.config_schema import FilterSupport
+from tap_sfmc_de.config_schema import MAX_PAGE_SIZE, FilterSupport
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
 from tap_sfmc_de.rowset import RowsetPage
@@ -537,7 +537,8 @@ class WindowSync:
                 "SFMC ignores $orderBy for this DE and serves its rows in a different order on "
                 "every request (the same position returned different rows on three reads), so "
                 "paging by offset would skip and repeat rows. Windows that fit one page are "
-                f"still read safely: raise page_size (now {self.plan.page_size}, at most 2500) "
+                f"still read safely: raise page_size (now {self.plan.page_size}, at most "
+                f"{MAX_PAGE_SIZE}) "
                 "or run more often so each window holds fewer changed rows; a full first load "
                 "of a larger DE needs a server that keeps its row order."
             )
