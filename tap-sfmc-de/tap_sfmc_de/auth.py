@@ -26,22 +26,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tap_sfmc_de.client import HTTP_UNAUTHORIZED, HttpClient, json_body
+from tap_sfmc_de.client import HttpClient, json_body
+from tap_sfmc_de.config_schema import AuthFlow
 from tap_sfmc_de.errors import SfmcApiError, SfmcAuthError, SfmcConfigError
 from tap_sfmc_de.settings import Settings, validate_base_url
+from tap_sfmc_de.status_policy import CREDENTIALS_HINT, REAUTHORIZE_HINT, Endpoint, token_error
+
+__all__ = ["CREDENTIALS_HINT", "REAUTHORIZE_HINT", "RefreshTokenStore", "TokenManager", "main"]
 
 LOGGER = logging.getLogger("tap-sfmc-de.auth")
 EXPIRY_MARGIN_SECONDS = 60.0
 DEFAULT_EXPIRES_IN = 1079.0
-REAUTHORIZE_HINT = (
-    "run `python -m tap_sfmc_de.auth authorize-url --config CONFIG`, open the URL and log in, "
-    "then `python -m tap_sfmc_de.auth exchange --config CONFIG --code CODE` with the code from "
-    "the redirect (tap-sfmc-de-auth is the same command)"
-)
-CREDENTIALS_HINT = (
-    "check client_id/client_secret, that the API Integration package is installed and "
-    "enabled for this business unit (Installed Packages > Access tab), and account_id (MID)"
-)
 
 
 @dataclass
@@ -174,7 +169,7 @@ class TokenManager:
         return body
 
     def _mint(self) -> AccessToken:
-        if self.settings.auth_flow == "refresh_token":
+        if self.settings.auth_flow == AuthFlow.REFRESH_TOKEN:
             return self._mint_with_refresh_token()
         return self._parse(self._post(self._base_body("client_credentials")))
 
@@ -224,31 +219,12 @@ class TokenManager:
             response = self.http.send(
                 "POST",
                 self.token_url,
-                kind="token",
+                kind=Endpoint.TOKEN,
                 prepare=lambda: {"json": body},
             )
         except SfmcApiError as exc:
-            raise self._auth_error(exc, body["grant_type"]) from None
+            raise token_error(exc, body["grant_type"]) from None
         return json_body(response)
-
-    @staticmethod
-    def _auth_error(exc: SfmcApiError, grant_type: str) -> SfmcAuthError:
-        text = str(exc)
-        if "invalid_grant" in text or (
-            grant_type in {"refresh_token", "authorization_code"}
-            and exc.status_code in {400, HTTP_UNAUTHORIZED}
-            and "invalid_client" not in text
-        ):
-            return SfmcAuthError(
-                f"SFMC rejected the {grant_type.replace('_', ' ')} ({text}); refresh tokens are "
-                f"single-use and expire: {REAUTHORIZE_HINT}."
-            )
-        if exc.status_code == HTTP_UNAUTHORIZED or "invalid_client" in text:
-            return SfmcAuthError(f"SFMC refused to issue a token ({text}): {CREDENTIALS_HINT}.")
-        return SfmcAuthError(
-            f"SFMC token request failed ({text}). If it persists, check subdomain (or "
-            "auth_base_url) and that this machine can reach the auth host."
-        )
 
     def _parse(self, payload: dict[str, Any]) -> AccessToken:
         value = payload.get("access_token")

@@ -15,20 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from singer_sdk import typing as th
-
 STATE_KEY = "table_version"
-SETTING = "emit_activate_version_messages"
-ACTIVATE_VERSION_SETTINGS = [
-    th.Property(
-        SETTING,
-        th.BooleanType,
-        description="fetch_mode full: give each full pass a table version and send "
-        "ACTIVATE_VERSION when the pass has read every row (a pass may span runs), so a target "
-        "that honours it drops the rows deleted in SFMC. Incremental mode never sends it.",
-        default=False,
-    ),
-]
 
 
 def pass_version(state: Mapping[str, Any], clock: Callable[[], float] = time.time) -> int:

@@ -17,11 +17,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Any, Protocol
 
 from tap_sfmc_de.errors import SfmcApiError
 from tap_sfmc_de.rowset import RowsetPage
+from tap_sfmc_de.status_policy import refuses_query
 
 INCONSISTENT_PAGE_RETRIES = 2
 
@@ -158,7 +158,7 @@ class PageReader:
             # $orderBy is undocumented on rowset; a server may refuse it outright. Only an
             # unfiltered request can blame the 400 on the ordering. Paging then relies on
             # the default order, whose stability is checked separately.
-            if order_by is None or exc.status_code != HTTPStatus.BAD_REQUEST:
+            if order_by is None or not refuses_query(exc.status_code):
                 raise
             if kwargs.get("filter_expr"):
                 raise

@@ -4,6 +4,8 @@ One rule reads a server-requested wait (``Retry-After`` header or SFMC's ``retry
 body field, see :func:`parse_retry_after`); one cap bounds any such wait
 (``max_retry_after_seconds``), and one budget bounds the total waiting per request
 (``max_retries`` attempts and ``retry_budget_seconds``), so no header can stall a run.
+Each field of :class:`RetryPolicy` is the setting of the same name; its default and bounds
+are in :mod:`tap_sfmc_de.config_schema` only.
 """
 
 from __future__ import annotations
@@ -13,25 +15,13 @@ import email.utils
 import math
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-from singer_sdk import typing as th
+if TYPE_CHECKING:
+    import requests
 
-# The settings' defaults and bounds live here, in the config schema (tap.py adds them).
-RETRY_LIMIT_SETTINGS = [
-    th.Property(
-        "max_retry_after_seconds",
-        th.NumberType(minimum=0, maximum=3600),
-        description="Cap of one wait the server asks for (429 Retry-After or retryAfter).",
-        default=300,
-    ),
-    th.Property(
-        "retry_budget_seconds",
-        th.NumberType(minimum=0, maximum=86400),
-        description="Total seconds one request may wait between retries before it fails.",
-        default=900,
-    ),
-]
 _DELTA_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?")  # ASCII only: float() also takes "١٢"
 
 
@@ -76,6 +66,24 @@ def _seconds_until(text: str, now: dt.datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def response_date(response: requests.Response) -> dt.datetime | None:
+    """The server clock from the HTTP Date header, as aware UTC.
+
+    Args:
+        response: Any response.
+
+    Returns:
+        The Date header value, or None if absent or unparsable.
+    """
+    header = response.headers.get("Date")
+    if not header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(header).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient failures are retried (exponential backoff with jitter, bounded)."""
@@ -87,8 +95,24 @@ class RetryPolicy:
     max_retry_after_seconds: float
     retry_budget_seconds: float
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
+        """The policy the validated config describes: one field per setting of that name.
+
+        Args:
+            config: The config with the schema's defaults filled in
+                (:func:`tap_sfmc_de.settings.schema_checked`); defaults live there only.
+
+        Returns:
+            The policy.
+        """
+        return cls(**{f.name: config[f.name] for f in fields(cls)})
+
     def backoff(self, attempt: int, factor: float = 1.0) -> float:
-        """Exponential backoff with full jitter in [0.5, 1.5) of the nominal delay.
+        """Exponential backoff with equal jitter: in [0.5, 1] of the capped nominal delay.
+
+        The same rule as target-insider-one's: half fixed, half random, so a delay never
+        exceeds ``backoff_max_seconds`` (times ``factor``), as that setting documents.
 
         Args:
             attempt: 0-based attempt that just failed.
@@ -99,7 +123,7 @@ class RetryPolicy:
         """
         nominal = self.backoff_base_seconds * (2**attempt) * factor
         capped = min(nominal, self.backoff_max_seconds * factor)
-        return capped * random.uniform(0.5, 1.5)
+        return capped / 2 + random.uniform(0, capped / 2)
 
     def wait(self, attempt: int, requested: float | None, factor: float = 1.0) -> float:
         """Seconds to wait before the next attempt.

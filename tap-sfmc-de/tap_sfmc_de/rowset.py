@@ -11,22 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from tap_sfmc_de.auth import CREDENTIALS_HINT, TokenManager
-from tap_sfmc_de.client import (
-    HTTP_FORBIDDEN,
-    HTTP_NOT_FOUND,
-    HttpClient,
-    build_query,
-    json_body,
-    response_date,
-)
+from tap_sfmc_de.auth import TokenManager
+from tap_sfmc_de.client import HttpClient, build_query, json_body, response_date
 from tap_sfmc_de.errors import SfmcApiError, TokenExpiredError
+from tap_sfmc_de.status_policy import SCOPE_HINT, Endpoint, rest_token_rejected, rowset_error
 
-SCOPE_HINT = (
-    "the token lacks the 'data_extensions_read' scope: enable Data Extensions > Read on the "
-    "package (Setup > Apps > Installed Packages > your package > API Integration > Edit), "
-    "wait up to 5 minutes, and include data_extensions_read in the scopes setting if you set it"
-)
+__all__ = ["SCOPE_HINT", "RowsetClient", "RowsetPage"]
 
 
 @dataclass
@@ -91,26 +81,13 @@ class RowsetClient:
         url = f"{self.tokens.get().rest_url}{path}{query}"
         try:
             response = self.http.send(
-                "GET", url, kind="rest", prepare=prepare, on_remint=self.tokens.invalidate
+                "GET", url, kind=Endpoint.REST, prepare=prepare, on_remint=self.tokens.invalidate
             )
         except TokenExpiredError:
-            raise SfmcApiError(
-                f"REST rowset keeps answering 401 Not Authorized after a fresh token: "
-                f"{CREDENTIALS_HINT}."
-            ) from None
+            raise rest_token_rejected() from None
         except SfmcApiError as exc:
-            raise self._explain(exc) from None
+            raise rowset_error(exc, self.de_key) from None
         return self._parse(json_body(response), response_date(response))
-
-    def _explain(self, exc: SfmcApiError) -> SfmcApiError:
-        if exc.status_code == HTTP_FORBIDDEN:
-            return SfmcApiError(f"Reading DE '{self.de_key}' was refused ({exc}): {SCOPE_HINT}.")
-        if exc.status_code == HTTP_NOT_FOUND:
-            return SfmcApiError(
-                f"Data Extension key '{self.de_key}' was not found ({exc}): use the external "
-                "key (CustomerKey), not the DE name, and check the business unit (account_id)."
-            )
-        return exc
 
     @staticmethod
     def _parse(body: dict[str, Any], server_time: dt.datetime | None) -> RowsetPage:

@@ -23,17 +23,24 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Any
 
 from tap_sfmc_de.errors import SfmcApiError
 from tap_sfmc_de.rowset import RowsetPage
+from tap_sfmc_de.status_policy import refuses_query
 from tap_sfmc_de.values import format_sfmc_datetime, from_bookmark, to_bookmark
 
 RECHECK_AFTER = dt.timedelta(days=1)
 SECOND = dt.timedelta(seconds=1)
 FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
 MIN_ROWS_TO_JUDGE_ORDER = 5  # a random order of fewer rows is sorted too often by chance
+
+
+class FilterMode(StrEnum):
+    """Where a window's rows are selected (the STATE value of ``mode``)."""
+
+    SERVER = "server"  # by $filter on the replication key
+    CLIENT = "client"  # by the tap, over a scan of every row
 
 
 class LiteralForm(StrEnum):
@@ -73,7 +80,7 @@ def literal(value: dt.datetime, form: LiteralForm, tz: dt.tzinfo) -> str:
 class Verdict:
     """The run's view of the server, persisted as ``capabilities`` in STATE."""
 
-    mode: str  # "server" or "client" window filtering
+    mode: FilterMode
     literal: LiteralForm = LiteralForm.SFMC_LOCAL
     order: Order = Order.UNKNOWN
     checked: dt.datetime | None = None
@@ -81,7 +88,7 @@ class Verdict:
     def to_state(self) -> dict[str, Any]:
         """STATE form."""
         return {
-            "mode": self.mode,
+            "mode": str(self.mode),
             "literal": str(self.literal),
             "order": str(self.order),
             "checked": to_bookmark(self.checked) if self.checked else None,
@@ -97,11 +104,11 @@ class Verdict:
         Returns:
             The verdict, or None when absent or not one this tap writes.
         """
-        if not isinstance(data, Mapping) or data.get("mode") not in {"server", "client"}:
+        if not isinstance(data, Mapping) or data.get("mode") not in set(FilterMode):
             return None
         try:
             return cls(
-                mode=str(data["mode"]),
+                mode=FilterMode(data["mode"]),
                 literal=LiteralForm(data.get("literal") or LiteralForm.SFMC_LOCAL),
                 order=Order(data.get("order") or Order.UNKNOWN),
                 checked=from_bookmark(data["checked"]) if data.get("checked") else None,
@@ -149,7 +156,7 @@ class CapabilityProbe:
             try:
                 outcome = self._prove(form, value, sample.count)
             except SfmcApiError as exc:
-                if exc.status_code != HTTPStatus.BAD_REQUEST:
+                if not refuses_query(exc.status_code):
                     raise
                 rejected += 1
                 self.logger.info("SFMC rejected a %s date literal in $filter (%s)", form, exc)
@@ -159,10 +166,10 @@ class CapabilityProbe:
             if outcome is not None:
                 return self._found(outcome, form, now)
         self.logger.info("$filter dates could not be proved on a real row: filtering on the client")
-        return Verdict("client", checked=now)
+        return Verdict(FilterMode.CLIENT, checked=now)
 
-    def _found(self, mode: str, form: LiteralForm, now: dt.datetime) -> Verdict:
-        if mode == "server":
+    def _found(self, mode: FilterMode, form: LiteralForm, now: dt.datetime) -> Verdict:
+        if mode == FilterMode.SERVER:
             self.logger.info(
                 "$filter is honoured with %s date literals (proved on a real row): using "
                 "server-side window filtering",
@@ -182,20 +189,20 @@ class CapabilityProbe:
         value = self.replication_value(page.items[0])
         return value is not None and low <= value < high
 
-    def _prove(self, form: LiteralForm, value: dt.datetime, total: int) -> str | None:
-        """'server', 'client' (filter ignored) or None (this form is misread)."""
+    def _prove(self, form: LiteralForm, value: dt.datetime, total: int) -> FilterMode | None:
+        """SERVER, CLIENT (filter ignored) or None (this form is misread)."""
         second = value.replace(microsecond=0)
         hit = self.probe(self._between(form, second, second + SECOND))
         if hit.count == 0 or not self._inside(hit, second, second + SECOND):
             self.logger.info("A %s date literal selected the wrong rows; trying another", form)
             return None
         if hit.count < total:
-            return "server"
+            return FilterMode.SERVER
         # Every row lies in that second - or the filter is ignored: ask for the next second.
         after = self.probe(self._between(form, second + SECOND, second + 2 * SECOND))
         if after.count == 0 or self._inside(after, second + SECOND, second + 2 * SECOND):
-            return "server"
-        return "client"
+            return FilterMode.SERVER
+        return FilterMode.CLIENT
 
     def _grammar_only(self, now: dt.datetime) -> Verdict:
         """No row with a replication key at hand: the window grammar on an empty range."""
@@ -204,15 +211,15 @@ class CapabilityProbe:
         try:
             page = self.probe(f"{rk} ge {far} and {rk} lt {far}")
         except SfmcApiError as exc:
-            if exc.status_code != HTTPStatus.BAD_REQUEST:
+            if not refuses_query(exc.status_code):
                 raise
             self.logger.info("SFMC rejected $filter (%s); filtering on the client", exc)
-            return Verdict("client", checked=now)
-        mode = "server" if page.count == 0 else "client"
+            return Verdict(FilterMode.CLIENT, checked=now)
+        mode = FilterMode.SERVER if page.count == 0 else FilterMode.CLIENT
         self.logger.info(
             "$filter is %s (date literals not proved: no row with a %s at hand): using "
             "%s-side window filtering",
-            "honoured" if mode == "server" else "ignored",
+            "honoured" if mode == FilterMode.SERVER else "ignored",
             rk,
             mode,
         )

@@ -5,6 +5,7 @@ Nothing builds a URL from a value that has not passed through here.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import re
@@ -14,22 +15,30 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
 
+from tap_sfmc_de.config_schema import (
+    CONFIG_SCHEMA,
+    DEFAULT_TOKEN_STORE,
+    MAX_PAGE_SIZE,
+    MIN_REQUESTS_PER_RUN,
+    AuthFlow,
+    FetchMode,
+    FilterSupport,
+)
 from tap_sfmc_de.errors import SfmcConfigError
-from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS, RetryPolicy
+from tap_sfmc_de.retries import RetryPolicy
 from tap_sfmc_de.values import from_bookmark, parse_offset
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
+__all__ = ["DEFAULT_TOKEN_STORE", "MAX_PAGE_SIZE", "MIN_REQUESTS_PER_RUN", "Settings"]
+
 SUBDOMAIN_RE = re.compile(r"^mc[a-z0-9-]{26}$")
-MAX_PAGE_SIZE = 2500
-# A run needs the count probe, capability probes and a data page with its boundary probe.
-MIN_REQUESTS_PER_RUN = 5
-DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
 ENV_PREFIX = "TAP_SFMC_DE_"  # Meltano's (and the SDK's --config=ENV) variable prefix
+# Our settings only: the SDK adds its built-in settings to the tap's schema in place.
+_OWN_SCHEMA = copy.deepcopy(CONFIG_SCHEMA)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -120,7 +129,7 @@ def describe_config_error(error: ValidationError, secrets: frozenset[str]) -> st
     path = list(error.absolute_path)
     where = f" in config[{']['.join(repr(p) for p in path)}]" if path else ""
     if path and path[0] not in secrets:
-        return f"{error.message}{where}"
+        return f"{error.message}{where}{bounds_hint(error)}"
     if error.validator == "required":  # "'x' is a required property": names, no values
         return f"{error.message}: {where_to_set(str(error.message))}"
     got = JSON_TYPE_NAMES.get(type(error.instance), "value")
@@ -146,78 +155,72 @@ def where_to_set(message: str) -> str:
     return f"set {ENV_PREFIX}{name.upper()} (environment or .env), or {name} in meltano.yml"
 
 
-def schema_checked(config: Mapping[str, Any], properties: list[th.Property]) -> dict[str, Any]:
-    """The values of some settings, with the schema's defaults and bounds applied.
-
-    The tap's config was validated by the SDK already; this keeps other callers (the auth
-    CLI, tests) on the same defaults without restating them.
+def bounds_hint(error: ValidationError) -> str:
+    """The whole allowed range, for an error about one of its ends.
 
     Args:
-        config: The config.
-        properties: Schema properties of the settings to read.
+        error: A ``minimum`` or ``maximum`` validation error.
 
     Returns:
-        Every listed setting's value (its default when absent or null).
+        `` (must be between LOW and HIGH)`` when the schema states both ends, else "".
+    """
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if error.validator not in {"minimum", "maximum"} or low is None or high is None:
+        return ""
+    return f" (must be between {low} and {high})"
+
+
+def schema_checked(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with the schema's defaults filled in, checked against its bounds.
+
+    A null or empty value counts as unset (it gets the default). In the tap this repeats
+    what the SDK already did to the same config: singer-sdk 0.54.9 validates the config in
+    ``PluginBase.__init__`` (``TapSfmcDe._validate_config``) with a validator that fills
+    the schema's defaults as it goes. Doing it here too keeps other callers (the auth CLI,
+    tests) on the same defaults and bounds: the schema's.
+
+    Args:
+        config: The raw or SDK-validated config.
+
+    Returns:
+        Every setting of the schema that has a value or a default.
 
     Raises:
-        SfmcConfigError: If a value breaks the schema (named, secrets hidden).
+        SfmcConfigError: For the first value that breaks the schema (named, secrets hidden).
     """
-    schema = th.PropertiesList(*properties).to_dict()
-    values = {k: config[k] for k in schema["properties"] if config.get(k) is not None}
-    for error in JSONSchemaValidator(schema).iter_errors(values):  # also fills defaults
-        raise SfmcConfigError(describe_config_error(error, secret_settings(schema)))
+    values = {k: v for k, v in config.items() if k in _OWN_SCHEMA["properties"]}
+    values = {k: v for k, v in values.items() if v is not None and v != ""}
+    keys = values.get("data_extension_keys")
+    if isinstance(keys, str):  # "A, B" from a hand-written config or an env var
+        values["data_extension_keys"] = [k.strip() for k in keys.split(",")]
+    for error in JSONSchemaValidator(_OWN_SCHEMA).iter_errors(values):  # also fills defaults
+        message = describe_config_error(error, secret_settings(_OWN_SCHEMA))
+        raise SfmcConfigError(message)
     # The SDK reads config files with parse_float=Decimal; the typed settings are floats.
     return {k: float(v) if isinstance(v, Decimal) else v for k, v in values.items()}
 
 
-def _require(config: Mapping[str, Any], name: str) -> Any:
+def _required(config: Mapping[str, Any], name: str) -> Any:
     value = config.get(name)
     if value in (None, "", []):
         raise SfmcConfigError(f"Setting '{name}' is required.")
     return value
 
 
-def _choice(config: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = config.get(name) or default
-    if value not in allowed:
-        raise SfmcConfigError(
-            f"Setting '{name}' must be one of {', '.join(allowed)}; got {value!r}"
-        )
-    return str(value)
-
-
-def _int_in(config: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = config.get(name, default)
-    value = default if value is None else value
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise SfmcConfigError(f"Setting '{name}' must be an integer; got {value!r}") from exc
-    if not low <= number <= high:
-        raise SfmcConfigError(f"Setting '{name}' must be between {low} and {high}; got {number}")
-    return number
-
-
-def _float_in(config: Mapping[str, Any], name: str, default: float, low: float) -> float:
-    value = config.get(name, default)
-    try:
-        number = float(default if value is None else value)
-    except (TypeError, ValueError) as exc:
-        raise SfmcConfigError(f"Setting '{name}' must be a number; got {value!r}") from exc
-    if number < low:
-        raise SfmcConfigError(f"Setting '{name}' must be at least {low}; got {number}")
-    return number
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings. Secrets are excluded from repr."""
+    """Validated settings. Secrets are excluded from repr.
+
+    Each field is the setting of the same name (defaults and bounds: the config schema),
+    except ``timezone`` (``sfmc_timezone_offset``) and ``retry`` (the retry settings).
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
     subdomain: str
     account_id: str | None
-    auth_flow: str
+    auth_flow: AuthFlow
     refresh_token: str | None = field(repr=False)
     token_store_path: str
     redirect_uri: str | None
@@ -225,8 +228,8 @@ class Settings:
     data_extension_keys: tuple[str, ...]
     replication_key: str
     replication_keys_by_de: dict[str, str]
-    fetch_mode: str
-    filter_support: str
+    fetch_mode: FetchMode
+    filter_support: FilterSupport
     start_date: dt.datetime | None
     page_size: int
     max_pages_per_run: int
@@ -235,6 +238,7 @@ class Settings:
     lookback_seconds: int
     auth_base_url: str
     retry: RetryPolicy
+    emit_activate_version_messages: bool
 
     def replication_key_for(self, de_key: str) -> str:
         """The replication key field for one DE (per-key override, else the default).
@@ -249,10 +253,10 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
-        """Validate a config mapping.
+        """Build the settings from the config; defaults and bounds are the schema's.
 
         Args:
-            config: The tap config.
+            config: The tap config (raw, or as the SDK validated it).
 
         Returns:
             Settings.
@@ -260,79 +264,85 @@ class Settings:
         Raises:
             SfmcConfigError: With a message naming the setting and the fix.
         """
-        subdomain = str(_require(config, "subdomain")).strip()
-        if not SUBDOMAIN_RE.match(subdomain):
-            raise SfmcConfigError(
-                "Setting 'subdomain' must be your tenant subdomain: 28 characters, starting "
-                "with 'mc', lowercase letters, digits and hyphens (from Setup > Installed "
-                f"Packages > API Integration, e.g. the part before .auth.marketingcloudapis.com); "
-                f"got {len(subdomain)} characters."
-            )
-        account_id = config.get("account_id")
-        if account_id not in (None, "") and not str(account_id).isdigit():
-            raise SfmcConfigError(
-                "Setting 'account_id' must be the numeric MID of a business unit."
-            )
-        keys = config.get("data_extension_keys") or []
-        if isinstance(keys, str):
-            keys = [k.strip() for k in keys.split(",")]
-        keys = tuple(k for k in (str(k).strip() for k in keys) if k)
-        if not keys:
-            raise SfmcConfigError(
-                "Setting 'data_extension_keys' needs at least one DE external key (CustomerKey)."
-            )
-        by_de = config.get("replication_keys_by_de") or {}
-        if not isinstance(by_de, Mapping):
-            raise SfmcConfigError(
-                "Setting 'replication_keys_by_de' must map DE keys to field names."
-            )
-        try:
-            tz = parse_offset(str(config.get("sfmc_timezone_offset") or "-06:00"))
-        except ValueError as exc:
-            raise SfmcConfigError(str(exc)) from None
-        start = config.get("start_date")
-        try:
-            start_date = from_bookmark(str(start)) if start else None
-        except ValueError:
-            raise SfmcConfigError(
-                "Setting 'start_date' must be an ISO-8601 date-time such as "
-                f"2024-05-01T00:00:00Z (no offset means UTC); got {start!r}."
-            ) from None
-        auth_flow = _choice(
-            config, "auth_flow", "client_credentials", ("client_credentials", "refresh_token")
-        )
-        auth_base = (
-            config.get("auth_base_url") or f"https://{subdomain}.auth.marketingcloudapis.com/"
-        )
+        values = schema_checked(config)
+        subdomain = _subdomain(values)
         return cls(
-            client_id=str(_require(config, "client_id")),
-            client_secret=str(_require(config, "client_secret")),
+            client_id=str(_required(values, "client_id")),
+            client_secret=str(_required(values, "client_secret")),
             subdomain=subdomain,
-            account_id=str(account_id) if account_id not in (None, "") else None,
-            auth_flow=auth_flow,
-            refresh_token=config.get("refresh_token") or None,
-            token_store_path=str(config.get("token_store_path") or DEFAULT_TOKEN_STORE),
-            redirect_uri=config.get("redirect_uri") or None,
-            scopes=(str(config["scopes"]).strip() or None) if config.get("scopes") else None,
-            data_extension_keys=keys,
-            replication_key=str(config.get("replication_key") or "ModifiedDate"),
-            replication_keys_by_de={str(k): str(v) for k, v in by_de.items()},
-            fetch_mode=_choice(config, "fetch_mode", "incremental", ("incremental", "full")),
-            filter_support=_choice(config, "filter_support", "auto", ("auto", "server", "client")),
-            start_date=start_date,
-            page_size=_int_in(config, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-            max_pages_per_run=_int_in(
-                config, "max_pages_per_run", 50, MIN_REQUESTS_PER_RUN, 1_000_000
+            account_id=_account_id(values.get("account_id")),
+            auth_flow=AuthFlow(values["auth_flow"]),
+            refresh_token=values.get("refresh_token"),
+            token_store_path=str(values["token_store_path"]),
+            redirect_uri=values.get("redirect_uri"),
+            scopes=str(values.get("scopes") or "").strip() or None,
+            data_extension_keys=_de_keys(values),
+            replication_key=str(values["replication_key"]),
+            replication_keys_by_de=_keys_by_de(values.get("replication_keys_by_de") or {}),
+            fetch_mode=FetchMode(values["fetch_mode"]),
+            filter_support=FilterSupport(values["filter_support"]),
+            start_date=_start_date(values.get("start_date")),
+            page_size=values["page_size"],
+            max_pages_per_run=values["max_pages_per_run"],
+            timezone=_timezone(values["sfmc_timezone_offset"]),
+            clock_margin_seconds=values["clock_margin_seconds"],
+            lookback_seconds=values["lookback_seconds"],
+            auth_base_url=validate_base_url(
+                values.get("auth_base_url") or f"https://{subdomain}.auth.marketingcloudapis.com/",
+                "auth_base_url",
             ),
-            timezone=tz,
-            clock_margin_seconds=_int_in(config, "clock_margin_seconds", 1, 0, 86_400),
-            lookback_seconds=_int_in(config, "lookback_seconds", 300, 0, 86_400),
-            auth_base_url=validate_base_url(str(auth_base), "auth_base_url"),
-            retry=RetryPolicy(
-                max_retries=_int_in(config, "max_retries", 5, 0, 100),
-                backoff_base_seconds=_float_in(config, "backoff_base_seconds", 2.0, 0.0),
-                backoff_max_seconds=_float_in(config, "backoff_max_seconds", 60.0, 0.0),
-                request_timeout=_float_in(config, "request_timeout", 300.0, 0.001),
-                **schema_checked(config, RETRY_LIMIT_SETTINGS),
-            ),
+            retry=RetryPolicy.from_config(values),
+            emit_activate_version_messages=bool(values["emit_activate_version_messages"]),
         )
+
+
+def _subdomain(values: Mapping[str, Any]) -> str:
+    subdomain = str(_required(values, "subdomain")).strip()
+    if not SUBDOMAIN_RE.match(subdomain):
+        raise SfmcConfigError(
+            "Setting 'subdomain' must be your tenant subdomain: 28 characters, starting "
+            "with 'mc', lowercase letters, digits and hyphens (from Setup > Installed "
+            f"Packages > API Integration, e.g. the part before .auth.marketingcloudapis.com); "
+            f"got {len(subdomain)} characters."
+        )
+    return subdomain
+
+
+def _account_id(account_id: object) -> str | None:
+    if account_id is None:
+        return None
+    if not str(account_id).isdigit():
+        raise SfmcConfigError("Setting 'account_id' must be the numeric MID of a business unit.")
+    return str(account_id)
+
+
+def _de_keys(values: Mapping[str, Any]) -> tuple[str, ...]:
+    keys = tuple(k for k in (str(k).strip() for k in values.get("data_extension_keys", [])) if k)
+    if not keys:
+        raise SfmcConfigError(
+            "Setting 'data_extension_keys' needs at least one DE external key (CustomerKey)."
+        )
+    return keys
+
+
+def _keys_by_de(by_de: object) -> dict[str, str]:
+    if not isinstance(by_de, Mapping):
+        raise SfmcConfigError("Setting 'replication_keys_by_de' must map DE keys to field names.")
+    return {str(k): str(v) for k, v in by_de.items()}
+
+
+def _timezone(offset: str) -> dt.timezone:
+    try:
+        return parse_offset(str(offset))
+    except ValueError as exc:
+        raise SfmcConfigError(str(exc)) from None
+
+
+def _start_date(start: object) -> dt.datetime | None:
+    try:
+        return from_bookmark(str(start)) if start else None
+    except ValueError:
+        raise SfmcConfigError(
+            "Setting 'start_date' must be an ISO-8601 date-time such as "
+            f"2024-05-01T00:00:00Z (no offset means UTC); got {start!r}."
+        ) from None

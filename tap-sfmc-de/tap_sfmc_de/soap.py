@@ -9,6 +9,7 @@ from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.errors import SfmcApiError, TokenExpiredError
 from tap_sfmc_de.schema import DEField
+from tap_sfmc_de.status_policy import Endpoint, soap_token_rejected
 
 FIELD_PROPERTIES = (
     "Name",
@@ -143,7 +144,9 @@ def _retrieve_once(
 
     url = f"{tokens.get().soap_url}Service.asmx"
     try:
-        response = http.send("POST", url, kind="soap", prepare=prepare, on_remint=tokens.invalidate)
+        response = http.send(
+            "POST", url, kind=Endpoint.SOAP, prepare=prepare, on_remint=tokens.invalidate
+        )
     except TokenExpiredError as exc:
-        raise SfmcApiError("SOAP calls keep failing with Token Expired after a re-mint") from exc
+        raise soap_token_rejected() from exc
     return parse_field_retrieve(response.text)

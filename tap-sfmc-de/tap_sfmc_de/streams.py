@@ -16,8 +16,8 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 from typing_extensions import override
 
+from tap_sfmc_de.config_schema import FetchMode
 from tap_sfmc_de.errors import ValueConversionError
-from tap_sfmc_de.full_pass_version import SETTING as ACTIVATE_VERSION_SETTING
 from tap_sfmc_de.full_pass_version import STATE_KEY as VERSION_KEY
 from tap_sfmc_de.full_pass_version import pass_version, with_version
 from tap_sfmc_de.progress import ProgressLog
@@ -75,7 +75,7 @@ class DataExtensionStream(Stream):
         self.tokens = tokens
         super().__init__(tap, schema=build_schema(fields), name=stream_name_for_key(de_key))
         self.primary_keys = key_properties(fields)
-        self.incremental = settings.fetch_mode == "incremental"
+        self.incremental = settings.fetch_mode == FetchMode.INCREMENTAL
         self.rk_name = (
             _canonical(fields, settings.replication_key_for(de_key)) if self.incremental else None
         )
@@ -90,6 +90,7 @@ class DataExtensionStream(Stream):
         self._unknown_columns: set[str] = set()
 
     @property
+    @override
     def emit_activate_version_messages(self) -> bool:
         """False for the SDK: it would send one at every run's start (full_pass_version.py)."""
         return False
@@ -142,7 +143,7 @@ class DataExtensionStream(Stream):
             state=state,
             logger=self.logger,
         )
-        versioned = not plan.incremental and bool(self.config.get(ACTIVATE_VERSION_SETTING))
+        versioned = not plan.incremental and self.settings.emit_activate_version_messages
         # Read by the SDK for every RECORD message's "version".
         self._stream_version = pass_version(state) if versioned else None
         progress = ProgressLog(self.logger, self.name, self.settings.max_pages_per_run)

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Tap
-from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 from singer_sdk.plugin_base import JSONSchemaValidator
@@ -16,153 +15,19 @@ from typing_extensions import override
 
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
+from tap_sfmc_de.config_schema import CONFIG_SCHEMA, FetchMode
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
-from tap_sfmc_de.full_pass_version import ACTIVATE_VERSION_SETTINGS
-from tap_sfmc_de.retries import RETRY_LIMIT_SETTINGS
-from tap_sfmc_de.rowset import SCOPE_HINT
 from tap_sfmc_de.schema import DEField, stream_name_for_key
-from tap_sfmc_de.settings import (
-    DEFAULT_TOKEN_STORE,
-    Settings,
-    describe_config_error,
-    secret_settings,
-)
+from tap_sfmc_de.settings import Settings, describe_config_error, secret_settings
 from tap_sfmc_de.soap import retrieve_fields
+from tap_sfmc_de.status_policy import scope_missing
 from tap_sfmc_de.streams import DataExtensionStream
 from tap_sfmc_de.text_numbers import numbers_from_text
 
 if TYPE_CHECKING:
     import click
 
-CHOICE = th.StringType
-
-
-def _p(name: str, kind: th.JSONTypeHelper, description: str, **kwargs: object) -> th.Property:
-    return th.Property(name, kind, description=description, **kwargs)  # type: ignore[arg-type]
-
-
-CONFIG_SCHEMA = th.PropertiesList(
-    _p("client_id", th.StringType, "API Integration client id.", required=True),
-    _p(
-        "client_secret", th.StringType, "API Integration client secret.", required=True, secret=True
-    ),
-    _p(
-        "subdomain",
-        th.StringType,
-        "Tenant subdomain: 28 characters, starts with 'mc', lowercase letters, digits, hyphens.",
-        required=True,
-    ),
-    _p("account_id", th.StringType, "MID of the business unit; default is the package's own BU."),
-    _p(
-        "auth_flow",
-        CHOICE,
-        "client_credentials (Server-to-Server package) or refresh_token (Web App package).",
-        default="client_credentials",
-        allowed_values=["client_credentials", "refresh_token"],
-    ),
-    _p(
-        "refresh_token",
-        th.StringType,
-        "Initial refresh token (refresh_token flow); rotated tokens live in token_store_path.",
-        secret=True,
-    ),
-    _p(
-        "token_store_path",
-        th.StringType,
-        "File (mode 0600, fcntl-locked) that keeps the newest refresh token.",
-        default=DEFAULT_TOKEN_STORE,
-    ),
-    _p("redirect_uri", th.StringType, "Web App redirect URI; used only by tap-sfmc-de-auth."),
-    _p(
-        "scopes",
-        th.StringType,
-        "Space-separated scopes to request (default: all). Must include data_extensions_read.",
-    ),
-    _p(
-        "data_extension_keys",
-        th.ArrayType(th.StringType),
-        "DE external keys (CustomerKey, not the name); one stream per key, named de_<key>.",
-        required=True,
-    ),
-    _p(
-        "replication_key",
-        th.StringType,
-        "Date field that every writer sets on every insert and update.",
-        default="ModifiedDate",
-    ),
-    _p(
-        "replication_keys_by_de",
-        th.ObjectType(additional_properties=th.StringType),
-        'Per-DE-key override of replication_key, e.g. {"Orders": "UpdatedAt"}.',
-    ),
-    _p(
-        "fetch_mode",
-        CHOICE,
-        "incremental (windows on replication_key) or full (every row on every pass).",
-        default="incremental",
-        allowed_values=["incremental", "full"],
-    ),
-    _p(
-        "filter_support",
-        CHOICE,
-        "Is REST $filter honoured? auto probes once per run; server/client force it.",
-        default="auto",
-        allowed_values=["auto", "server", "client"],
-    ),
-    _p("start_date", th.DateTimeType, "Lower bound of the first window (no bookmark yet)."),
-    _p("page_size", th.IntegerType, "Rows per rowset page (1-2500).", default=2500),
-    _p(
-        "max_pages_per_run",
-        th.IntegerType,
-        "Rowset requests per stream per run, of every kind (pages and probes; at least 5).",
-        default=50,
-    ),
-    _p(
-        "sfmc_timezone_offset",
-        th.StringType,
-        "Fixed UTC offset of SFMC date values (no DST).",
-        default="-06:00",
-    ),
-    _p(
-        "clock_margin_seconds",
-        th.IntegerType,
-        "Seconds subtracted from the server clock for a window's upper bound.",
-        default=1,
-    ),
-    _p(
-        "lookback_seconds",
-        th.IntegerType,
-        "Each run re-reads rows this far behind the bookmark, for writers that commit late "
-        "(0-86400); rows already emitted are not emitted again.",
-        default=300,
-    ),
-    _p(
-        "auth_base_url",
-        th.StringType,
-        "Override of https://<subdomain>.auth.marketingcloudapis.com/ (http only on loopback).",
-    ),
-    _p("request_timeout", th.NumberType, "Seconds per HTTP request.", default=300),
-    _p(
-        "max_retries",
-        th.IntegerType,
-        "Retries of a transient failure (429, 5xx, timeouts, dropped connections).",
-        default=5,
-    ),
-    _p(
-        "backoff_base_seconds",
-        th.NumberType,
-        "First backoff delay; doubles per retry, with jitter.",
-        default=2,
-    ),
-    _p(
-        "backoff_max_seconds",
-        th.NumberType,
-        "Cap of one backoff delay (errorcode 50200 waits 4x longer).",
-        default=60,
-    ),
-    *RETRY_LIMIT_SETTINGS,
-    *ACTIVATE_VERSION_SETTINGS,
-).to_dict()
+__all__ = ["CONFIG_SCHEMA", "TapSfmcDe"]
 
 
 class TapSfmcDe(Tap):
@@ -261,7 +126,7 @@ class TapSfmcDe(Tap):
                     "the DE name, and check the business unit (account_id) and that the package "
                     "has Data Extensions Read (SOAP returns no rows without it)."
                 )
-            if settings.fetch_mode == "incremental":
+            if settings.fetch_mode == FetchMode.INCREMENTAL:
                 check_replication_key(key, settings.replication_key_for(key), fields)
             streams.append(
                 DataExtensionStream(
@@ -294,7 +159,7 @@ def check_scope(granted: str) -> None:
         SfmcApiError: Naming the scope and where to enable it.
     """
     if granted and "data_extensions_read" not in granted.split():
-        raise SfmcApiError(f"The access token was issued without access to DE rows: {SCOPE_HINT}.")
+        raise scope_missing()
 
 
 def check_replication_key(de_key: str, rk: str, fields: list[DEField]) -> None:

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tap_sfmc_de.config_schema import MAX_PAGE_SIZE, FilterSupport
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
 from tap_sfmc_de.rowset import RowsetPage
 from tap_sfmc_de.server_capabilities import (
     CapabilityProbe,
+    FilterMode,
     LiteralForm,
     Order,
     Verdict,
@@ -39,7 +41,7 @@ from tap_sfmc_de.server_capabilities import (
 )
 from tap_sfmc_de.values import from_bookmark, to_bookmark
 
-SERVER, CLIENT = "server", "client"
+SERVER, CLIENT = FilterMode.SERVER, FilterMode.CLIENT
 # Digests kept for the lookback: beyond this (a burst of changes just before a window's
 # upper), the oldest are dropped and may be emitted once more (at-least-once).
 MAX_RECENT = 5000
@@ -87,7 +89,7 @@ class Window:
 
     lower: dt.datetime | None
     upper: dt.datetime | None
-    mode: str
+    mode: FilterMode
     next_page: int = 1
     count_seen: int | None = None
     boundary: str | None = None  # digest of the last row of page next_page - 1
@@ -101,7 +103,7 @@ class Window:
         return {
             "lower": to_bookmark(self.lower) if self.lower else None,
             "upper": to_bookmark(self.upper) if self.upper else None,
-            "mode": self.mode,
+            "mode": str(self.mode),
             "next_page": self.next_page,
             "count_seen": self.count_seen,
             "boundary": self.boundary,
@@ -120,14 +122,14 @@ class Window:
         """
         mode = str(data.get("mode") or CLIENT)
         boundary = data.get("boundary")
-        if mode not in {SERVER, CLIENT}:
+        if mode not in set(FilterMode):
             raise ValueError(f"unknown window mode {mode!r}")
         if boundary is not None and not _DIGEST_RE.fullmatch(str(boundary)):
             raise ValueError("the window boundary is not a digest this tap writes")
         return cls(
             lower=from_bookmark(data["lower"]) if data.get("lower") else None,
             upper=from_bookmark(data["upper"]) if data.get("upper") else None,
-            mode=mode,
+            mode=FilterMode(mode),
             next_page=max(1, int(data.get("next_page") or 1)),
             count_seen=_optional_int(data.get("count_seen")),
             boundary=boundary,
@@ -249,6 +251,20 @@ class Outcome(StrEnum):
     FILTER_BROKEN = "filter-broken"
 
 
+class PageAction(StrEnum):
+    """What a shift guard says about the page just read."""
+
+    KEEP = "keep"  # the page stands: the cursor moves past it
+    REREAD = "reread"  # the cursor stepped back: read again from there
+    RESCAN_ON_CLIENT = "rescan-on-client"  # $filter let rows outside the window through
+    STOP = "stop"  # the budget ran out walking back: the next run continues
+
+
+_OUTCOME_OF = {PageAction.RESCAN_ON_CLIENT: Outcome.FILTER_BROKEN, PageAction.STOP: Outcome.STOPPED}
+# A guard's verdict and the page's records still to emit.
+Guarded = tuple[PageAction, list[dict[str, Any]]]
+
+
 @dataclass
 class SyncStats:
     """Counters reported at the end of a run."""
@@ -275,7 +291,7 @@ class SyncPlan:
     order_by: str | None
     page_size: int
     max_pages: int
-    filter_support: str
+    filter_support: FilterSupport
     start_date: dt.datetime | None
     tz: dt.tzinfo
     clock_margin_seconds: int
@@ -457,7 +473,7 @@ class WindowSync:
             self.recent.prune(window.upper)
         return Batch([], self._owned_state(None), window_complete=True)
 
-    def _open(self, t0: dt.datetime, mode: str, *, lookback: bool = False) -> Window | None:
+    def _open(self, t0: dt.datetime, mode: FilterMode, *, lookback: bool = False) -> Window | None:
         if not self.plan.incremental:
             return Window(None, None, CLIENT, page_size=self.plan.page_size)
         # start_date bounds only the first window: once a bookmark exists it always wins,
@@ -486,11 +502,12 @@ class WindowSync:
         form = self.verdict.literal if self.verdict else LiteralForm.SFMC_LOCAL
         return literal(value, form, self.plan.tz)
 
-    def _decide_mode(self, sample: RowsetPage, now: dt.datetime) -> str:
+    def _decide_mode(self, sample: RowsetPage, now: dt.datetime) -> FilterMode:
         cached = self.verdict
-        if self.plan.filter_support != "auto":
-            self.verdict = cached or Verdict(self.plan.filter_support)
-            self.verdict.mode = self.plan.filter_support
+        if self.plan.filter_support != FilterSupport.AUTO:
+            forced = FilterMode(self.plan.filter_support)
+            self.verdict = cached or Verdict(forced)
+            self.verdict.mode = forced
             return self.verdict.mode
         if cached is not None and cached.is_fresh(now):
             self.logger.info(
@@ -523,7 +540,8 @@ class WindowSync:
                 "SFMC ignores $orderBy for this DE and serves its rows in a different order on "
                 "every request (the same position returned different rows on three reads), so "
                 "paging by offset would skip and repeat rows. Windows that fit one page are "
-                f"still read safely: raise page_size (now {self.plan.page_size}, at most 2500) "
+                f"still read safely: raise page_size (now {self.plan.page_size}, at most "
+                f"{MAX_PAGE_SIZE}) "
                 "or run more often so each window holds fewer changed rows; a full first load "
                 "of a larger DE needs a server that keeps its row order."
             )
@@ -641,50 +659,86 @@ class WindowSync:
     def _page(self, window: Window, progress: _Pass) -> Generator[Batch, None, Outcome]:
         """Page one window until it completes or $filter misbehaves (budget: raises).
 
+        Each page is read, then judged by the shift guard of the window's filtering mode.
+
         Returns:
             The outcome.
         """
-        size = self.plan.page_size
-        if window.boundary and window.next_page > 1:
-            at = window.boundary_at or (window.next_page - 1) * size
+        if window.boundary and window.next_page > 1:  # verify the saved cursor's boundary
+            at = window.boundary_at or (window.next_page - 1) * self.plan.page_size
             progress.checks[window.next_page] = (at, window.boundary)
+        guard = self._server_guard if window.mode == SERVER else self._client_guard
         filter_expr = self._filter_expr(window)
         while True:
             page = window.next_page
-            if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
-                raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
-            result = self.reader.read(
-                RequestKind.DATA, page=page, page_size=size, filter_expr=filter_expr
-            )
-            if window.mode == SERVER and self._server_shift(window, page, result.count, progress):
+            result = self._read_page(window, page, progress, filter_expr)
+            action, records = yield from guard(window, page, result, progress)
+            if action == PageAction.REREAD:
                 continue
-            self._check_order(window, page, result)
-            outside_before = self.stats.outside_window
-            records = self._accept(result.items, window, progress)
-            if window.mode == SERVER and self.stats.outside_window > outside_before:
-                # The probe said $filter works, yet rows outside the window came back: do
-                # not trust it for what it may have left out either. Rescan client-side.
-                self.logger.warning(
-                    "SFMC returned rows outside the $filter window; switching to client-side "
-                    "filtering for this run (set filter_support: client to skip the probe)"
-                )
-                yield Batch(records, None)
-                return Outcome.FILTER_BROKEN
-            if progress.verifies(window, page):
-                yield Batch(records, None)  # real rows; re-reads are de-duplicated
-                records = []
-                stopped = yield from self._verify_boundary(window, page, progress)
-                if stopped:
-                    return stopped
+            if action != PageAction.KEEP:
+                return _OUTCOME_OF[action]
             if not result.has_next:  # the reader vouches that count agrees
                 yield Batch(records, None)
                 return Outcome.COMPLETE
-            window.boundary = identity_digest(row_identity(result.items[-1]))
-            window.boundary_at = None
-            progress.checks[page + 1] = (page * size, window.boundary)
-            window.next_page = page + 1
-            window.count_seen = result.count
-            yield Batch(records, self._owned_state(window))
+            yield Batch(records, self._advance(window, page, result, progress))
+
+    def _read_page(
+        self, window: Window, page: int, progress: _Pass, filter_expr: str | None
+    ) -> RowsetPage:
+        if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
+            raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
+        return self.reader.read(
+            RequestKind.DATA, page=page, page_size=self.plan.page_size, filter_expr=filter_expr
+        )
+
+    def _server_guard(
+        self, window: Window, page: int, result: RowsetPage, progress: _Pass
+    ) -> Generator[Batch, None, Guarded]:
+        """Server mode: rows leave the window (count drops), or $filter lets others in."""
+        if self._server_shift(window, page, result.count, progress):
+            return PageAction.REREAD, []
+        self._check_order(window, page, result)
+        outside_before = self.stats.outside_window
+        records = self._accept(result.items, window, progress)
+        if self.stats.outside_window > outside_before:
+            # The probe said $filter works, yet rows outside the window came back: do not
+            # trust it for what it may have left out either. Rescan client-side.
+            self.logger.warning(
+                "SFMC returned rows outside the $filter window; switching to client-side "
+                "filtering for this run (set filter_support: client to skip the probe)"
+            )
+            yield Batch(records, None)
+            return PageAction.RESCAN_ON_CLIENT, []
+        return (yield from self._settle(window, page, records, progress))
+
+    def _client_guard(
+        self, window: Window, page: int, result: RowsetPage, progress: _Pass
+    ) -> Generator[Batch, None, Guarded]:
+        """Client mode: the scanned set grows and shrinks, so each boundary is probed."""
+        self._check_order(window, page, result)
+        records = self._accept(result.items, window, progress)
+        return (yield from self._settle(window, page, records, progress))
+
+    def _settle(
+        self, window: Window, page: int, records: list[dict[str, Any]], progress: _Pass
+    ) -> Generator[Batch, None, Guarded]:
+        """Verify the page's boundary when counts prove nothing (both guards end here)."""
+        if not progress.verifies(window, page):
+            return PageAction.KEEP, records
+        yield Batch(records, None)  # real rows; re-reads are de-duplicated
+        stopped = yield from self._verify_boundary(window, page, progress)
+        return (PageAction.STOP if stopped else PageAction.KEEP), []
+
+    def _advance(
+        self, window: Window, page: int, result: RowsetPage, progress: _Pass
+    ) -> dict[str, Any]:
+        """Move the cursor past a page that stands; return the state that records it."""
+        window.boundary = identity_digest(row_identity(result.items[-1]))
+        window.boundary_at = None
+        progress.checks[page + 1] = (page * self.plan.page_size, window.boundary)
+        window.next_page = page + 1
+        window.count_seen = result.count
+        return self._owned_state(window)
 
     def _verify_boundary(
         self, window: Window, page: int, progress: _Pass

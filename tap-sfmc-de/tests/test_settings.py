@@ -1,10 +1,13 @@
+import dataclasses
 import json
 import subprocess
 from decimal import Decimal
 
 import pytest
 from singer_sdk.plugin_base import JSONSchemaValidator
+from tap_sfmc_de.config_schema import CONFIG_SCHEMA
 from tap_sfmc_de.errors import SfmcConfigError
+from tap_sfmc_de.retries import RetryPolicy
 from tap_sfmc_de.settings import (
     Settings,
     describe_config_error,
@@ -13,6 +16,7 @@ from tap_sfmc_de.settings import (
     validate_base_url,
 )
 from tap_sfmc_de.tap import TapSfmcDe
+from tap_sfmc_de.values import parse_offset
 from tap_sfmc_de_testkit import TAP_BIN
 
 
@@ -175,3 +179,75 @@ def test_retry_limits_come_from_the_config_schema(config):
     assert retry.retry_budget_seconds == schema["retry_budget_seconds"]["default"]
     config["max_retry_after_seconds"] = Decimal("0.5")  # how the SDK reads a config file
     assert Settings.from_config(config).retry.max_retry_after_seconds == 0.5
+
+
+# Settings fields that are not named like their setting.
+_FIELD_OF = {
+    "sfmc_timezone_offset": lambda s: s.timezone.utcoffset(None),
+}
+_RETRY_FIELDS = {f.name for f in dataclasses.fields(RetryPolicy)}
+
+
+def _required_only():
+    required = {
+        "client_id": "cid",
+        "client_secret": "s3cr3t",
+        "subdomain": "mcsandbox0000000000000000000",
+        "data_extension_keys": ["Customers"],
+    }
+    assert set(required) == set(CONFIG_SCHEMA["required"])
+    return required
+
+
+def _schema_default(name, default):
+    if name == "sfmc_timezone_offset":
+        return parse_offset(default).utcoffset(None)
+    return default
+
+
+@pytest.mark.parametrize("via", ["sdk", "from_config"])
+def test_settings_from_required_keys_only_are_the_schema_defaults(via, monkeypatch):
+    config = _required_only()
+    if via == "sdk":  # the SDK fills the defaults while validating, before from_config
+        monkeypatch.setattr(TapSfmcDe, "discover_streams", lambda _self: [])  # no network
+        validated = TapSfmcDe(config=config, validate_config=True).config
+        assert validated["page_size"] == CONFIG_SCHEMA["properties"]["page_size"]["default"]
+        settings = Settings.from_config(validated)
+    else:  # a raw config gets the same defaults, from the same schema
+        settings = Settings.from_config(config)
+    builtin: dict = {"properties": {}}
+    TapSfmcDe.append_builtin_config(builtin)  # the SDK's settings, not ours
+    defaults = {
+        name: prop["default"]
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if "default" in prop and name not in builtin["properties"]
+    }
+    assert len(defaults) >= 15
+    for name, default in defaults.items():
+        if name in _FIELD_OF:
+            value = _FIELD_OF[name](settings)
+        elif name in _RETRY_FIELDS:
+            value = getattr(settings.retry, name)
+        else:
+            assert hasattr(settings, name), f"setting {name} has a default but no Settings field"
+            value = getattr(settings, name)
+        expected = _schema_default(name, default)
+        assert value == expected, f"{name}: settings say {value!r}, the schema {expected!r}"
+    # Settings without a schema default are off or derived.
+    assert settings.account_id is None
+    assert settings.start_date is None
+    assert settings.auth_base_url.startswith("https://mcsandbox0000000000000000000.auth.")
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [("page_size", 1, 2500), ("max_pages_per_run", 5, 1_000_000), ("max_retries", 0, 100)],
+)
+def test_bounds_come_from_the_schema_only(config, name, low, high):
+    prop = CONFIG_SCHEMA["properties"][name]
+    assert (prop["minimum"], prop["maximum"]) == (low, high)  # what --about and meltano.yml show
+    for ok in (low, high):
+        Settings.from_config({**config, name: ok})
+    for bad in (low - 1, high + 1):
+        with pytest.raises(SfmcConfigError, match=f"must be between {low} and {high}"):
+            Settings.from_config({**config, name: bad})

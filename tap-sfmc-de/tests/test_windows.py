@@ -2,11 +2,13 @@
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from types import SimpleNamespace
 
 import pytest
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.server_capabilities import FilterMode, Verdict
 from tap_sfmc_de.values import parse_sfmc_datetime
 from tap_sfmc_de.windows import SyncPlan, Window, WindowSync
 from tap_sfmc_de_testkit import CST, SERVER_NOW, FakeDE
@@ -692,3 +694,27 @@ def test_stable_default_order_is_judged_once_and_paged(filter_honoured):
     emitted, state, _ = run(de, {}, max_pages=30, order_by=None)
     assert state["capabilities"]["order"] == "stable"
     assert set(emitted) == set(de.rows)
+
+
+@pytest.mark.parametrize("mode", ["server", "client"])
+def test_state_written_by_the_string_mode_tap_is_read_and_written_back_unchanged(mode):
+    # Modes are StrEnums now; STATE keeps the wire values the tap always wrote.
+    window_state = {
+        "lower": "2024-05-01T00:00:00+00:00",
+        "upper": "2024-05-08T20:59:59+00:00",
+        "mode": mode,
+        "next_page": 3,
+        "count_seen": 7,
+        "boundary": "0123456789abcdef",
+        "page_size": 2,
+    }
+    window = Window.from_state(window_state)
+    assert window.mode == FilterMode(mode)
+    assert json.dumps(window.to_state()) == json.dumps(window_state)
+    capabilities = {"mode": mode, "literal": "iso-utc", "order": "stable", "checked": None}
+    verdict = Verdict.from_state(capabilities)
+    assert verdict is not None
+    assert verdict.mode == FilterMode(mode)
+    assert json.dumps(verdict.to_state()) == json.dumps(capabilities)
+    with pytest.raises(ValueError, match="unknown window mode"):
+        Window.from_state({**window_state, "mode": "SERVER"})

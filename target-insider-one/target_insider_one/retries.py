@@ -11,9 +11,8 @@ that both read the same table of header values the same way):
   exponential backoff applies.
 - :meth:`RetryPolicy.give_up_reason` stops after ``max_retries`` retries, or when the next
   wait would end past ``retry_budget_seconds``.
-
-One difference is deliberate: the target's backoff keeps "equal jitter" (half fixed, half
-random), so a delay never exceeds ``backoff_max_seconds``, as that setting documents.
+- :meth:`RetryPolicy.backoff` uses "equal jitter" (half fixed, half random), so a delay
+  never exceeds ``backoff_max_seconds``, as that setting documents.
 """
 
 from __future__ import annotations

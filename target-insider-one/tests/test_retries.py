@@ -85,9 +85,13 @@ def test_give_up_rules_match_the_tap():
         )
 
 
-@given(attempt=st.integers(0, 30))
+@given(attempt=st.integers(0, 30), seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=100)
-def test_backoff_stays_within_backoff_max(attempt):
-    target, _ = policies()
+def test_both_plugins_back_off_the_same_way_within_backoff_max(attempt, seed):
+    target, tap = policies()
     nominal = min(2.0 * 2**attempt, 60.0)
-    assert nominal / 2 <= target.backoff(attempt) <= nominal
+    random.seed(seed)
+    ours = target.backoff(attempt)
+    random.seed(seed)
+    assert ours == tap.backoff(attempt)
+    assert nominal / 2 <= ours <= nominal
