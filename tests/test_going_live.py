@@ -1,0 +1,68 @@
+"""README "Going live": the preflight and preview plugin commands through real `meltano`."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import MELTANO, ROOT
+
+if TYPE_CHECKING:
+    from api_sandbox.testing import SandboxProcess
+
+    from tests.conftest import MeltanoProject
+
+pytestmark = pytest.mark.e2e
+
+
+def test_both_preflights_pass_on_the_dev_setup_and_write_no_state(
+    project: MeltanoProject, sandbox: SandboxProcess
+) -> None:
+    tap = project.run("invoke", "tap-sfmc-de:preflight")
+    assert "9 OK, 0 WARN, 0 FAIL -> exit 0" in tap.stdout, tap.stdout
+    target = project.run("invoke", "target-insider-one:preflight")
+    assert "0 WARN, 0 FAIL -> exit 0" in target.stdout, target.stdout
+    assert "No state IDs found" in project.run("state", "list").stderr
+    assert sandbox.requests("upsert") == []
+
+
+def test_a_preflight_fail_is_exit_1_through_meltano(
+    project: MeltanoProject, sandbox: SandboxProcess
+) -> None:
+    project.env["TARGET_INSIDER_ONE_API_KEY"] = "wrong-key-value"
+    result = project.run("invoke", "target-insider-one:preflight", check=False)
+    assert result.returncode == 1
+    assert "credentials  FAIL    Insider rejected the credentials" in result.stdout
+    assert "wrong-key-value" not in result.stdout + result.stderr
+    assert [r["status"] for r in sandbox.requests(None)] == [403]
+
+
+def test_the_preview_pipe_sends_nothing_and_writes_no_state(
+    project: MeltanoProject, sandbox: SandboxProcess
+) -> None:
+    env = {**project.env, "TAP_SFMC_DE_PAGE_SIZE": "10", "TAP_SFMC_DE_MAX_PAGES_PER_RUN": "5"}
+    tap = subprocess.Popen(
+        [MELTANO, "invoke", "tap-sfmc-de"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert tap.stdout is not None
+    preview = subprocess.run(
+        [MELTANO, "invoke", "target-insider-one:preview"], cwd=ROOT, env=project.env,
+        stdin=tap.stdout, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    tap.stdout.close()
+    tap.wait(timeout=120)  # 0, or 1 when it was still writing as the preview stopped reading
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert "10 record(s) of de_customers" in preview.stdout
+    outcomes = [line.split()[0] for line in preview.stdout.splitlines()[1:-1] if line[:1] == " "]
+    assert len(outcomes) == 10
+    sent, dead = outcomes.count("send"), outcomes.count("dead")
+    assert f"{sent} would be sent, {dead} dead-lettered" in preview.stdout
+    emails = [row["EmailAddress"] for row in sandbox.rows("Customers", limit=10)]
+    assert not [e for e in emails if e and e in preview.stdout]
+    assert sandbox.rowset_request_count() <= 5
+    assert sandbox.requests("upsert") == []
+    assert sandbox.profiles() == []
+    assert "No state IDs found" in project.run("state", "list").stderr
