@@ -18,6 +18,8 @@ from target_insider_one.preview import run_preview
 if TYPE_CHECKING:
     from singer_sdk import Target
 
+SHOW_PII = "target_insider_one.show_pii"
+
 
 def operator_options(target_class: type[Target]) -> list[click.Option]:
     """The options, bound to the target class.
@@ -50,7 +52,9 @@ def operator_options(target_class: type[Target]) -> list[click.Option]:
         click.Option(
             ["--show-pii"],
             is_flag=True,
-            is_eager=True,
+            is_eager=True,  # read by --preview's callback
+            expose_value=False,  # not a parameter of Target.invoke
+            callback=lambda ctx, _param, value: ctx.meta.__setitem__(SHOW_PII, value),
             help="With --preview: show values unmasked.",
         ),
         click.Option(
@@ -93,7 +97,7 @@ def _preview(target_class: type[Target], ctx: click.Context, limit: int) -> int:
             target_class,
             ctx.params.get("config"),
             limit,
-            show_pii=bool(ctx.params.get("show_pii")),
+            show_pii=bool(ctx.meta.get(SHOW_PII)),
             lines=sys.stdin,
         )
     except ConfigValidationError as exc:

@@ -131,10 +131,10 @@ def run_preflight(settings: Settings, client: InsiderClient) -> list[Check]:
 def _split_fix(message: str) -> tuple[str, str]:
     """The start-up check's message is "what happened. Fix/Check what. Nothing was sent."."""
     message = message.removesuffix(" Nothing was sent.")
-    for marker in (". Fix ", ". Check "):
+    for marker, lead in ((". Fix ", ""), (". Check ", "check ")):
         what, found, fix = message.partition(marker)
         if found:
-            return what, f"{marker[2:]}{fix}"
+            return what, lead + fix
     return message, ""
 
 

@@ -87,7 +87,7 @@ def test_a_wrong_api_key_fails_naming_the_setting_without_echoing_it(sandbox, tm
     credentials = line(proc.stdout, "credentials")
     assert credentials.split()[1] == "FAIL"
     assert "Insider rejected the credentials" in credentials
-    assert "fix: Fix partner_name" in credentials
+    assert "fix: partner_name (TARGET_INSIDER_ONE_PARTNER_NAME" in credentials
     assert "Unified Customer Database (UCD)" in credentials
     assert wrong not in proc.stdout + proc.stderr
     assert sandbox.requests("upsert") == []
