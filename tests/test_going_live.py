@@ -20,6 +20,9 @@ pytestmark = pytest.mark.e2e
 def test_both_preflights_pass_on_the_dev_setup_and_write_no_state(
     project: MeltanoProject, sandbox: SandboxProcess
 ) -> None:
+    # Plugin commands get settings from the environment only; numbers must survive that.
+    project.env["TAP_SFMC_DE_REQUEST_TIMEOUT"] = "30"
+    project.env["TARGET_INSIDER_ONE_REQUEST_TIMEOUT"] = "20"
     tap = project.run("invoke", "tap-sfmc-de:preflight")
     assert "9 OK, 0 WARN, 0 FAIL -> exit 0" in tap.stdout, tap.stdout
     target = project.run("invoke", "target-insider-one:preflight")
@@ -42,10 +45,14 @@ def test_a_preflight_fail_is_exit_1_through_meltano(
 def test_the_preview_pipe_sends_nothing_and_writes_no_state(
     project: MeltanoProject, sandbox: SandboxProcess
 ) -> None:
+    # Two meltano processes creating a fresh system database at once race on its tables
+    # ("table job already exists"); a user's project has one already.
+    project.run("state", "list")
     env = {**project.env, "TAP_SFMC_DE_PAGE_SIZE": "10", "TAP_SFMC_DE_MAX_PAGES_PER_RUN": "5"}
+    tap_log = (project.workdir / "tap.log").open("w")
     tap = subprocess.Popen(
         [MELTANO, "invoke", "tap-sfmc-de"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=tap_log,
     )  # fmt: skip
     assert tap.stdout is not None
     preview = subprocess.run(
@@ -54,8 +61,10 @@ def test_the_preview_pipe_sends_nothing_and_writes_no_state(
     )  # fmt: skip
     tap.stdout.close()
     tap.wait(timeout=120)  # 0, or 1 when it was still writing as the preview stopped reading
+    tap_log.close()
+    tap_errors = (project.workdir / "tap.log").read_text()[-3000:]
     assert preview.returncode == 0, preview.stderr[-3000:]
-    assert "10 record(s) of de_customers" in preview.stdout
+    assert "10 record(s) of de_customers" in preview.stdout, tap_errors
     outcomes = [line.split()[0] for line in preview.stdout.splitlines()[1:-1] if line[:1] == " "]
     assert len(outcomes) == 10
     sent, dead = outcomes.count("send"), outcomes.count("dead")

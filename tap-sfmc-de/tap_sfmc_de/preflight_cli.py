@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from singer_sdk import Tap
+    from singer_sdk.plugin_base import PluginBase
 
 
 def preflight_option(callback: Callable[..., None]) -> click.Option:
@@ -48,8 +49,8 @@ def run_preflight_cli(tap_class: type[Tap], config_input: Any) -> int:
     """
     try:
         tap = tap_class(
-            config=getattr(config_input, "config", {}),
-            parse_env_config=bool(getattr(config_input, "parse_env", False)),
+            config=config_from(tap_class, config_input),
+            parse_env_config=False,
             validate_config=True,
             setup_mapper=False,
         )
@@ -60,3 +61,33 @@ def run_preflight_cli(tap_class: type[Tap], config_input: Any) -> int:
     text, code = report(settings, tap.logger)
     click.echo(text, nl=False)
     return code
+
+
+def config_from(plugin_class: type[PluginBase], config_input: Any) -> dict[str, Any]:
+    """The config of ``--config`` files and, for ``--config ENV``, the environment.
+
+    Meltano's plugin commands pass settings only through the environment. The SDK parses
+    integers, booleans, arrays and objects from it but leaves numbers as strings, which
+    then fail validation (``'30' is not of type 'number'``): those are converted here.
+
+    Args:
+        plugin_class: The plugin class (its schema and environment prefix).
+        config_input: The SDK's parsed ``--config``.
+
+    Returns:
+        The merged config (the environment wins, as in the SDK).
+    """
+    config = dict(getattr(config_input, "config", None) or {})
+    if not getattr(config_input, "parse_env", False):
+        return config
+    properties = plugin_class.config_jsonschema.get("properties", {})
+    for name, value in plugin_class._env_var_config.items():
+        kinds = properties.get(name, {}).get("type", [])
+        if isinstance(value, str) and "number" in ([kinds] if isinstance(kinds, str) else kinds):
+            try:
+                config[name] = float(value)
+                continue
+            except ValueError:
+                pass  # validation names the setting
+        config[name] = value
+    return config

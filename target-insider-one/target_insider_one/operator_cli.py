@@ -17,6 +17,7 @@ from target_insider_one.preview import run_preview
 
 if TYPE_CHECKING:
     from singer_sdk import Target
+    from singer_sdk.plugin_base import PluginBase
 
 SHOW_PII = "target_insider_one.show_pii"
 
@@ -72,8 +73,8 @@ def operator_options(target_class: type[Target]) -> list[click.Option]:
 def _target(target_class: type[Target], config_input: Any) -> Target | str:
     try:
         return target_class(
-            config=getattr(config_input, "config", {}),
-            parse_env_config=bool(getattr(config_input, "parse_env", False)),
+            config=config_from(target_class, config_input),
+            parse_env_config=False,
             validate_config=True,
         )
     except ConfigValidationError as exc:
@@ -95,7 +96,7 @@ def _preview(target_class: type[Target], ctx: click.Context, limit: int) -> int:
     try:
         text, code = run_preview(
             target_class,
-            ctx.params.get("config"),
+            config_from(target_class, ctx.params.get("config")),
             limit,
             show_pii=bool(ctx.meta.get(SHOW_PII)),
             lines=sys.stdin,
@@ -104,3 +105,33 @@ def _preview(target_class: type[Target], ctx: click.Context, limit: int) -> int:
         text, code = config_failure(exc.errors or [str(exc)]), PreflightExit.FAIL
     click.echo(text, nl=False)
     return code
+
+
+def config_from(plugin_class: type[PluginBase], config_input: Any) -> dict[str, Any]:
+    """The config of ``--config`` files and, for ``--config ENV``, the environment.
+
+    Meltano's plugin commands pass settings only through the environment. The SDK parses
+    integers, booleans, arrays and objects from it but leaves numbers as strings, which
+    then fail validation (``'30' is not of type 'number'``): those are converted here.
+
+    Args:
+        plugin_class: The plugin class (its schema and environment prefix).
+        config_input: The SDK's parsed ``--config``.
+
+    Returns:
+        The merged config (the environment wins, as in the SDK).
+    """
+    config = dict(getattr(config_input, "config", None) or {})
+    if not getattr(config_input, "parse_env", False):
+        return config
+    properties = plugin_class.config_jsonschema.get("properties", {})
+    for name, value in plugin_class._env_var_config.items():
+        kinds = properties.get(name, {}).get("type", [])
+        if isinstance(value, str) and "number" in ([kinds] if isinstance(kinds, str) else kinds):
+            try:
+                config[name] = float(value)
+                continue
+            except ValueError:
+                pass  # validation names the setting
+        config[name] = value
+    return config

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +96,18 @@ def read_first_records(lines: IO[str], limit: int) -> tuple[list[str], int]:
 
 
 def run_preview(
-    target_class: type[Target], config_input: Any, limit: int, *, show_pii: bool, lines: IO[str]
+    target_class: type[Target],
+    config: dict[str, Any],
+    limit: int,
+    *,
+    show_pii: bool,
+    lines: IO[str],
 ) -> tuple[str, int]:
     """Feed the first ``limit`` records through the target in dry-run mode.
 
     Args:
         target_class: The target class.
-        config_input: The SDK's parsed ``--config``.
+        config: The target's config (the preview's dry-run settings override it).
         limit: Records to preview.
         show_pii: Show values unmasked.
         lines: Singer input.
@@ -119,19 +123,9 @@ def run_preview(
             "dry_run_path": str(dry_run_path),
             "dead_letter_path": str(dead_letter_path),
         }
-        parse_env = bool(getattr(config_input, "parse_env", False))
-        if parse_env:  # the environment overrides files in the SDK: override it too
-            prefix = target_class.name.upper().replace("-", "_") + "_"
-            os.environ.update({prefix + k.upper(): str(v).lower() if isinstance(v, bool) else v
-                               for k, v in overrides.items()})  # fmt: skip
         target = target_class(
-            config={**getattr(config_input, "config", {}), **overrides},
-            parse_env_config=parse_env,
-            validate_config=True,
+            config={**config, **overrides}, parse_env_config=False, validate_config=True
         )
-        settings = target.runtime.settings  # type: ignore[attr-defined]
-        if not settings.dry_run or settings.dry_run_path != dry_run_path:  # pragma: no cover
-            return "preview refused: the target would not run as a dry run\n", 1
         try:
             target.listen(io.StringIO("".join(kept)))
         except InsiderError as exc:
