@@ -6,6 +6,9 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
+from api_sandbox.config import SandboxConfig
+from target_insider_one.settings import parse_settings
 
 from tests.conftest import MELTANO, ROOT
 
@@ -14,9 +17,19 @@ if TYPE_CHECKING:
 
     from tests.conftest import MeltanoProject
 
-pytestmark = pytest.mark.e2e
+
+def test_the_sandbox_defines_every_custom_attribute_of_the_project_mapping() -> None:
+    """Else the dev setup's target preflight (and every dev run) warns about the demo mapping."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    loader = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-insider-one")
+    settings = parse_settings({"partner_name": "p", "api_key": "k", **loader["config"]})
+    custom = {t.name for _, t in settings.attributes if t.custom}
+    custom |= {t.name for t, _ in settings.fixed_values if t.custom}
+    assert custom
+    assert custom <= set(SandboxConfig().insider_custom_attributes)
 
 
+@pytest.mark.e2e
 def test_both_preflights_pass_on_the_dev_setup_and_write_no_state(
     project: MeltanoProject, sandbox: SandboxProcess
 ) -> None:
@@ -31,6 +44,7 @@ def test_both_preflights_pass_on_the_dev_setup_and_write_no_state(
     assert sandbox.requests("upsert") == []
 
 
+@pytest.mark.e2e
 def test_a_preflight_fail_is_exit_1_through_meltano(
     project: MeltanoProject, sandbox: SandboxProcess
 ) -> None:
@@ -42,6 +56,7 @@ def test_a_preflight_fail_is_exit_1_through_meltano(
     assert [r["status"] for r in sandbox.requests(None)] == [403]
 
 
+@pytest.mark.e2e
 def test_the_preview_pipe_sends_nothing_and_writes_no_state(
     project: MeltanoProject, sandbox: SandboxProcess
 ) -> None:
