@@ -92,13 +92,21 @@ def test_a_sound_setup_is_all_ok_and_predicts_the_request_cost(sandbox, tmp_path
     assert f"a quiet run ≈ {rowset_requests(sandbox)}" in cost
 
 
-def test_client_mode_cost_is_predicted_too(sandbox, tmp_path):
+@pytest.mark.parametrize(
+    ("switches", "settings", "mode"),
+    [
+        ({"filter_mode": "ignored"}, {}, "incremental, client-side filtering"),
+        ({}, {"fetch_mode": "full"}, "full, every row on every run"),
+    ],
+)
+def test_client_and_full_mode_costs_are_predicted_too(sandbox, tmp_path, switches, settings, mode):
     sandbox.create_de("Small", size=120, seed=3)
-    sandbox.configure(filter_mode="ignored")
-    config = sandbox.tap_config(data_extension_keys=["Small"], page_size=25)
+    if switches:
+        sandbox.configure(**switches)
+    config = sandbox.tap_config(data_extension_keys=["Small"], page_size=25, **settings)
     report = preflight(config, tmp_path / "preflight")
     cost = report.line("Small: mode and cost")
-    assert "client-side filtering" in cost
+    assert mode in cost
     sandbox.reset_counters()
     first = run_tap(config, tmp_path / "first")
     assert f"full first run ≈ {rowset_requests(sandbox)} rowset requests" in cost
