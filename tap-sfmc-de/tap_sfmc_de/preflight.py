@@ -455,7 +455,8 @@ class DECheck:
         s = self.settings
         pages = max(1, math.ceil(rows / s.page_size))
         if mode == "server":
-            first_run = 1 + probes + pages
+            # + the next window's (empty) first page, opened when the clock moved on meanwhile
+            first_run = 1 + probes + pages + 1
             quiet = QUIET_RUN_REQUESTS
             what = "incremental, server-side windows ($filter)"
         else:

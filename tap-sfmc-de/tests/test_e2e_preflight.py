@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,10 @@ def test_a_sound_setup_is_all_ok_and_predicts_the_request_cost(sandbox, tmp_path
     sandbox.reset_counters()
     first = run_tap(config, tmp_path / "first")
     assert first.returncode == 0, first.stderr[-2000:]
-    assert f"full first run ≈ {rowset_requests(sandbox)} rowset requests" in cost
+    # The prediction counts the next window's empty page; a run that ends within the
+    # server clock's second of its window does not open one.
+    predicted = int(re.search(r"full first run ≈ (\d+) rowset requests", cost).group(1))
+    assert predicted - 1 <= rowset_requests(sandbox) <= predicted
     sandbox.reset_counters()
     quiet = run_tap(config, tmp_path / "quiet", state=first.state)
     assert quiet.returncode == 0, quiet.stderr[-2000:]
