@@ -38,7 +38,7 @@ sandbox: venv
 ## Throughput of tap, target, pipe and `meltano run` side by side (125,000 rows, ~2 min).
 bench: venv
 	$(BIN)/python -m benchmarks.pipeline
-	$(BIN)/python target-insider-one/bench_target.py
+	$(BIN)/python -m benchmarks.target
 	$(BIN)/python sandbox/bench_sandbox.py
 
 ## Many runs under live changes, faults and kills, then a check that no row was lost (~5 min).

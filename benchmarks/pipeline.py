@@ -8,7 +8,9 @@ so compare the ratios in one run rather than absolute figures across runs):
 2. target alone: that file into `target-insider-one`;
 3. pipe: `tap-sfmc-de | target-insider-one`;
 4. Meltano: `meltano run tap-sfmc-de target-insider-one` (plugin venvs, state in a temp DB).
-The default size is one full run of the tap at its default cap (50 pages of 2,500 rows).
+The default DE size, 125,000 rows, is more than one run of the tap at its default cap: the
+timed run reads 120,000 of them (50 rowset requests = 2 probes + 48 pages of 2,500) and
+the table reports the records it really emitted.
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from typing_extensions import override
 
 
 class SfmcConfigError(ConfigValidationError):
     """A setting is missing or invalid (or the DE does not fit the settings)."""
 
+    @override
     def __init__(self, message: str) -> None:
         """Also list the message as an error: the SDK CLI logs only ``errors``.
 
@@ -26,6 +28,7 @@ class SfmcConfigError(ConfigValidationError):
 class SfmcApiError(FatalAPIError):
     """SFMC refused a request in a way retrying cannot fix."""
 
+    @override
     def __init__(self, message: str, response: Any = None) -> None:
         """Keep the response (for status checks) out of the message.
 

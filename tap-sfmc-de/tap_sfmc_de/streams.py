@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
+from typing_extensions import override
 
 from tap_sfmc_de.errors import ValueConversionError
 from tap_sfmc_de.rowset import RowsetClient
@@ -42,6 +43,7 @@ OWNED_STATE_KEYS = ("replication_key_value", "window", "recent", "capabilities")
 class DataExtensionStream(Stream):
     """Rows of one SFMC Data Extension."""
 
+    @override
     def __init__(
         self,
         tap: Tap,
@@ -84,12 +86,14 @@ class DataExtensionStream(Stream):
         self._unknown_columns: set[str] = set()
 
     # The window algorithm owns the bookmark; keep the SDK's bookkeeping out of the way.
+    @override
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
         """No-op: bookmarks are advanced per completed window, not per record."""
 
-    def get_replication_key_signpost(self, context: Context | None) -> None:  # noqa: ARG002
+    @override
+    def get_replication_key_signpost(self, context: Context | None) -> None:
         """No signpost: the window's upper bound plays that role.
 
         Args:
@@ -97,7 +101,8 @@ class DataExtensionStream(Stream):
         """
         return
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:  # noqa: ARG002
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Run the window algorithm, emitting STATE after each page's records.
 
         Args:

@@ -179,6 +179,7 @@ class TapSfmcDe(Tap):
     ]
 
     @classmethod
+    @override
     def invoke(cls, **kwargs: Any) -> None:  # ty:ignore[invalid-method-override]
         """Run the tap; a known error is logged as its message, without a traceback.
 
@@ -189,6 +190,7 @@ class TapSfmcDe(Tap):
             super().invoke(**kwargs)
 
     @classmethod
+    @override
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """Run discovery (``--discover``); known errors as in :meth:`invoke`.
 
@@ -248,6 +250,7 @@ class TapSfmcDe(Tap):
             self.logger.warning("Config validation failed")
         return errors
 
+    @override
     def discover_streams(self) -> list[DataExtensionStream]:
         """One stream per configured DE key, schema from SOAP DataExtensionField.
 

@@ -164,10 +164,13 @@ class Window:
 
 
 class RecentRows:
-    """Digests of rows emitted with a replication key inside the lookback (never values).
+    """Digests of row versions emitted with a replication key inside the lookback.
 
-    A row re-read in the lookback with the same (key, replication key) as one already
-    emitted is the same version and is not emitted again; a late commit has a new pair.
+    A version is (key, replication key, values), hashed: state never holds values. A row
+    re-read in the lookback as it was emitted is not emitted again; a late commit has a new
+    digest, and so has a row written twice within one second (same ModifiedDate, newer
+    values: a writer that commits late can make the second one visible after the first
+    was emitted).
     """
 
     def __init__(self, lookback: dt.timedelta) -> None:
@@ -193,17 +196,21 @@ class RecentRows:
             raise ValueError("'recent' is not the digest map this tap writes")
         self.digests = dict(saved)
 
-    def note(
-        self, identity: tuple[tuple[str, Any], ...], value: dt.datetime | None, upper: dt.datetime
-    ) -> bool:
-        """Remember an emitted row near ``upper``.
+    def note(self, item: Mapping[str, Any], value: dt.datetime | None, upper: dt.datetime) -> bool:
+        """Remember an emitted row version near ``upper``.
+
+        Args:
+            item: The raw rowset item.
+            value: Its parsed replication key.
+            upper: The window's upper bound.
 
         Returns:
-            False when this (key, replication key) was already emitted.
+            False when this version was already emitted.
         """
         if value is None or not self.lookback:
             return True
-        digest = identity_digest((*identity, ("@rk", value.isoformat())))
+        values = tuple(sorted((item.get("values") or {}).items()))
+        digest = identity_digest((*row_identity(item), ("@rk", value.isoformat()), ("@v", values)))
         if digest in self.digests:
             return False
         if value >= upper - self.lookback:
@@ -711,7 +718,7 @@ class WindowSync:
                 self.stats.duplicates += 1
                 continue
             progress.seen.add(identity)
-            if window.upper is not None and not self.recent.note(identity, value, window.upper):
+            if window.upper is not None and not self.recent.note(item, value, window.upper):
                 self.stats.already_emitted += 1
                 continue
             records.append(self.convert(item))

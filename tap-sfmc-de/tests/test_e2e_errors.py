@@ -7,7 +7,7 @@ import stat
 import subprocess
 
 import pytest
-from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, run_tap, wait_until
+from tap_sfmc_de_testkit import AUTH_BIN, TAP_BIN, rowset_requests, run_tap, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -258,3 +258,49 @@ def test_a_persistent_throttle_stops_at_the_retry_budget(sandbox, tmp_path):
     assert "Traceback" not in result.stderr
     # three waits of 0.3 s fit into 1 s: four attempts, then the run stops
     assert sandbox.faults()[0]["fired"] == 4
+
+
+# Each page lies once in a way that would end the window early or skip rows if believed.
+CONTENT_FAULTS = {
+    "empty-but-more": {"action": "empty_page", "page": 3},
+    "empty-items-list": {"action": "empty_page", "empty_items": "empty", "page": 3},
+    "count-jump-on-last-page": {"action": "count_jump", "count_delta": 300, "page": 5},
+    "longer-than-asked": {"action": "long_page", "extra_rows": 50, "page": 3},
+}
+
+
+@pytest.mark.parametrize("fault", CONTENT_FAULTS.values(), ids=CONTENT_FAULTS.keys())
+def test_a_page_that_contradicts_itself_is_read_again_not_taken_as_the_end(
+    sandbox, tmp_path, fault
+):
+    sandbox.create_de("Lying", size=1000, seed=4)
+    sandbox.add_faults({"endpoint": "rowset", "times": 1, **fault})
+    config = sandbox.tap_config(data_extension_keys=["Lying"], page_size=200, max_pages_per_run=12)
+    result = run_tap(config, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [rule["fired"] for rule in sandbox.faults()] == [1]
+    assert "requesting the page again" in result.stderr
+    assert {r["SubscriberKey"] for r in result.records} == {
+        r["SubscriberKey"] for r in sandbox.rows("Lying")
+    }
+    assert "window" not in result.state["bookmarks"]["de_lying"]
+    assert rowset_requests(sandbox) <= 12
+
+
+def test_a_page_that_keeps_contradicting_itself_fails_the_run_and_keeps_the_cursor(
+    sandbox, tmp_path
+):
+    sandbox.create_de("Lying", size=1000, seed=4)
+    sandbox.add_faults({"endpoint": "rowset", "action": "empty_page", "page": 3, "times": None})
+    config = sandbox.tap_config(data_extension_keys=["Lying"], page_size=200, max_pages_per_run=12)
+    result = run_tap(config, tmp_path)
+    assert result.returncode != 0
+    assert "served no rows on page 3 but a link to a next page (3 times in a row)" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    stream = result.state["bookmarks"]["de_lying"]
+    assert stream["window"]["next_page"] == 3
+    assert "replication_key_value" not in stream
+    assert len(result.records) == 400
+    assert rowset_requests(sandbox) <= 12

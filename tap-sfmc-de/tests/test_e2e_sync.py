@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from tap_sfmc_de_testkit import rowset_requests, run_tap, sandbox_latest_versions
@@ -55,6 +56,25 @@ def test_default_settings_200k_rows_over_three_runs(sandbox, tmp_path):
     assert len(keys_1 | keys_2 | {r["SubscriberKey"] for r in run3.records}) >= 200_000 - 100
     bookmark = run3.state["bookmarks"]["de_big"]["replication_key_value"]
     assert bookmark.endswith("+00:00")
+
+
+def test_a_first_run_costs_its_pages_and_three_probes_a_quiet_run_three_requests(sandbox, tmp_path):
+    """Done-when, at a size the suite can afford: default settings, $filter honoured."""
+    sandbox.create_de("Quiet", size=6000, seed=8)
+    config = sandbox.tap_config(data_extension_keys=["Quiet"])
+    before = rowset_requests(sandbox)
+    first = run_tap(config, tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert len(first.records) == 6000
+    assert rowset_requests(sandbox) - before <= math.ceil(6000 / 2500) + 3
+    state = first.state
+    for i in range(2):
+        before = rowset_requests(sandbox)
+        quiet = run_tap(config, tmp_path / f"quiet{i}", state=state)
+        assert quiet.returncode == 0, quiet.stderr[-2000:]
+        assert quiet.records == []
+        assert rowset_requests(sandbox) - before <= 3
+        state = quiet.state
 
 
 @pytest.mark.parametrize(("filter_mode", "orderby_mode"), COMBOS)

@@ -138,25 +138,14 @@ def test_end_of_time_in_a_date_column_is_null_with_a_warning(sfmc, fake_de, conf
     assert END_OF_TIME not in text
 
 
-@pytest.mark.parametrize(
-    "filter_honoured",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap after merging the window rework: in client mode the row is "
-                "dropped by the window filter before conversion, so its warning is not logged "
-                "(the row is still not emitted and the bookmark is safe)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("filter_honoured", [True, False])
 def test_end_of_time_replication_key_is_skipped_with_a_warning_and_keeps_the_bookmark(
     sfmc, fake_de, config, capsys, caplog, *, filter_honoured
 ):
     fake_de.filter_honoured = filter_honoured
+    # A budget for the whole client-side scan: with the fixture's 5 requests the run ends
+    # (backlog kept) before it reaches the row, and there is nothing to warn about yet.
+    config["max_pages_per_run"] = 20
     fake_de.put("a", PAST)
     fake_de.put("forever", PAST)
     fake_de.rows["forever"]["modifieddate"] = END_OF_TIME
@@ -337,10 +326,12 @@ def test_catalog_full_table_is_honoured_like_fetch_mode_full(sfmc, fake_de, conf
     first = sync(config, capsys)
     state = [m for m in first if m["type"] == "STATE"][-1]["value"]
     catalog = TapSfmcDe(config=config).catalog_dict
+    # What Meltano's catalog rules write (meltano.core.plugin.singer.catalog.MetadataRule):
+    # the key as given on the breadcrumb [] metadata, underscored on the stream itself.
     catalog["streams"][0]["replication_method"] = "FULL_TABLE"
     for entry in catalog["streams"][0]["metadata"]:
         if entry["breadcrumb"] == []:
-            entry["metadata"]["forced-replication-method"] = "FULL_TABLE"
+            entry["metadata"]["replication-method"] = "FULL_TABLE"
     for _ in range(2):  # every run reads every row again, whatever the bookmark says
         TapSfmcDe(config=config, catalog=catalog, state=state).sync_all()
         out = messages(capsys.readouterr().out)

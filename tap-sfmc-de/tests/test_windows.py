@@ -594,6 +594,24 @@ def test_lookback_reads_late_commits_and_skips_rows_already_emitted():
     assert len(de.requests) - before <= 3  # the lookback rows fit the one window page
 
 
+def test_lookback_emits_a_row_rewritten_within_the_same_second_as_its_emitted_version():
+    de = FakeDE()
+    stamp = SERVER_NOW - dt.timedelta(seconds=30)
+    de.put("a", stamp, points="1")
+    first, state, _ = run(de, {}, lookback_seconds=300)
+    assert first == ["a"]
+    # A second writer stamped the row in the same second and commits only now: same
+    # (key, ModifiedDate), newer values. It must not pass for the version already emitted.
+    de.put("a", stamp, points="2")
+    second, state, stats = run(de, state, lookback_seconds=300)
+    assert second == ["a"]
+    assert stats.already_emitted == 0
+    de.now += dt.timedelta(seconds=5)
+    third, _, stats = run(de, state, lookback_seconds=300)
+    assert third == []
+    assert stats.already_emitted == 1  # the same version re-read is still recognised
+
+
 def test_lookback_memory_is_bounded_and_forgets_what_no_lookback_reaches():
     de = FakeDE()
     for i in range(40):

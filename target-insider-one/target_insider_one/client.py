@@ -1,52 +1,50 @@
-"""HTTP client for Insider's upsert endpoint, with one error policy.
+"""HTTP client for Insider's upsert endpoint.
 
-- 2xx: parsed into :class:`UpsertResponse` (a 200 can still carry per-user failures); a
-  2xx whose body is not an upsert result is :class:`InsiderRequestFailedError`, because it
-  does not prove that anything was stored.
-- Retried with exponential backoff and jitter, within a time budget per request: 429
-  (honouring ``Retry-After``), 5xx, 403 "Request Limit Exceeded", timeouts, dropped
-  connections and DNS failures.
-- 401 / other 403 ("Access Denied") / 400 "Partner is invalid.": :class:`InsiderAuthError`,
-  never retried.
-- 400 / 413 / 422: :class:`InsiderBadRequestError`, never retried; ``too_large`` tells the
-  caller to split the request and send the halves.
-- Other 4xx (e.g. 404 for a wrong ``api_base_url``): :class:`InsiderConfigError`.
-- Not delivered (retries or budget exhausted, a 2xx without Insider's counts, a request
-  that cannot be sent): :class:`InsiderRequestFailedError`, whose ``reason`` says why.
+What each status means is :mod:`target_insider_one.status_policy`; how long to wait and
+when to give up is :class:`target_insider_one.retries.RetryPolicy`. Here each verdict
+becomes a result or an error:
+
+- DELIVERED: parsed into :class:`UpsertResponse` (a 200 can still carry per-user
+  failures); a 2xx whose body is not an upsert result is :class:`InsiderRequestFailedError`,
+  because it does not prove that anything was stored.
+- RETRY (429, 5xx, 403 "Request Limit Exceeded"), timeouts, dropped connections and DNS
+  failures: retried, then :class:`InsiderRequestFailedError`, whose ``reason`` says why.
+- FAIL_FAST: :class:`InsiderAuthError`; WRONG_ENDPOINT: :class:`InsiderConfigError`.
+- SPLIT / DEAD_LETTER: :class:`InsiderBadRequestError` (``too_large`` for SPLIT).
 
 Headers (which carry the API key) are never logged or put into exception messages.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from typing_extensions import override
 
+from target_insider_one import status_policy
+from target_insider_one.retries import requested_wait
 from target_insider_one.settlement import Undelivered
+from target_insider_one.status_policy import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from target_insider_one.retries import RetryPolicy
     from target_insider_one.summary import RunStats
 
 LOGGER = logging.getLogger("target_insider_one.client")
-RETRY_AFTER_CAP_SECONDS = 300.0
-# 400/413 messages that mean "too big / too many users": split the request and retry halves.
-_SIZE_HINT = re.compile(
-    r"bigger than|too large|maximum allowed size|too many users|more than [\d,]+|"
-    r"at most [\d,]+|exceed",
-    re.IGNORECASE,
+TRANSIENT_EXCEPTIONS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
 )
 USER_AGENT = "target-insider-one/0.1.0 (+singer-sdk)"
 
@@ -54,6 +52,7 @@ USER_AGENT = "target-insider-one/0.1.0 (+singer-sdk)"
 class InsiderError(Exception):
     """Base class for errors talking to Insider."""
 
+    @override
     def __init__(self, message: str, status: int | None = None) -> None:
         """Create the error.
 
@@ -64,6 +63,22 @@ class InsiderError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class InsiderFatalError(InsiderError):
+    """Stops the run: fast-fail, rejected credentials or a wrong endpoint."""
+
+    @override
+    def __init__(self, message: str, status: int | None = None, exit_code: int = 1) -> None:
+        """Create the error.
+
+        Args:
+            message: Why the run stops (never contains credentials).
+            status: HTTP status, if a response was received.
+            exit_code: The process exit code (see :class:`~.settlement.ExitCode`).
+        """
+        super().__init__(message, status)
+        self.exit_code = exit_code
 
 
 class InsiderAuthError(InsiderError):
@@ -77,6 +92,7 @@ class InsiderConfigError(InsiderError):
 class InsiderBadRequestError(InsiderError):
     """Insider refused the request body (not retried)."""
 
+    @override
     def __init__(self, message: str, status: int, too_large: bool) -> None:
         """Create the error.
 
@@ -92,6 +108,7 @@ class InsiderBadRequestError(InsiderError):
 class InsiderRequestFailedError(InsiderError):
     """The request was not delivered: whether Insider stored its users is unknown."""
 
+    @override
     def __init__(
         self, message: str, status: int | None, attempts: int, reason: Undelivered
     ) -> None:
@@ -185,30 +202,6 @@ def error_message(response: requests.Response) -> str:
     return excerpt or (response.reason or f"HTTP {response.status_code}")
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date).
-
-    Args:
-        value: Header value.
-        now: Current UNIX time (for tests).
-
-    Returns:
-        Seconds (capped at 300), or None if absent or unparseable.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
-
-
 class InsiderClient:
     """Sends upsert requests; safe to use from several threads."""
 
@@ -218,12 +211,8 @@ class InsiderClient:
         upsert_url: str,
         partner_name: str,
         api_key: str,
-        timeout: float,
-        max_retries: int,
-        backoff_base_seconds: float,
-        backoff_max_seconds: float,
+        policy: RetryPolicy,
         stats: RunStats,
-        retry_budget_seconds: float | None = None,
         pool_size: int = 4,
         stop: threading.Event | None = None,
         sleep: Callable[[float], object] | None = None,
@@ -235,13 +224,8 @@ class InsiderClient:
             upsert_url: Full upsert URL.
             partner_name: Lowercase partner name.
             api_key: UCD API key.
-            timeout: Per-request timeout in seconds.
-            max_retries: Retries after the first attempt.
-            backoff_base_seconds: First backoff delay.
-            backoff_max_seconds: Longest backoff delay.
+            policy: Timeout, retries, backoff and their time budget per request.
             stats: Run statistics (requests, retries).
-            retry_budget_seconds: No retry starts later than this after the first attempt
-                (None: only ``max_retries`` limits retrying).
             pool_size: HTTP connection pool size per thread.
             stop: Set when the run stops: requests still retrying give up at once.
             sleep: Sleep function (tests replace it; by default a wait on ``stop``).
@@ -256,12 +240,8 @@ class InsiderClient:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base_seconds
-        self.backoff_max = backoff_max_seconds
+        self.policy = policy
         self.stats = stats
-        self.retry_budget = retry_budget_seconds
         self._pool_size = pool_size
         self._stop = stop or threading.Event()
         self._sleep = sleep or self._stop.wait
@@ -310,25 +290,6 @@ class InsiderClient:
         """
         return self._session().post(url, json=payload, headers=self._headers, timeout=timeout)
 
-    def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Delay before retry number ``attempt`` (1-based).
-
-        Exponential (``base * 2**(attempt-1)``, capped at ``backoff_max``) with "equal
-        jitter" (half fixed, half random). A ``Retry-After`` is honoured as a minimum.
-
-        Args:
-            attempt: Retry number.
-            retry_after: Seconds requested by the server, if any.
-
-        Returns:
-            Seconds to wait.
-        """
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        delay = delay / 2 + random.uniform(0, delay / 2)
-        if retry_after is not None:
-            delay = max(retry_after, min(delay, retry_after + self.backoff_base))
-        return delay
-
     def upsert(self, body: bytes) -> UpsertResponse:
         """POST one request body, retrying transient failures.
 
@@ -345,97 +306,105 @@ class InsiderClient:
             InsiderRequestFailedError: Not delivered: retries or their time budget
                 exhausted, a 2xx without Insider's counts, or a request that cannot be sent.
         """
-        attempt = 0
         started = self._clock()
+        attempt = 1
         while True:
-            attempt += 1
             self.stats.add(requests_sent=1)
-            retry_after: float | None = None
-            status: int | None = None
-            reason = Undelivered.CONNECTION_ERROR
-            try:
-                response = self._session().post(
-                    self.upsert_url, data=body, headers=self._headers, timeout=self.timeout
-                )
-            except (
-                requests.Timeout,
-                requests.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ) as exc:
-                problem = f"{type(exc).__name__} (no response)"
-                if isinstance(exc, requests.Timeout):
-                    reason = Undelivered.TIMEOUT
-            except requests.RequestException as exc:
-                # Not transient (e.g. invalid URL or too many redirects): do not retry.
-                raise InsiderRequestFailedError(
-                    f"{type(exc).__name__}: request could not be sent",
-                    None,
-                    attempt,
-                    Undelivered.CANNOT_SEND,
-                ) from None
-            else:
-                status = response.status_code
-                if 200 <= status < 300:  # noqa: PLR2004
-                    parsed = parse_upsert_response(status, response.text)
-                    if parsed is None:
-                        # Not retried: a retry would most likely get the same page.
-                        raise InsiderRequestFailedError(
-                            f"HTTP {status} without Insider's upsert counts "
-                            f"({error_message(response)}); "
-                            "whether these users were stored is unknown: check api_base_url",
-                            status,
-                            attempt,
-                            Undelivered.UNCONFIRMED,
-                        )
-                    return parsed
-                message = error_message(response)
-                problem = f"HTTP {status}: {message}"
-                lowered = message.lower()
-                if status == 429 or status >= 500 or (status == 403 and "limit" in lowered):  # noqa: PLR2004
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    reason = (
-                        Undelivered.SERVER_ERROR
-                        if status >= HTTPStatus.INTERNAL_SERVER_ERROR
-                        else Undelivered.RATE_LIMITED
-                    )
-                elif status in {401, 403} or (status == 400 and "partner is invalid" in lowered):  # noqa: PLR2004
-                    # Insider's error page lists 400 "Partner is invalid." for a wrong
-                    # partner name: a credentials failure, not a bad body to dead-letter.
-                    raise InsiderAuthError(self._auth_message(status, message), status)
-                elif status in {400, 413, 422}:
-                    too_large = status == 413 or bool(_SIZE_HINT.search(message))  # noqa: PLR2004
-                    raise InsiderBadRequestError(message, status, too_large)
-                else:
-                    raise InsiderConfigError(
-                        f"Insider answered HTTP {status} ({message}) for {self.upsert_url}; "
-                        "check api_base_url",
+            outcome = self._attempt(body, attempt)
+            if isinstance(outcome, UpsertResponse):
+                return outcome
+            self._wait_before_retry(*outcome, started)
+            attempt += 1
+
+    def _attempt(
+        self, body: bytes, attempt: int
+    ) -> UpsertResponse | tuple[InsiderRequestFailedError, float | None]:
+        """Send once.
+
+        Returns:
+            The response, or a retryable failure and the wait the server asked for.
+
+        Raises:
+            InsiderRequestFailedError: The request cannot be sent (not transient).
+        """
+        try:
+            response = self._session().post(
+                self.upsert_url,
+                data=body,
+                headers=self._headers,
+                timeout=self.policy.request_timeout,
+            )
+        except TRANSIENT_EXCEPTIONS as exc:
+            reason = (
+                Undelivered.TIMEOUT
+                if isinstance(exc, requests.Timeout)
+                else Undelivered.CONNECTION_ERROR
+            )
+            problem = f"{type(exc).__name__} (no response)"
+            return InsiderRequestFailedError(problem, None, attempt, reason), None
+        except requests.RequestException as exc:
+            # Not transient (e.g. invalid URL or too many redirects): do not retry.
+            raise InsiderRequestFailedError(
+                f"{type(exc).__name__}: request could not be sent",
+                None,
+                attempt,
+                Undelivered.CANNOT_SEND,
+            ) from None
+        return self._judge(response, attempt)
+
+    def _judge(
+        self, response: requests.Response, attempt: int
+    ) -> UpsertResponse | tuple[InsiderRequestFailedError, float | None]:
+        """Turn the status policy's verdict on one answer into a result or an error."""
+        status = response.status_code
+        message = error_message(response)
+        match status_policy.verdict(status, message):
+            case Verdict.DELIVERED:
+                parsed = parse_upsert_response(status, response.text)
+                if parsed is None:  # not retried: a retry would most likely get the same page
+                    raise InsiderRequestFailedError(
+                        status_policy.unconfirmed_hint(status, message),
                         status,
+                        attempt,
+                        Undelivered.UNCONFIRMED,
                     )
-            failure = InsiderRequestFailedError(problem, status, attempt, reason)
-            self._wait_before_retry(failure, started, retry_after)
+                return parsed
+            case Verdict.RETRY:
+                reason = status_policy.undelivered_reason(status)
+                failure = InsiderRequestFailedError(
+                    f"HTTP {status}: {message}", status, attempt, reason
+                )
+                return failure, requested_wait(response)
+            case Verdict.FAIL_FAST:
+                hint = status_policy.upsert_credentials_hint(status, message, self.partner_name)
+                raise InsiderAuthError(hint, status)
+            case Verdict.SPLIT | Verdict.DEAD_LETTER as verdict:
+                raise InsiderBadRequestError(message, status, too_large=verdict is Verdict.SPLIT)
+            case _:
+                hint = status_policy.wrong_endpoint_hint(status, message, self.upsert_url)
+                raise InsiderConfigError(hint, status)
 
     def _wait_before_retry(
-        self, failure: InsiderRequestFailedError, started: float, retry_after: float | None
+        self, failure: InsiderRequestFailedError, requested: float | None, started: float
     ) -> None:
         """Sleep before the next attempt, or give up.
 
         Args:
             failure: The attempt that just failed, as it would be reported.
+            requested: Seconds the server asked for, if any.
             started: When the first attempt started (``clock`` time).
-            retry_after: Seconds the server asked for, if any.
 
         Raises:
             InsiderRequestFailedError: Retries or their budget exhausted, or the run stopped.
         """
         attempt = failure.attempts
-        delay = self.backoff_delay(attempt, retry_after)
+        wait = self.policy.wait(attempt - 1, requested)
         elapsed = self._clock() - started
-        if attempt > self.max_retries or (
-            self.retry_budget is not None and elapsed + delay > self.retry_budget
-        ):
+        give_up = self.policy.give_up_reason(attempt - 1, elapsed, wait)
+        if give_up:
             raise InsiderRequestFailedError(
-                f"{failure.message}; gave up after {attempt} attempts in {elapsed:.0f}s",
+                f"{failure.message}; gave up after {attempt} attempts in {elapsed:.0f}s "
+                f"({give_up})",
                 failure.status,
                 attempt,
                 failure.reason,
@@ -444,11 +413,11 @@ class InsiderClient:
         LOGGER.warning(
             "Insider upsert attempt %d/%d failed (%s); retrying in %.2fs",
             attempt,
-            self.max_retries + 1,
+            self.policy.max_retries + 1,
             failure.message,
-            delay,
+            wait,
         )
-        self._sleep(delay)
+        self._sleep(wait)
         if self._stop.is_set():
             raise InsiderRequestFailedError(
                 f"{failure.message}; the run stopped while it was being retried",
@@ -456,13 +425,3 @@ class InsiderClient:
                 attempt,
                 Undelivered.RUN_STOPPED,
             )
-
-    def _auth_message(self, status: int, message: str) -> str:
-        return (
-            f"Insider rejected the credentials (HTTP {status}: {message}). Check partner_name "
-            f"(sent lowercase as {self.partner_name!r}) and api_key: the key must be an "
-            "Insider One API key of type 'Unified Customer Database (UCD)' (InOne Settings > "
-            "Integration Settings > API Keys), the Upsert API must be enabled for the account, "
-            "and this machine's IP must be allowed if the key has an IP allowlist. "
-            "The run was stopped; nothing after the last emitted STATE was confirmed."
-        )

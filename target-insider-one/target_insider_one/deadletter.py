@@ -35,6 +35,8 @@ import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from target_insider_one.text import safe_json_line
 
 if TYPE_CHECKING:
@@ -234,6 +236,7 @@ class JsonlWriter:
 class DeadLetterWriter(JsonlWriter):
     """Writes dead letters, each (stream, reason, record) once per file."""
 
+    @override
     def __init__(self, path: Path, run_id: str, redact: tuple[str, ...] = ()) -> None:
         """Create the writer.
 
@@ -320,6 +323,7 @@ class DeadLetterWriter(JsonlWriter):
             self.lines += 1
         return True
 
+    @override
     def close(self) -> None:
         """Flush and close; say how many dead letters were already in the file."""
         super().close()

@@ -6,7 +6,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from target_insider_one.config_schema import EmptyStringPolicy, InvalidAttributePolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue, validate_identifiers
 from target_insider_one.values import (
@@ -92,6 +94,38 @@ class UserMapper:
         except PhoneNumberError as exc:
             raise InvalidValueError(exc.reason, exc.message) from None
 
+    def _convert_attributes(
+        self, record: Mapping[str, Any], issues: list[Issue]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Convert the mapped attributes of a record (fixed values included).
+
+        Args:
+            record: The source record.
+            issues: Where values that cannot be converted are reported.
+
+        Returns:
+            The default attributes and the custom ones.
+        """
+        attributes: dict[str, Any] = dict(self._fixed)
+        custom: dict[str, Any] = dict(self._fixed_custom)
+        policy = self.settings.empty_string_policy
+        for source, target, convert in self._attributes:
+            value = record.get(source)
+            if is_empty(value, policy):
+                continue
+            try:
+                converted = convert(value)
+                check_unicode(converted)
+            except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
+                reason = getattr(exc, "reason", "invalid_value")
+                message = getattr(exc, "message", "value could not be converted")
+                issues.append(Issue(target.label, source, reason, message))
+                continue
+            if isinstance(converted, str) and converted == "" and policy == EmptyStringPolicy.OMIT:
+                continue
+            (custom if target.custom else attributes)[target.name] = converted
+        return attributes, custom
+
     def map_record(self, record: Mapping[str, Any]) -> MappedRecord:
         """Build the user object for a record, or say why it is skipped.
 
@@ -106,29 +140,15 @@ class UserMapper:
         if outcome.skip_reason:
             return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
         issues = outcome.issues
-        attributes: dict[str, Any] = dict(self._fixed)
-        custom: dict[str, Any] = dict(self._fixed_custom)
-        policy = settings.empty_string_policy
-        for source, target, convert in self._attributes:
-            value = record.get(source)
-            if is_empty(value, policy):
-                continue
-            try:
-                converted = convert(value)
-                check_unicode(converted)
-            except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
-                reason = getattr(exc, "reason", "invalid_value")
-                message = getattr(exc, "message", "value could not be converted")
-                issues.append(Issue(target.label, source, reason, message))
-                continue
-            if isinstance(converted, str) and converted == "" and policy == "omit":
-                continue
-            (custom if target.custom else attributes)[target.name] = converted
+        attributes, custom = self._convert_attributes(record, issues)
         attribute_issues = [i for i in issues if i.kind == "attribute"]
-        if attribute_issues and settings.invalid_attribute_policy == "skip_record":
+        if (
+            attribute_issues
+            and settings.invalid_attribute_policy == InvalidAttributePolicy.SKIP_RECORD
+        ):
             return MappedRecord(
                 None,
-                "invalid_attribute",
+                DeadLetterReason.INVALID_ATTRIBUTE,
                 "; ".join(f"{i.target} ({i.field}): {i.message}" for i in attribute_issues),
                 issues,
             )
@@ -137,7 +157,7 @@ class UserMapper:
         if not attributes:
             return MappedRecord(
                 None,
-                "no_attributes",
+                DeadLetterReason.NO_ATTRIBUTES,
                 "no attribute has a value; Insider rejects users without attributes",
                 issues,
             )

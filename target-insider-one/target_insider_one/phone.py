@@ -25,18 +25,19 @@ from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from typing_extensions import override
+
+from target_insider_one.config_schema import PhoneExtensionPolicy, PhoneValidation, schema_default
 
 INSIDER_PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 _LEADING_00 = re.compile(r"^[\s().\-]*00")
 _LETTERS = re.compile(r"[A-Za-z]")
 
-PHONE_VALIDATION_MODES = ("valid", "possible")
-EXTENSION_POLICIES = ("reject", "drop")
-
 
 class PhoneNumberError(ValueError):
     """A phone number that cannot be sent to Insider."""
 
+    @override
     def __init__(self, reason: str, message: str) -> None:
         """Create the error.
 
@@ -53,11 +54,12 @@ class PhoneNumberError(ValueError):
 class PhoneOptions:
     """How phone numbers are normalised."""
 
-    normalize: bool = True
+    # Defaults (for code without a config, e.g. tests) are the config schema's.
+    normalize: bool = schema_default("normalize_phone_numbers")
     default_region: str | None = None
-    validation: str = "valid"
-    rewrite_00_prefix: bool = True
-    extension_policy: str = "reject"
+    validation: str = schema_default("phone_validation")
+    rewrite_00_prefix: bool = schema_default("phone_rewrite_00_prefix")
+    extension_policy: str = schema_default("phone_extension_policy")
 
 
 DEFAULT_PHONE_OPTIONS = PhoneOptions()
@@ -126,7 +128,7 @@ def to_e164(raw: object, options: PhoneOptions = DEFAULT_PHONE_OPTIONS) -> str:
         reason = _PARSE_REASONS.get(exc.error_type, "phone_unparseable")
         raise PhoneNumberError(reason, f"phone number could not be parsed ({reason})") from None
     if number.extension:
-        if options.extension_policy != "drop":
+        if options.extension_policy != PhoneExtensionPolicy.DROP:
             raise PhoneNumberError(
                 "phone_has_extension",
                 "phone number has an extension, which E.164 cannot carry",
@@ -145,11 +147,11 @@ def to_e164(raw: object, options: PhoneOptions = DEFAULT_PHONE_OPTIONS) -> str:
 
 def _check(number: phonenumbers.PhoneNumber, mode: str) -> None:
     # The common case (a valid number) needs one metadata check; reasons only on failure.
-    if mode == "valid" and phonenumbers.is_valid_number(number):
+    if mode == PhoneValidation.VALID and phonenumbers.is_valid_number(number):
         return
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible == ValidationResult.IS_POSSIBLE:
-        if mode == "valid":
+        if mode == PhoneValidation.VALID:
             raise PhoneNumberError(
                 "phone_invalid", "phone number is not in any assigned range for its region"
             )

@@ -5,8 +5,9 @@ test Insider's own n8n node uses (it changes no data and lists the account's att
 custom ones as ``c_<name>``). The endpoint is undocumented, so only clear answers stop the
 run (insider-api.md §4):
 
-- 401 / 403 (other than "Request Limit Exceeded") / 400 "Partner is invalid.": the
-  credentials are wrong: :class:`InsiderAuthError`, naming the settings to fix;
+- the status policy's FAIL_FAST (401, 403 other than "Request Limit Exceeded", 400
+  "Partner is invalid."): the credentials are wrong: :class:`InsiderAuthError`, naming the
+  settings to fix;
 - no connection at all (DNS failure, refused, TLS error): :class:`InsiderConfigError`
   naming ``api_base_url``.
 
@@ -18,7 +19,6 @@ does not define (Insider probably drops those silently).
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -29,34 +29,16 @@ from target_insider_one.client import (
     InsiderConfigError,
     error_message,
 )
+from target_insider_one.status_policy import Verdict, startup_credentials_hint, verdict
 
 if TYPE_CHECKING:
     from target_insider_one.settings import Settings
 
 COLUMNS_PATH = "/api/user/v3/metadata/columns"
 MAX_TIMEOUT_SECONDS = 30.0
-_AUTH_STATUSES = {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
 _NOT_CHECKED = (
     "credentials and custom attributes not checked, continuing (upserts report their own errors)"
 )
-
-
-def _auth_failed(status: int, message: str) -> bool:
-    lowered = message.lower()
-    if status in _AUTH_STATUSES:
-        return "limit" not in lowered  # 403 "Request Limit Exceeded" is throttling
-    return status == HTTPStatus.BAD_REQUEST and "partner is invalid" in lowered
-
-
-def _auth_message(settings: Settings, status: int, message: str) -> str:
-    return (
-        f"Insider rejected the credentials before any data was read (HTTP {status}: "
-        f"{message}). Fix partner_name (TARGET_INSIDER_ONE_PARTNER_NAME; sent lowercase as "
-        f"{settings.partner_name!r}) or api_key (TARGET_INSIDER_ONE_API_KEY): it must be an "
-        "Insider One API key of type 'Unified Customer Database (UCD)' (InOne Settings > "
-        "Integration Settings > API Keys) for that partner, and this machine's IP must be "
-        "allowed if the key has an IP allowlist. Nothing was sent."
-    )
 
 
 def _unreachable_message(settings: Settings, exc: requests.RequestException) -> str:
@@ -116,10 +98,12 @@ def read_columns(settings: Settings, client: InsiderClient) -> tuple[dict[str, s
     except requests.RequestException as exc:
         raise InsiderConfigError(_unreachable_message(settings, exc)) from None
     status = response.status_code
-    if not HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
-        message = error_message(response)
-        if _auth_failed(status, message):
-            raise InsiderAuthError(_auth_message(settings, status, message), status)
+    message = error_message(response)
+    outcome = verdict(status, message)
+    if outcome is Verdict.FAIL_FAST:
+        hint = startup_credentials_hint(status, message, settings.partner_name)
+        raise InsiderAuthError(hint, status)
+    if outcome is not Verdict.DELIVERED:
         return (
             None,
             f"the credential check (metadata/columns) answered HTTP {status}; {_NOT_CHECKED}",

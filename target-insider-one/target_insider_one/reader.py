@@ -19,16 +19,19 @@ from typing import Any
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
+from typing_extensions import override
 
 
 class RedactingSingerReader(SingerReader):
     """The SDK's reader, with messages that name the line number, never its content."""
 
+    @override
     def __init__(self) -> None:
         """Create the reader."""
         super().__init__()
         self.line_number = 0
 
+    @override
     def deserialize_json(self, line: str) -> dict:
         """Parse one line.
 
@@ -56,6 +59,7 @@ class RedactingSingerReader(SingerReader):
         raise InvalidInputLine(msg) from None  # the target logs it, with the run summary
 
     @staticmethod
+    @override
     def assert_line_requires(line_dict: dict[str, Any], requires: set[str]) -> None:
         """Check that a message has the keys it needs, naming only the keys.
 

@@ -9,64 +9,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from target_insider_one.client import InsiderClient, InsiderError, UpsertResponse
+from target_insider_one import log_redaction
+from target_insider_one.client import (  # InsiderFatalError: imported from here too
+    InsiderClient,
+    InsiderError,
+    InsiderFatalError,
+    UpsertResponse,
+)
 from target_insider_one.deadletter import DeadLetterWriter, JsonlWriter
-from target_insider_one.settlement import Ledger, Undelivered
+from target_insider_one.log_redaction import RedactingFilter
+from target_insider_one.retries import RetryPolicy
+from target_insider_one.settlement import Ledger, RunStatus
 from target_insider_one.summary import RunStats, log_summary
 
 if TYPE_CHECKING:
     from target_insider_one.settings import Settings
 
-
-MIN_REDACTED_LENGTH = 6
-
-
-class InsiderFatalError(InsiderError):
-    """Stops the run: fast-fail, rejected credentials or a wrong endpoint."""
-
-    def __init__(self, message: str, status: int | None = None, exit_code: int = 1) -> None:
-        """Create the error.
-
-        Args:
-            message: Why the run stops (never contains credentials).
-            status: HTTP status, if a response was received.
-            exit_code: The process exit code (see :class:`~.settlement.ExitCode`).
-        """
-        super().__init__(message, status)
-        self.exit_code = exit_code
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces secrets in log records, whatever logger emitted them."""
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        """Create the filter.
-
-        Args:
-            secrets: Strings to hide.
-        """
-        super().__init__()
-        # Very short values (test keys such as "k") would mangle every log line.
-        self.secrets = tuple(s for s in secrets if s and len(s) >= MIN_REDACTED_LENGTH)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Redact and keep the record.
-
-        Args:
-            record: The log record.
-
-        Returns:
-            Always True.
-        """
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg = message
-            record.args = None
-        return True
+__all__ = ["InsiderFatalError", "RedactingFilter", "Runtime"]
 
 
 class Runtime:
@@ -90,13 +49,7 @@ class Runtime:
         self.fatal: InsiderError | None = None
         self.stopping = threading.Event()  # wakes requests sleeping between retries
         self._lock = threading.Lock()
-        self._filter = RedactingFilter((settings.api_key,))
-        self._filtered: list[logging.Handler | logging.Logger] = [
-            *logging.getLogger().handlers,
-            logger,
-        ]
-        for item in self._filtered:
-            item.addFilter(self._filter)
+        self._redacting = log_redaction.install((settings.api_key,), logger)
 
     def submit(self, body: bytes) -> Future[UpsertResponse] | None:
         """Start an upsert in the pool, unless a sink has stopped the run.
@@ -127,11 +80,7 @@ class Runtime:
             upsert_url=s.upsert_url,
             partner_name=s.partner_name,
             api_key=s.api_key,
-            timeout=s.request_timeout,
-            max_retries=s.max_retries,
-            retry_budget_seconds=s.retry_budget_seconds,
-            backoff_base_seconds=s.backoff_base_seconds,
-            backoff_max_seconds=s.backoff_max_seconds,
+            policy=RetryPolicy.from_settings(s),
             stats=self.stats,
             pool_size=s.max_concurrent_requests,
             stop=self.stopping,
@@ -185,57 +134,56 @@ class Runtime:
         """The dry-run payload file."""
         return JsonlWriter(self.settings.dry_run_path, redact=(self.settings.api_key,))
 
-    def finish(self, *, status: str, error: str | None = None) -> None:
-        """Close resources and log the summary (once).
+    def finish(self, *, status: RunStatus, error: str | None = None) -> None:
+        """Close resources, account for every record and log the summary (once).
 
         Args:
-            status: ``succeeded``, ``incomplete``, ``too_many_dead_letters`` or ``failed``.
+            status: How the run ended.
             error: Why the run stopped, logged last (still through the redacting filter).
         """
         with self._lock:
             if self.finished:
                 return
             self.finished = True
-        if "executor" in self.__dict__:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-        if "client" in self.__dict__:
-            self.client.close()
-        dead_letter_path = None
-        if "dead_letters" in self.__dict__:
-            self.dead_letters.close()
-            if self.dead_letters.lines or self.dead_letters.duplicates:
-                dead_letter_path = str(self.dead_letters.path)
-        if "dry_run_writer" in self.__dict__:
-            self.dry_run_writer.close()
+        dead_letter_path = self._close()
         if self.settings.dry_run:
             self.logger.info(
                 "Dry run: nothing was sent; request bodies written to %s",
                 self.settings.dry_run_path,
             )
-        counts = self.stats.as_dict()
-        accounted = (
-            counts["records_dead_lettered"]
-            + counts["records_undelivered"]
-            + (counts["dry_run_users"] if self.settings.dry_run else counts["users_upserted"])
+        mismatch = self.stats.close_books(
+            stopped=status == RunStatus.FAILED, dry_run=self.settings.dry_run
         )
-        if status == "failed" and accounted < counts["records_received"]:
-            # Records still buffered, or in the request that stopped the run.
-            self.stats.undelivered(Undelivered.RUN_STOPPED, counts["records_received"] - accounted)
-        elif accounted != counts["records_received"]:
+        if mismatch is not None:
             self.logger.warning(
                 "Accounting mismatch: %d records received but %d upserted, dead-lettered or "
                 "not delivered",
-                counts["records_received"],
-                accounted,
+                *mismatch,
             )
-        log_summary(
-            self.logger,
-            self.stats.human_summary(
-                status=status, dead_letter_path=dead_letter_path, dry_run=self.settings.dry_run
-            ),
+        summary = self.stats.human_summary(
+            status=status, dead_letter_path=dead_letter_path, dry_run=self.settings.dry_run
         )
+        log_summary(self.logger, summary)
         self.stats.emit_metrics(status=status)
         if error is not None:
             self.logger.error("target-insider-one stopped: %s", error)
-        for item in self._filtered:
-            item.removeFilter(self._filter)
+        log_redaction.uninstall(self._redacting)
+
+    def _close(self) -> str | None:
+        """Close what was opened (cached properties that were used).
+
+        Returns:
+            The dead-letter file's path, if anything was written to it.
+        """
+        if "executor" in self.__dict__:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        if "client" in self.__dict__:
+            self.client.close()
+        if "dry_run_writer" in self.__dict__:
+            self.dry_run_writer.close()
+        if "dead_letters" not in self.__dict__:
+            return None
+        self.dead_letters.close()
+        if self.dead_letters.lines or self.dead_letters.duplicates:
+            return str(self.dead_letters.path)
+        return None

@@ -22,6 +22,7 @@ from typing import Any
 import fastjsonschema
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+from typing_extensions import override
 
 LOGGER = logging.getLogger("target_insider_one.schema_validation")
 
@@ -29,6 +30,7 @@ LOGGER = logging.getLogger("target_insider_one.schema_validation")
 class CompiledSchemaValidator(BaseJSONSchemaValidator):
     """Validates records with a schema compiled by ``fastjsonschema``."""
 
+    @override
     def __init__(self, schema: dict[str, Any]) -> None:
         """Compile the schema.
 
@@ -44,6 +46,7 @@ class CompiledSchemaValidator(BaseJSONSchemaValidator):
         self._fallback: JSONSchemaValidator | None = None
         self._warned: set[str] = set()
 
+    @override
     def validate(self, record: dict[str, Any]) -> None:
         """Validate one record.
 

@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR, extend_validator_with_defaults
 
-from target_insider_one.phone import EXTENSION_POLICIES, PHONE_VALIDATION_MODES, PhoneOptions
-from target_insider_one.values import EMPTY_STRING_POLICIES
+from target_insider_one.config_schema import (
+    CONFIG_SCHEMA,
+    DEFAULT_API_BASE_URL,
+    MAX_USERS_PER_REQUEST,
+    IdentifierType,
+    InvalidAttributePolicy,
+    InvalidIdentifierPolicy,
+)
+from target_insider_one.phone import PhoneOptions
 
-DEFAULT_API_BASE_URL = "https://unification.useinsider.com"
+__all__ = ["DEFAULT_API_BASE_URL", "MAX_USERS_PER_REQUEST", "Settings", "parse_settings"]
+
 UPSERT_PATH = "/api/user/v1/upsert"
-MAX_USERS_PER_REQUEST = 1000
-MAX_REQUEST_BYTES = 5_000_000
-MAX_CONCURRENT_REQUESTS = 16
-# Retrying: sized for a real 429 storm or a short outage (the schema holds these facts).
-DEFAULT_MAX_RETRIES = 20
-MAX_RETRIES_LIMIT = 100
-DEFAULT_RETRY_BUDGET_SECONDS = 300
-MAX_RETRY_BUDGET_SECONDS = 3600
-
-IDENTIFIER_TYPES = ("email", "phone_number", "uuid", "custom")
-INVALID_IDENTIFIER_POLICIES = ("skip_identifier", "skip_record")
-INVALID_ATTRIBUTE_POLICIES = ("skip_attribute", "skip_record")
-DEFAULT_BLOCKED_IDENTIFIER_VALUES = ("undefined", "null", "none", "nil", "anonymous", "n/a")
+IDENTIFIER_TYPES = tuple(IdentifierType)
+# The validator the SDK runs on the config (PluginBase._validate_config): it fills the
+# schema's defaults into the config while it checks types, bounds and allowed values.
+_SchemaValidator = extend_validator_with_defaults(DEFAULT_JSONSCHEMA_VALIDATOR)
+# Our settings only: the SDK adds its built-in settings to CONFIG_SCHEMA in place.
+_OWN_SCHEMA = copy.deepcopy(CONFIG_SCHEMA)
 
 # Insider's default attributes go at the root of `attributes`; everything else under `custom`.
 DEFAULT_ATTRIBUTES = frozenset(
@@ -126,29 +128,30 @@ class Settings:
     identifiers: tuple[IdentifierMapping, ...]
     attributes: tuple[tuple[str, AttributeTarget], ...]
     fixed_values: tuple[tuple[AttributeTarget, Any], ...]
-    skip_hook: bool = False
-    fast_fail: bool = False
-    not_append: bool = True
-    phone: PhoneOptions = field(default_factory=PhoneOptions)
-    normalize_emails: bool = True
-    blocked_identifier_values: frozenset[str] = frozenset(DEFAULT_BLOCKED_IDENTIFIER_VALUES)
-    invalid_identifier_policy: str = "skip_identifier"
-    invalid_attribute_policy: str = "skip_attribute"
-    empty_string_policy: str = "omit"
-    batch_size: int = MAX_USERS_PER_REQUEST
-    max_request_bytes: int = MAX_REQUEST_BYTES
-    max_concurrent_requests: int = 4
-    request_timeout: float = 60.0
-    max_retries: int = DEFAULT_MAX_RETRIES
-    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-    max_dead_letters: int | None = None
-    max_dead_letter_percent: float | None = None
-    dry_run: bool = False
-    preflight: bool = True
-    dry_run_path: Path = Path("output/dry-run/insider.jsonl")
-    dead_letter_path: Path = Path("output/dead-letters/insider.jsonl")
+    # Each field below is the setting of the same name (defaults: the config schema).
+    skip_hook: bool
+    fast_fail: bool
+    not_append: bool
+    phone: PhoneOptions
+    normalize_emails: bool
+    blocked_identifier_values: frozenset[str]
+    invalid_identifier_policy: InvalidIdentifierPolicy
+    invalid_attribute_policy: InvalidAttributePolicy
+    empty_string_policy: str
+    batch_size_rows: int
+    max_request_bytes: int
+    max_concurrent_requests: int
+    request_timeout: float
+    max_retries: int
+    retry_budget_seconds: float
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    max_dead_letters: int | None  # no default: the alert is off
+    max_dead_letter_percent: float | None
+    dry_run: bool
+    preflight: bool
+    dry_run_path: Path
+    dead_letter_path: Path
 
     @property
     def upsert_url(self) -> str:
@@ -194,41 +197,48 @@ def _parse_identifiers(raw: object, errors: list[str]) -> tuple[IdentifierMappin
     seen: set[str] = set()
     for index, item in enumerate(raw):
         where = f"identifier_mappings[{index}]"
-        if not isinstance(item, Mapping):
-            errors.append(f"{where} must be an object with 'type' and 'field'")
+        mapping = _parse_identifier(where, item, errors)
+        if mapping is None:
             continue
-        kind = str(item.get("type") or "").strip()
-        source = str(item.get("field") or "").strip()
-        name = item.get("name")
-        name = str(name).strip() if name is not None else None
-        if kind not in IDENTIFIER_TYPES:
-            errors.append(
-                f"{where}.type {kind!r} is not one of {', '.join(IDENTIFIER_TYPES)} "
-                "(for a custom identifier use type 'custom' and set 'name')"
-            )
-            continue
-        if not source:
-            errors.append(f"{where}.field (the source field) is required")
-            continue
-        if kind == "custom":
-            if not name or not _NAME_RE.fullmatch(name):
-                errors.append(
-                    f"{where}.name is required for type 'custom' and must be lowercase "
-                    "letters, digits and underscores (the identifier's name in Insider IRM)"
-                )
-                continue
-        elif name:
-            errors.append(f"{where}.name is only used with type 'custom'")
-            continue
-        mapping = IdentifierMapping(
-            type=kind, field=source, name=name if kind == "custom" else None
-        )
         if mapping.label in seen:
             errors.append(f"{where}: identifier {mapping.label!r} is mapped twice")
             continue
         seen.add(mapping.label)
         result.append(mapping)
     return tuple(result)
+
+
+def _parse_identifier(  # noqa: PLR0911 - one return per check
+    where: str, item: object, errors: list[str]
+) -> IdentifierMapping | None:
+    if not isinstance(item, Mapping):
+        errors.append(f"{where} must be an object with 'type' and 'field'")
+        return None
+    kind = str(item.get("type") or "").strip()
+    source = str(item.get("field") or "").strip()
+    name = item.get("name")
+    name = str(name).strip() if name is not None else None
+    if kind not in IDENTIFIER_TYPES:
+        errors.append(
+            f"{where}.type {kind!r} is not one of {', '.join(IDENTIFIER_TYPES)} "
+            "(for a custom identifier use type 'custom' and set 'name')"
+        )
+        return None
+    if not source:
+        errors.append(f"{where}.field (the source field) is required")
+        return None
+    if kind != IdentifierType.CUSTOM:
+        if name:
+            errors.append(f"{where}.name is only used with type 'custom'")
+            return None
+        return IdentifierMapping(type=kind, field=source)
+    if not name or not _NAME_RE.fullmatch(name):
+        errors.append(
+            f"{where}.name is required for type 'custom' and must be lowercase "
+            "letters, digits and underscores (the identifier's name in Insider IRM)"
+        )
+        return None
+    return IdentifierMapping(type=kind, field=source, name=name)
 
 
 def _parse_attributes(raw: object, errors: list[str]) -> tuple[tuple[str, AttributeTarget], ...]:
@@ -287,63 +297,74 @@ def _parse_fixed(
     return tuple(result)
 
 
-def _choice(
-    config: Mapping[str, Any], key: str, allowed: tuple[str, ...], errors: list[str]
-) -> str:
-    value = str(config.get(key) or allowed[0])
-    if value not in allowed:
-        errors.append(f"{key} must be one of {', '.join(allowed)} (got {value!r})")
-    return value
+def schema_checked(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config with the schema's defaults filled in, and what the schema finds wrong.
 
-
-def _bounded(
-    config: Mapping[str, Any],
-    key: str,
-    *,
-    default: float,
-    low: float,
-    high: float,
-    errors: list[str],
-) -> float:
-    value = config.get(key)
-    if value is None:
-        return default
-    # JSON config files are read with Decimal for non-integers.
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        errors.append(f"{key} must be a number between {low:g} and {high:g} (got {value!r})")
-        return default
-    number = float(value)
-    if not low <= number <= high:
-        errors.append(f"{key} must be a number between {low:g} and {high:g} (got {number:g})")
-        return default
-    return number
-
-
-def _optional(config: Mapping[str, Any], key: str, kind: type) -> Any:
-    value = config.get(key)
-    return None if value is None else kind(value)
-
-
-def parse_settings(config: Mapping[str, Any]) -> Settings:
-    """Validate the configuration beyond what JSON schema can express.
+    A null value counts as unset (it gets the default). In the target this repeats what
+    the SDK already did to the same config: singer-sdk 0.54.9 validates the config in
+    ``PluginBase.__init__`` (``_validate_config``) with a validator that fills the
+    schema's defaults as it goes, and raises on errors, before ``TargetInsiderOne.__init__``
+    calls :func:`parse_settings`. Doing it here too keeps :func:`parse_settings` correct
+    for a config that did not come through the SDK (tests, benchmarks), with the same
+    defaults and bounds: the schema's.
 
     Args:
-        config: The target's config (JSON-schema validated, defaults applied).
+        config: The raw or SDK-validated config.
 
     Returns:
-        The settings.
-
-    Raises:
-        ConfigValidationError: Listing every problem found.
+        The filled-in config and the schema errors (formatted as the SDK formats them).
     """
-    errors: list[str] = []
+    checked = {key: value for key, value in config.items() if value is not None}
+    errors = [
+        f"{error.message} in config[{']['.join(repr(p) for p in error.path)}]"
+        if error.path
+        else error.message
+        for error in _SchemaValidator(_OWN_SCHEMA).iter_errors(checked)
+    ]
+    secret = config.get("api_key")
+    if secret:  # a schema error quotes the offending value
+        errors = [e.replace(str(secret), "***") for e in errors]
+    return checked, errors
+
+
+def _check_account(config: Mapping[str, Any], errors: list[str]) -> tuple[str, str]:
     partner = str(config.get("partner_name") or "").strip().lower()
     if not partner:
         errors.append("partner_name is required (your Insider One account/partner name)")
     api_key = str(config.get("api_key") or "")
     if not api_key.strip():
         errors.append("api_key is required (an Insider 'Unified Customer Database' API key)")
-    base_url = _check_base_url(str(config.get("api_base_url") or DEFAULT_API_BASE_URL), errors)
+    return partner, api_key
+
+
+def _check_region(raw: object, errors: list[str]) -> str | None:
+    region = str(raw).strip().upper() if raw else None
+    if region and region not in phonenumbers.SUPPORTED_REGIONS:
+        # An unknown region would silently make every national number invalid.
+        hint = " (the United Kingdom is GB)" if region == "UK" else ""
+        errors.append(
+            f"phone_default_region must be an ISO 3166-1 alpha-2 region code such as GB, "
+            f"US or DE (got {region!r}){hint}"
+        )
+    return region
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The settings that need more than the schema, once checked."""
+
+    partner_name: str
+    api_key: str
+    api_base_url: str
+    identifiers: tuple[IdentifierMapping, ...]
+    attributes: tuple[tuple[str, AttributeTarget], ...]
+    fixed_values: tuple[tuple[AttributeTarget, Any], ...]
+    phone_default_region: str | None
+
+
+def _check(config: Mapping[str, Any], errors: list[str]) -> _Checked:
+    partner, api_key = _check_account(config, errors)
+    base_url = _check_base_url(str(config.get("api_base_url") or ""), errors)
     identifiers = _parse_identifiers(config.get("identifier_mappings"), errors)
     attributes = _parse_attributes(config.get("attribute_mappings"), errors)
     fixed = _parse_fixed(
@@ -354,115 +375,84 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             "attribute_mappings or fixed_value_mappings needs at least one entry: Insider "
             "rejects users that carry identifiers but no attributes"
         )
-    region = config.get("phone_default_region")
-    region = str(region).strip().upper() if region else None
-    if region and region not in phonenumbers.SUPPORTED_REGIONS:
-        # An unknown region would silently make every national number invalid.
-        hint = " (the United Kingdom is GB)" if region == "UK" else ""
-        errors.append(
-            f"phone_default_region must be an ISO 3166-1 alpha-2 region code such as GB, "
-            f"US or DE (got {region!r}){hint}"
-        )
-    phone = PhoneOptions(
-        normalize=bool(config.get("normalize_phone_numbers", True)),
-        default_region=region,
-        validation=_choice(config, "phone_validation", PHONE_VALIDATION_MODES, errors),
-        rewrite_00_prefix=bool(config.get("phone_rewrite_00_prefix", True)),
-        extension_policy=_choice(config, "phone_extension_policy", EXTENSION_POLICIES, errors),
-    )
-    blocked = config.get("blocked_identifier_values")
-    if blocked is None:
-        blocked = DEFAULT_BLOCKED_IDENTIFIER_VALUES
-    batch_size = config.get("batch_size_rows") or MAX_USERS_PER_REQUEST
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_USERS_PER_REQUEST:
-        errors.append(f"batch_size_rows must be between 1 and {MAX_USERS_PER_REQUEST}")
-        batch_size = MAX_USERS_PER_REQUEST
-    max_bytes = int(
-        _bounded(
-            config,
-            "max_request_bytes",
-            default=MAX_REQUEST_BYTES,
-            low=1_000,
-            high=MAX_REQUEST_BYTES,
-            errors=errors,
-        )
-    )
-    concurrency = int(
-        _bounded(
-            config,
-            "max_concurrent_requests",
-            default=4,
-            low=1,
-            high=MAX_CONCURRENT_REQUESTS,
-            errors=errors,
-        )
-    )
-    stamp = _run_stamp()
-    dead_letter_path = (
-        config.get("dead_letter_path") or f"output/dead-letters/insider-{stamp}.jsonl"
-    )
-    dry_run_path = config.get("dry_run_path") or f"output/dry-run/insider-{stamp}.jsonl"
-    settings = Settings(
-        partner_name=partner,
-        api_key=api_key,
-        api_base_url=base_url,
-        identifiers=identifiers,
-        attributes=attributes,
-        fixed_values=fixed,
-        skip_hook=bool(config.get("skip_hook", False)),
-        fast_fail=bool(config.get("fast_fail", False)),
-        not_append=bool(config.get("not_append", True)),
-        phone=phone,
-        normalize_emails=bool(config.get("normalize_emails", True)),
-        blocked_identifier_values=frozenset(str(v).strip().lower() for v in blocked),
-        invalid_identifier_policy=_choice(
-            config, "invalid_identifier_policy", INVALID_IDENTIFIER_POLICIES, errors
-        ),
-        invalid_attribute_policy=_choice(
-            config, "invalid_attribute_policy", INVALID_ATTRIBUTE_POLICIES, errors
-        ),
-        empty_string_policy=_choice(config, "empty_string_policy", EMPTY_STRING_POLICIES, errors),
-        batch_size=batch_size,
-        max_request_bytes=max_bytes,
-        max_concurrent_requests=concurrency,
-        request_timeout=_bounded(
-            config, "request_timeout", default=60.0, low=0.1, high=3600, errors=errors
-        ),
-        max_retries=int(
-            _bounded(
-                config,
-                "max_retries",
-                default=DEFAULT_MAX_RETRIES,
-                low=0,
-                high=MAX_RETRIES_LIMIT,
-                errors=errors,
-            )
-        ),
-        retry_budget_seconds=_bounded(
-            config,
-            "retry_budget_seconds",
-            default=DEFAULT_RETRY_BUDGET_SECONDS,
-            low=0,
-            high=MAX_RETRY_BUDGET_SECONDS,
-            errors=errors,
-        ),
-        backoff_base_seconds=_bounded(
-            config, "backoff_base_seconds", default=1.0, low=0, high=600, errors=errors
-        ),
-        backoff_max_seconds=_bounded(
-            config, "backoff_max_seconds", default=60.0, low=0, high=3600, errors=errors
-        ),
-        # Bounds are checked by the config schema; None turns the alert off.
-        max_dead_letters=_optional(config, "max_dead_letters", int),
-        max_dead_letter_percent=_optional(config, "max_dead_letter_percent", float),
-        dry_run=bool(config.get("dry_run", False)),
-        preflight=bool(config.get("preflight", True)),
-        dry_run_path=Path(str(dry_run_path)),
-        dead_letter_path=Path(str(dead_letter_path)),
-    )
+    region = _check_region(config.get("phone_default_region"), errors)
+    return _Checked(partner, api_key, base_url, identifiers, attributes, fixed, region)
+
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Check the configuration and build the typed settings from it.
+
+    Every problem is reported at once (collect-all): a mapping with several mistakes is
+    fixed in one round. Defaults, bounds and allowed values come from the config schema
+    only (:mod:`target_insider_one.config_schema`); this adds the checks JSON schema
+    cannot express.
+
+    Args:
+        config: The target's config (raw, or as the SDK validated it).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigValidationError: Listing every problem found.
+    """
+    config, errors = schema_checked(config)
+    checked = _check(config, errors)
     if errors:
         raise ConfigValidationError(
             "Invalid target-insider-one configuration:\n  - " + "\n  - ".join(errors),
             errors=errors,
         )
-    return settings
+    return _settings(config, checked)
+
+
+def _settings(config: Mapping[str, Any], checked: _Checked) -> Settings:
+    """Settings from a config the schema validated and filled: one field per setting."""
+    stamp = _run_stamp()
+    return Settings(
+        partner_name=checked.partner_name,
+        api_key=checked.api_key,
+        api_base_url=checked.api_base_url,
+        identifiers=checked.identifiers,
+        attributes=checked.attributes,
+        fixed_values=checked.fixed_values,
+        skip_hook=config["skip_hook"],
+        fast_fail=config["fast_fail"],
+        not_append=config["not_append"],
+        phone=PhoneOptions(
+            normalize=config["normalize_phone_numbers"],
+            default_region=checked.phone_default_region,
+            validation=config["phone_validation"],
+            rewrite_00_prefix=config["phone_rewrite_00_prefix"],
+            extension_policy=config["phone_extension_policy"],
+        ),
+        normalize_emails=config["normalize_emails"],
+        blocked_identifier_values=frozenset(
+            str(v).strip().lower() for v in config["blocked_identifier_values"]
+        ),
+        invalid_identifier_policy=InvalidIdentifierPolicy(config["invalid_identifier_policy"]),
+        invalid_attribute_policy=InvalidAttributePolicy(config["invalid_attribute_policy"]),
+        empty_string_policy=config["empty_string_policy"],
+        batch_size_rows=int(config["batch_size_rows"]),
+        max_request_bytes=int(config["max_request_bytes"]),
+        max_concurrent_requests=int(config["max_concurrent_requests"]),
+        # JSON config files are read with Decimal for non-integers.
+        request_timeout=float(config["request_timeout"]),
+        max_retries=int(config["max_retries"]),
+        retry_budget_seconds=float(config["retry_budget_seconds"]),
+        backoff_base_seconds=float(config["backoff_base_seconds"]),
+        backoff_max_seconds=float(config["backoff_max_seconds"]),
+        max_dead_letters=_optional(config.get("max_dead_letters"), int),
+        max_dead_letter_percent=_optional(config.get("max_dead_letter_percent"), float),
+        dry_run=config["dry_run"],
+        preflight=config["preflight"],
+        # No schema default: the file name carries the run's UTC start.
+        dry_run_path=Path(config.get("dry_run_path") or f"output/dry-run/insider-{stamp}.jsonl"),
+        dead_letter_path=Path(
+            config.get("dead_letter_path") or f"output/dead-letters/insider-{stamp}.jsonl"
+        ),
+    )
+
+
+def _optional(value: object, kind: type) -> Any:
+    return None if value is None else kind(value)

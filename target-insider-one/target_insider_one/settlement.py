@@ -11,13 +11,19 @@ Pure bookkeeping, no I/O: the sink reports outcomes, the target asks for the saf
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from target_insider_one.client import UpsertResponse
+
+_ERROR_KEY = re.compile(r"^users\.(\d+)(?:\.|$)")
 
 
 class Undelivered(StrEnum):
@@ -30,6 +36,31 @@ class Undelivered(StrEnum):
     CANNOT_SEND = "cannot_send"  # the request could not be sent at all (e.g. invalid URL)
     UNCONFIRMED = "unconfirmed"  # a 2xx without Insider's counts: nobody knows what stored
     RUN_STOPPED = "run_stopped"  # the run stopped before they were delivered
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record was dead-lettered (rejected for its own reason; STATE may pass it)."""
+
+    NO_IDENTIFIER = "no_identifier"  # no identifier field has a value
+    NO_VALID_IDENTIFIER = "no_valid_identifier"  # every identifier value is invalid
+    INVALID_IDENTIFIER = "invalid_identifier"  # invalid_identifier_policy: skip_record
+    INVALID_ATTRIBUTE = "invalid_attribute"  # invalid_attribute_policy: skip_record
+    NO_ATTRIBUTES = "no_attributes"  # no attribute has a value
+    SCHEMA_VALIDATION_FAILED = "schema_validation_failed"  # validate_records found it invalid
+    UNSERIALIZABLE = "unserializable"  # the user cannot be encoded as UTF-8 JSON
+    USER_TOO_LARGE = "user_too_large"  # one user is larger than max_request_bytes
+    REQUEST_TOO_LARGE = "request_too_large"  # Insider refused a one-user request as too large
+    BAD_REQUEST = "bad_request"  # Insider refused the request's body (400/422)
+    REJECTED_BY_INSIDER = "rejected_by_insider"  # Insider named this user in its failures
+
+
+class RunStatus(StrEnum):
+    """How a run ended, in the summary and the metrics' tags."""
+
+    SUCCEEDED = "succeeded"
+    INCOMPLETE = "incomplete"  # records not delivered: exit 3
+    TOO_MANY_DEAD_LETTERS = "too_many_dead_letters"  # the dead-letter alert: exit 4
+    FAILED = "failed"  # stopped: exit 1 or 3
 
 
 class ExitCode(IntEnum):
@@ -126,6 +157,46 @@ class Ledger:
                 return None
             self._emitted = self._safe
             return self._safe
+
+
+@dataclass(frozen=True)
+class ResponseSettlement:
+    """What one 2xx answer says about each user of its request (positions in the request)."""
+
+    rejected: dict[int, dict[str, list[str]]]  # position -> Insider's error key -> messages
+    upserted: list[int]
+    unconfirmed: list[int]  # Insider's counts do not add up: whether stored is unknown
+    unattributed: list[str]  # error keys that name no user of the request
+
+
+def settle_response(response: UpsertResponse, total: int) -> ResponseSettlement:
+    """Attribute Insider's per-user failures; decide whether the others were stored.
+
+    Insider names a failed user by its index (``users.3.identifiers.email``). When its
+    counts do not add up to the users it names, whether the others were stored is unknown:
+    they are unconfirmed (not delivered; the next run re-sends them, upserts are
+    idempotent) rather than counted as upserted.
+
+    Args:
+        response: The parsed 2xx answer.
+        total: Users in the request.
+
+    Returns:
+        The settlement.
+    """
+    rejected: dict[int, dict[str, list[str]]] = {}
+    unattributed: list[str] = []
+    for key, messages in response.errors.items():
+        match = _ERROR_KEY.match(key)
+        if match and int(match.group(1)) < total:
+            rejected.setdefault(int(match.group(1)), {})[key] = messages
+        else:
+            unattributed.append(key)
+    others = [p for p in range(total) if p not in rejected]
+    successful = response.successful or 0  # Insider omits successful.count when nobody did
+    if others and (response.fail_count > len(rejected) or successful < len(others)):
+        return ResponseSettlement(rejected, [], others, unattributed)
+    return ResponseSettlement(rejected, others, [], unattributed)
 
 
 def run_exit_code(

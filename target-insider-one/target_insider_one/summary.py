@@ -11,6 +11,8 @@ from typing import Any
 
 from singer_sdk.metrics import get_metrics_logger
 
+from target_insider_one.settlement import Undelivered
+
 _FIELDS = (
     "records_received",
     "users_upserted",
@@ -103,6 +105,30 @@ class RunStats:
         """
         with self._lock:
             self.warnings.append(text)
+
+    def close_books(self, *, stopped: bool, dry_run: bool) -> tuple[int, int] | None:
+        """Check that every record received was upserted, dead-lettered or undelivered.
+
+        Args:
+            stopped: The run stopped early: records still buffered, or in the request that
+                stopped it, are counted as undelivered (``run_stopped``).
+            dry_run: Records "sent" are the dry run's users.
+
+        Returns:
+            (received, accounted) when they differ (a bug to report), else None.
+        """
+        with self._lock:
+            counts = self.counts
+            accounted = (
+                counts["records_dead_lettered"]
+                + counts["records_undelivered"]
+                + (counts["dry_run_users"] if dry_run else counts["users_upserted"])
+            )
+            received = counts["records_received"]
+        if stopped and accounted < received:
+            self.undelivered(Undelivered.RUN_STOPPED, received - accounted)
+            return None
+        return (received, accounted) if accounted != received else None
 
     @property
     def duration(self) -> float:

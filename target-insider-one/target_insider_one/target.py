@@ -9,36 +9,21 @@ import sys
 import typing as t
 
 from singer_sdk import Target
-from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
 from target_insider_one.client import InsiderError
+from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.operator_cli import operator_options
 from target_insider_one.preflight import check_credentials
 from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.runtime import InsiderFatalError, Runtime
-from target_insider_one.settings import (
-    DEFAULT_API_BASE_URL,
-    DEFAULT_BLOCKED_IDENTIFIER_VALUES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_RETRY_BUDGET_SECONDS,
-    IDENTIFIER_MAPPINGS_REQUIRED,
-    IDENTIFIER_TYPES,
-    INVALID_ATTRIBUTE_POLICIES,
-    INVALID_IDENTIFIER_POLICIES,
-    MAX_CONCURRENT_REQUESTS,
-    MAX_REQUEST_BYTES,
-    MAX_RETRIES_LIMIT,
-    MAX_RETRY_BUDGET_SECONDS,
-    MAX_USERS_PER_REQUEST,
-    parse_settings,
-)
-from target_insider_one.settlement import ExitCode, run_exit_code
+from target_insider_one.settings import IDENTIFIER_MAPPINGS_REQUIRED, parse_settings
+from target_insider_one.settlement import ExitCode, RunStatus, run_exit_code
 from target_insider_one.sinks import InsiderUpsertSink
 from target_insider_one.values import InvalidValueError
 
@@ -48,272 +33,9 @@ if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
-_IDENTIFIER = th.ObjectType(
-    th.Property(
-        "type",
-        th.StringType,
-        required=True,
-        allowed_values=list(IDENTIFIER_TYPES),
-        description="Insider identifier type.",
-    ),
-    th.Property("field", th.StringType, required=True, description="Source record field."),
-    th.Property(
-        "name",
-        th.StringType,
-        description="Custom identifier name as configured in Insider IRM (type 'custom' only).",
-    ),
-    additional_properties=False,
-)
+__all__ = ["CONFIG_SCHEMA", "TargetInsiderOne"]
 
 _SCHEMA_ERROR_HINTS = {"'identifier_mappings' is a required property": IDENTIFIER_MAPPINGS_REQUIRED}
-
-CONFIG_SCHEMA = th.PropertiesList(
-    th.Property(
-        "partner_name",
-        th.StringType,
-        required=True,
-        title="Partner Name",
-        description="Insider One partner (account) name, sent as X-PARTNER-NAME. It is "
-        "lowercased before sending, as Insider requires.",
-    ),
-    th.Property(
-        "api_key",
-        th.StringType,
-        required=True,
-        secret=True,
-        title="API Key",
-        description="Insider One API key of type 'Unified Customer Database (UCD)', sent as "
-        "X-REQUEST-TOKEN.",
-    ),
-    th.Property(
-        "api_base_url",
-        th.StringType,
-        default=DEFAULT_API_BASE_URL,
-        title="API Base URL",
-        description="Base URL of the Insider unification API. Must be https; plain http is "
-        "accepted only for loopback hosts (localhost, 127.0.0.0/8, ::1), e.g. an emulator.",
-    ),
-    th.Property(
-        "identifier_mappings",
-        th.ArrayType(_IDENTIFIER),
-        required=True,
-        title="Identifier Mappings",
-        description="At least one {type, field[, name]}: type is email, phone_number, uuid or "
-        "custom (custom needs name). Example: "
-        '[{"type": "uuid", "field": "SubscriberKey"}, '
-        '{"type": "email", "field": "EmailAddress"}].',
-    ),
-    th.Property(
-        "attribute_mappings",
-        th.ObjectType(additional_properties=th.StringType),
-        title="Attribute Mappings",
-        description="Source field -> Insider attribute. Insider default attributes (name, "
-        "surname, email, phone_number, uuid, email_optin, sms_optin, whatsapp_optin, "
-        "gdpr_optin, birthday, gender, age, language, country, city, locale, lo, "
-        "static_segment_id) go at the root of `attributes`; any other name (or a name "
-        "prefixed `custom.`) goes under `attributes.custom`.",
-    ),
-    th.Property(
-        "fixed_value_mappings",
-        th.ObjectType(),
-        title="Fixed Value Mappings",
-        description='Attribute -> constant set on every user, e.g. {"data_source": "sfmc"}. '
-        "Same placement rules as attribute_mappings.",
-    ),
-    th.Property(
-        "skip_hook",
-        th.BooleanType,
-        default=False,
-        description="Send top-level skip_hook=true so the import does not trigger Insider "
-        "data streams or Architect 'On Event' journeys (use for historical loads).",
-    ),
-    th.Property(
-        "fast_fail",
-        th.BooleanType,
-        default=False,
-        description="Stop the run at once (exit 3, no further STATE) at the first request "
-        "that is not delivered after its retries (exit 1 for one Insider refused). When false, "
-        "the other batches are still delivered, then the run exits 3 without STATE past the "
-        "undelivered records, so the next run re-sends them. Undelivered records are never "
-        "dead-lettered.",
-    ),
-    th.Property(
-        "not_append",
-        th.BooleanType,
-        default=True,
-        description="Send not_append=true (per user and at the top level) so array attributes are "
-        "overwritten, not appended: replays are idempotent. Set false to append.",
-    ),
-    th.Property(
-        "invalid_identifier_policy",
-        th.StringType,
-        default="skip_identifier",
-        allowed_values=list(INVALID_IDENTIFIER_POLICIES),
-        description="For an invalid identifier value: skip_identifier drops it and keeps the "
-        "record if another valid identifier remains; skip_record dead-letters the record.",
-    ),
-    th.Property(
-        "invalid_attribute_policy",
-        th.StringType,
-        default="skip_attribute",
-        allowed_values=list(INVALID_ATTRIBUTE_POLICIES),
-        description="For an attribute value that cannot be converted (e.g. 'maybe' for a "
-        "boolean): skip_attribute omits it (counted in the summary); skip_record "
-        "dead-letters the record.",
-    ),
-    th.Property(
-        "empty_string_policy",
-        th.StringType,
-        default="omit",
-        allowed_values=["omit", "send"],
-        description="omit: blank strings (and empty arrays) are treated like null and never "
-        "sent; send: blank strings are sent to string attributes as-is. Nulls are never sent.",
-    ),
-    th.Property(
-        "normalize_emails",
-        th.BooleanType,
-        default=True,
-        description="Trim and lowercase email identifiers and the email attribute.",
-    ),
-    th.Property(
-        "blocked_identifier_values",
-        th.ArrayType(th.StringType),
-        default=list(DEFAULT_BLOCKED_IDENTIFIER_VALUES),
-        description="Identifier values treated as invalid (case-insensitive) to avoid wrong "
-        "profile merges, as Insider's IRM guide recommends.",
-    ),
-    th.Property(
-        "normalize_phone_numbers",
-        th.BooleanType,
-        default=True,
-        description="Normalise phone numbers to E.164 with the phonenumbers library. When "
-        "false, values must already match ^\\+[1-9]\\d{6,14}$.",
-    ),
-    th.Property(
-        "phone_default_region",
-        th.StringType,
-        description="ISO 3166-1 alpha-2 region used to read national numbers (e.g. GB). "
-        "Without it, only numbers starting with + (or 00) are accepted.",
-    ),
-    th.Property(
-        "phone_validation",
-        th.StringType,
-        default="valid",
-        allowed_values=["valid", "possible"],
-        description="valid: the number must be in an assigned range (phonenumbers metadata); "
-        "possible: only its length is checked.",
-    ),
-    th.Property(
-        "phone_rewrite_00_prefix",
-        th.BooleanType,
-        default=True,
-        description="Rewrite a leading 00 to + before parsing (00 is the international prefix "
-        "in most of the world; phonenumbers only honours it for the default region).",
-    ),
-    th.Property(
-        "phone_extension_policy",
-        th.StringType,
-        default="reject",
-        allowed_values=["reject", "drop"],
-        description="reject: a number with an extension is invalid (E.164 cannot carry it); "
-        "drop: send the number without its extension.",
-    ),
-    th.Property(
-        "batch_size_rows",
-        th.IntegerType(minimum=1, maximum=MAX_USERS_PER_REQUEST),
-        default=MAX_USERS_PER_REQUEST,
-        title="Batch Size (users per request)",
-        description="Maximum users per upsert request (Insider's limit is 1000).",
-    ),
-    th.Property(
-        "max_request_bytes",
-        th.IntegerType(minimum=1000, maximum=MAX_REQUEST_BYTES),
-        default=MAX_REQUEST_BYTES,
-        description="Maximum request body size in bytes (Insider's limit is 5,000,000); "
-        "larger batches are split.",
-    ),
-    th.Property(
-        "max_concurrent_requests",
-        th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_REQUESTS),
-        default=4,
-        description="Upsert requests in flight at once (the target buffers "
-        "batch_size_rows x this many records per drain).",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType,
-        default=60,
-        description="Seconds to wait for each HTTP request (connect and read).",
-    ),
-    th.Property(
-        "max_retries",
-        th.IntegerType(minimum=0, maximum=MAX_RETRIES_LIMIT),
-        default=DEFAULT_MAX_RETRIES,
-        description="Retries after the first attempt for 429, 5xx, 403 'Request Limit "
-        "Exceeded', timeouts, dropped connections and DNS failures (retry_budget_seconds "
-        "also limits them).",
-    ),
-    th.Property(
-        "retry_budget_seconds",
-        th.NumberType(minimum=0, maximum=MAX_RETRY_BUDGET_SECONDS),
-        default=DEFAULT_RETRY_BUDGET_SECONDS,
-        description="Time budget per request: no retry starts later than this many seconds "
-        "after the first attempt (sized for a 429 storm or a short outage). A request still "
-        "failing then is not delivered: the run exits 3 and the next run re-sends it.",
-    ),
-    th.Property(
-        "backoff_base_seconds",
-        th.NumberType,
-        default=1,
-        description="First retry delay; doubles on each retry, with jitter. A Retry-After "
-        "header (up to 300 s) is honoured as a minimum.",
-    ),
-    th.Property(
-        "backoff_max_seconds",
-        th.NumberType,
-        default=60,
-        description="Longest exponential backoff delay.",
-    ),
-    th.Property(
-        "max_dead_letters",
-        th.IntegerType(minimum=0),
-        description="Alert: exit 4 when more than this many records were dead-lettered "
-        "(delivery and STATE are unchanged). Off by default.",
-    ),
-    th.Property(
-        "max_dead_letter_percent",
-        th.NumberType(minimum=0, maximum=100),
-        description="Alert: exit 4 when more than this percentage (0-100) of the records "
-        "received was dead-lettered. Off by default.",
-    ),
-    th.Property(
-        "dry_run",
-        th.BooleanType,
-        default=False,
-        description="Validate and write the request bodies that would be sent to dry_run_path "
-        "(one JSON body per line); send nothing and emit no STATE.",
-    ),
-    th.Property(
-        "preflight",
-        th.BooleanType,
-        default=True,
-        description="Before reading any input, check partner_name, api_key and api_base_url "
-        "with one read-only request (metadata/columns), and warn about mapped custom "
-        "attributes Insider does not define. Runs in dry runs too; set false to skip "
-        "(e.g. an offline dry run).",
-    ),
-    th.Property(
-        "dry_run_path",
-        th.StringType,
-        description="Dry-run output file. Default: output/dry-run/insider-<UTC timestamp>.jsonl.",
-    ),
-    th.Property(
-        "dead_letter_path",
-        th.StringType,
-        description="JSONL file for records that were skipped or rejected (appended). "
-        "Default: output/dead-letters/insider-<UTC timestamp>.jsonl.",
-    ),
-).to_dict()
 
 
 class TargetInsiderOne(Target):
@@ -334,6 +56,7 @@ class TargetInsiderOne(Target):
     _emitting = False
     _pending_signal: int | None = None
 
+    @override
     def __init__(self, **kwargs: t.Any) -> None:
         """Create the target and validate its configuration.
 
@@ -360,6 +83,7 @@ class TargetInsiderOne(Target):
                 self.runtime.settings.partner_name,
             )
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate against the JSON schema without echoing the API key in any error.
 
@@ -443,7 +167,8 @@ class TargetInsiderOne(Target):
 
     # -- stopping ----------------------------------------------------------------------
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """On SIGTERM/SIGINT, exit at once (128 + signal number) without draining.
 
         The handler runs in the main thread between two of its bytecodes, wherever it was
@@ -470,6 +195,7 @@ class TargetInsiderOne(Target):
         # of timeouts and retries after the orchestrator asked us to stop.
         os._exit(128 + signum)
 
+    @override
     def listen(self, file_input: t.IO[str] | None = None) -> None:
         """Check credentials (``preflight``), read messages; on a fatal error, log the summary.
 
@@ -487,10 +213,10 @@ class TargetInsiderOne(Target):
                 self._preflight()
             super().listen(file_input)
         except InsiderError as exc:
-            self.runtime.finish(status="failed", error=exc.message)
+            self.runtime.finish(status=RunStatus.FAILED, error=exc.message)
             raise
         except InvalidInputLine as exc:  # its message never holds the line's content
-            self.runtime.finish(status="failed", error=str(exc))
+            self.runtime.finish(status=RunStatus.FAILED, error=str(exc))
             raise
 
     def _preflight(self) -> None:
@@ -499,6 +225,7 @@ class TargetInsiderOne(Target):
             self.logger.warning("Start-up check: %s", warning)
             self.runtime.stats.warn(warning)
 
+    @override
     def process_endofpipe(self) -> None:
         """Drain everything, emit the last safe STATE, log the summary, pick the exit code.
 
@@ -517,17 +244,17 @@ class TargetInsiderOne(Target):
             max_dead_letter_percent=settings.max_dead_letter_percent,
         )
         if code is ExitCode.OK:
-            self.runtime.finish(status="succeeded")
+            self.runtime.finish(status=RunStatus.SUCCEEDED)
             return
         if code is ExitCode.UNDELIVERED:
-            status = "incomplete"
+            status = RunStatus.INCOMPLETE
             message = (
                 f"{counts['records_undelivered']} records were not delivered (see the "
                 "summary); no STATE was emitted past the first of them, so the next run "
                 "re-sends them"
             )
         else:
-            status = "too_many_dead_letters"
+            status = RunStatus.TOO_MANY_DEAD_LETTERS
             message = (
                 f"{counts['records_dead_lettered']} of {counts['records_received']} records "
                 "were dead-lettered, more than max_dead_letters / max_dead_letter_percent allow "
@@ -549,6 +276,7 @@ class TargetInsiderOne(Target):
         return command
 
     @classmethod
+    @override
     def invoke(  # type: ignore[override]
         cls,
         *,

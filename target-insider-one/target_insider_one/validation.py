@@ -25,7 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from target_insider_one.config_schema import InvalidIdentifierPolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
+from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import clean_identifier
 from target_insider_one.values import InvalidValueError, is_empty, to_email
 
@@ -129,21 +131,25 @@ def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> Ident
             outcome.identifiers[mapping.type] = normalised
     if custom:
         outcome.identifiers["custom"] = custom
+    _decide_skip(outcome, present, settings)
+    return outcome
 
-    if outcome.issues and settings.invalid_identifier_policy == "skip_record":
-        outcome.skip_reason = "invalid_identifier"
+
+def _decide_skip(outcome: IdentifierOutcome, present: int, settings: Settings) -> None:
+    """Set why the record is skipped, if it must be (the policy, or nothing valid left)."""
+    if outcome.issues and settings.invalid_identifier_policy == InvalidIdentifierPolicy.SKIP_RECORD:
+        outcome.skip_reason = DeadLetterReason.INVALID_IDENTIFIER
         outcome.skip_message = "; ".join(
             f"{i.target} ({i.field}): {i.message}" for i in outcome.issues
         )
         outcome.identifiers = {}
     elif not outcome.identifiers:
         if present:
-            outcome.skip_reason = "no_valid_identifier"
+            outcome.skip_reason = DeadLetterReason.NO_VALID_IDENTIFIER
             outcome.skip_message = "no valid identifier: " + "; ".join(
                 f"{i.target} ({i.field}): {i.message}" for i in outcome.issues
             )
         else:
             fields = ", ".join(m.field for m in settings.identifiers)
-            outcome.skip_reason = "no_identifier"
+            outcome.skip_reason = DeadLetterReason.NO_IDENTIFIER
             outcome.skip_message = f"none of the identifier fields has a value ({fields})"
-    return outcome

@@ -27,7 +27,9 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-EMPTY_STRING_POLICIES = ("omit", "send")
+from typing_extensions import override
+
+from target_insider_one.config_schema import EmptyStringPolicy
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
@@ -38,6 +40,7 @@ _MAX_DECIMAL_EXPONENT = 308  # the largest finite double is about 1.8e308
 class InvalidValueError(ValueError):
     """A source value that cannot be converted to the attribute's type."""
 
+    @override
     def __init__(self, reason: str, message: str) -> None:
         """Create the error.
 
@@ -50,7 +53,7 @@ class InvalidValueError(ValueError):
         self.message = message
 
 
-def is_empty(value: object, empty_string_policy: str = "omit") -> bool:
+def is_empty(value: object, empty_string_policy: str = EmptyStringPolicy.OMIT) -> bool:
     """Whether a value counts as absent.
 
     Args:
@@ -62,7 +65,7 @@ def is_empty(value: object, empty_string_policy: str = "omit") -> bool:
     """
     if value is None:
         return True
-    if empty_string_policy == "omit":
+    if empty_string_policy == EmptyStringPolicy.OMIT:
         if isinstance(value, str):
             return not value.strip()
         if isinstance(value, list):

@@ -1,4 +1,6 @@
+import datetime as dt
 import json
+import math
 
 import pytest
 import requests
@@ -8,9 +10,9 @@ from target_insider_one.client import (
     InsiderClient,
     InsiderConfigError,
     InsiderRequestFailedError,
-    parse_retry_after,
     parse_upsert_response,
 )
+from target_insider_one.retries import RetryPolicy, parse_retry_after
 from target_insider_one.settlement import Undelivered
 from target_insider_one.summary import RunStats
 
@@ -20,15 +22,23 @@ BODY = b'{"skip_hook":false,"users":[{"identifiers":{"uuid":"a"},"attributes":{"
 OK = {"json": {"data": {"successful": {"count": 1}, "fail": {}}}, "status_code": 200}
 
 
+POLICY = {
+    "request_timeout": 5,
+    "max_retries": 3,
+    "backoff_base_seconds": 1.0,
+    "backoff_max_seconds": 8.0,
+    "max_retry_after_seconds": 300,
+    "retry_budget_seconds": math.inf,
+}
+
+
 def client(sleeps: list[float] | None = None, **overrides) -> InsiderClient:
+    policy = {**POLICY, **{k: overrides.pop(k) for k in list(overrides) if k in POLICY}}
     options = {
         "upsert_url": UPSERT_URL,
         "partner_name": "acmeshop",
         "api_key": "super-secret-key-123",
-        "timeout": 5,
-        "max_retries": 3,
-        "backoff_base_seconds": 1.0,
-        "backoff_max_seconds": 8.0,
+        "policy": RetryPolicy(**policy),
         "stats": RunStats(),
         "sleep": (sleeps.append if sleeps is not None else lambda _s: None),
     }
@@ -113,10 +123,11 @@ def test_429_honours_retry_after(requests_mock):
 
 
 def test_retry_after_http_date():
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10
-    assert parse_retry_after("junk") is None
-    assert parse_retry_after("100000") == 300
-    assert parse_retry_after(None) is None
+    now = dt.datetime.fromtimestamp(1445412470.0, dt.UTC)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 10
+    assert parse_retry_after("junk", now) is None
+    assert RetryPolicy(**POLICY).wait(0, parse_retry_after("100000", now)) == 300
+    assert parse_retry_after(None, now) is None
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

@@ -1,5 +1,6 @@
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
+from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.settings import DEFAULT_API_BASE_URL, parse_settings
 from target_insider_one.target import TargetInsiderOne
 
@@ -23,7 +24,7 @@ def test_defaults_and_lowercase_partner():
     assert settings.partner_name == "acme"
     assert settings.api_base_url == DEFAULT_API_BASE_URL
     assert settings.upsert_url == DEFAULT_API_BASE_URL + "/api/user/v1/upsert"
-    assert settings.batch_size == 1000
+    assert settings.batch_size_rows == 1000
     assert settings.max_request_bytes == 5_000_000
     assert settings.max_concurrent_requests == 4
     assert settings.not_append is True
@@ -195,3 +196,63 @@ def test_delivery_settings_defaults_and_bounds_come_from_the_schema():
     ):
         with pytest.raises(ConfigValidationError):
             TargetInsiderOne(config=base(**bad))
+
+
+# Settings fields that are not named like their setting.
+_FIELD_OF = {
+    "normalize_phone_numbers": lambda s: s.phone.normalize,
+    "phone_validation": lambda s: s.phone.validation,
+    "phone_rewrite_00_prefix": lambda s: s.phone.rewrite_00_prefix,
+    "phone_extension_policy": lambda s: s.phone.extension_policy,
+    "blocked_identifier_values": lambda s: sorted(s.blocked_identifier_values),
+}
+
+
+def _required_only():
+    required = {
+        "partner_name": "acme",
+        "api_key": "k",
+        "identifier_mappings": [{"type": "uuid", "field": "SubscriberKey"}],
+    }
+    assert set(required) == set(CONFIG_SCHEMA["required"])
+    # Not required by the schema, but Insider rejects users without attributes.
+    return {**required, "fixed_value_mappings": {"data_source": "sfmc"}}
+
+
+@pytest.mark.parametrize("via", ["sdk", "parse_settings"])
+def test_settings_from_required_keys_only_are_the_schema_defaults(via):
+    config = _required_only()
+    if via == "sdk":  # the SDK fills the defaults while validating, before parse_settings
+        settings = TargetInsiderOne(config=config).runtime.settings
+    else:  # a raw config gets the same defaults, from the same schema
+        settings = parse_settings(config)
+    builtin: dict = {"properties": {}}
+    TargetInsiderOne.append_builtin_config(builtin)  # the SDK's settings, not ours
+    defaults = {
+        name: prop["default"]
+        for name, prop in CONFIG_SCHEMA["properties"].items()
+        if "default" in prop and name not in builtin["properties"]
+    }
+    assert len(defaults) >= 20
+    for name, default in defaults.items():
+        if name in _FIELD_OF:
+            value = _FIELD_OF[name](settings)
+        else:
+            assert hasattr(settings, name), f"setting {name} has a default but no Settings field"
+            value = getattr(settings, name)
+        expected = sorted(default) if name == "blocked_identifier_values" else default
+        assert value == expected, f"{name}: settings say {value!r}, the schema {default!r}"
+    # Settings without a schema default are off or derived.
+    assert settings.max_dead_letters is None
+    assert settings.max_dead_letter_percent is None
+    assert settings.phone.default_region is None
+    assert str(settings.dead_letter_path).startswith("output/dead-letters/insider-")
+
+
+def test_bounds_come_from_the_schema_only():
+    # parse_settings on a raw config reports the schema's bound (no second copy of it).
+    schema = CONFIG_SCHEMA["properties"]["max_concurrent_requests"]
+    too_many = schema["maximum"] + 1
+    assert f"maximum of {schema['maximum']}" in errors_of(base(max_concurrent_requests=too_many))
+    assert parse_settings(base(max_concurrent_requests=schema["maximum"]))
+    assert "0.05 is less than the minimum of 0.1" in errors_of(base(request_timeout=0.05))

@@ -113,3 +113,31 @@ def test_exit_code():
     assert code(dead_lettered=10, max_dead_letter_percent=10) is ExitCode.OK
     assert code(dead_lettered=11, max_dead_letter_percent=10) is ExitCode.TOO_MANY_DEAD_LETTERS
     assert code(received=0, max_dead_letter_percent=0) is ExitCode.OK
+
+
+def test_settle_response_attributes_named_failures_and_upserts_the_rest():
+    from target_insider_one.client import UpsertResponse
+    from target_insider_one.settlement import settle_response
+
+    response = UpsertResponse(
+        200, successful=2, fail_count=1, errors={"users.1.identifiers.email": ["invalid"]}
+    )
+    outcome = settle_response(response, 3)
+    assert outcome.rejected == {1: {"users.1.identifiers.email": ["invalid"]}}
+    assert outcome.upserted == [0, 2]
+    assert outcome.unconfirmed == []
+
+
+def test_settle_response_counts_that_do_not_add_up_leave_the_others_unconfirmed():
+    from target_insider_one.client import UpsertResponse
+    from target_insider_one.settlement import settle_response
+
+    # Two failures counted, one named (and one key naming no user of the request).
+    response = UpsertResponse(
+        200, successful=1, fail_count=2, errors={"users.0.x": ["bad"], "users.9.x": ["?"]}
+    )
+    outcome = settle_response(response, 3)
+    assert list(outcome.rejected) == [0]
+    assert outcome.upserted == []
+    assert outcome.unconfirmed == [1, 2]
+    assert outcome.unattributed == ["users.9.x"]

@@ -2,10 +2,11 @@
 
 Usage::
 
-    .venv/bin/python target-insider-one/bench_target.py [--records 50000] [--concurrency 4]
+    .venv/bin/python -m benchmarks.target [--records 50000] [--concurrency 4]
 
 Prints records/s and request counts with and without ``validate_records``, side by side.
-Not a test: it needs the sandbox package (``api_sandbox``) installed in the environment.
+The mapping is the Meltano project's (``meltano.yml``), so the benchmark measures what a
+``meltano run`` sends. Not a test: it needs the sandbox package (``api_sandbox``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from api_sandbox.testing import SandboxProcess
+
+from benchmarks.pipeline import project_mapping
 
 TARGET_CLI = Path(sys.executable).parent / "target-insider-one"
 HTTP_OK = 200
@@ -40,24 +43,6 @@ SCHEMA = {
         "EmailOptIn": {"type": ["boolean", "null"]},
         "ModifiedDate": {"type": ["string", "null"], "format": "date-time"},
     },
-}
-MAPPING: dict[str, Any] = {
-    "identifier_mappings": [
-        {"type": "uuid", "field": "SubscriberKey"},
-        {"type": "email", "field": "EmailAddress"},
-        {"type": "phone_number", "field": "Phone"},
-    ],
-    "attribute_mappings": {
-        "FirstName": "name",
-        "LastName": "surname",
-        "City": "city",
-        "Country": "country",
-        "BirthDate": "birthday",
-        "EmailOptIn": "email_optin",
-        "LoyaltyPoints": "loyalty_points",
-        "LifetimeValue": "lifetime_value",
-    },
-    "fixed_value_mappings": {"data_source": "sfmc"},
 }
 
 
@@ -107,7 +92,7 @@ def run_once(
     """
     sandbox.reset()
     config = sandbox.target_config(
-        **MAPPING, dead_letter_path=str(workdir / "dead.jsonl"), **options
+        **project_mapping(), dead_letter_path=str(workdir / "dead.jsonl"), **options
     )
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
