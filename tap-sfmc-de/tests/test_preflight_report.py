@@ -44,3 +44,17 @@ def test_long_findings_wrap_within_the_width():
     lines = render("t", checks, width=80).splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert any(line.strip().startswith("fix: ") for line in lines)
+
+
+def test_config_from_the_environment_keeps_numbers_numbers(monkeypatch):
+    """Meltano's plugin commands pass settings only as environment variables (--config ENV)."""
+    from types import SimpleNamespace
+
+    from tap_sfmc_de.preflight_cli import config_from
+    from tap_sfmc_de.tap import TapSfmcDe
+
+    monkeypatch.setenv("TAP_SFMC_DE_REQUEST_TIMEOUT", "30")
+    monkeypatch.setenv("TAP_SFMC_DE_PAGE_SIZE", "10")
+    config = config_from(TapSfmcDe, SimpleNamespace(config={}, parse_env=True))
+    assert config["request_timeout"] == 30.0
+    assert config["page_size"] == 10

@@ -73,3 +73,24 @@ def test_render_masks_a_value_quoted_in_a_dead_letter_message():
     assert "0 would be sent, 1 dead-lettered" in text
     shown = render(correlate(lines, [], dead), 1, show_pii=True)
     assert "not a valid email address: someone@example.com" in shown
+
+
+def test_config_from_the_environment_keeps_numbers_numbers(monkeypatch):
+    """Meltano's plugin commands pass settings only as environment variables (--config ENV)."""
+    from types import SimpleNamespace
+
+    from target_insider_one.operator_cli import config_from
+    from target_insider_one.target import TargetInsiderOne
+
+    monkeypatch.setenv("TARGET_INSIDER_ONE_REQUEST_TIMEOUT", "20")
+    monkeypatch.setenv(
+        "TARGET_INSIDER_ONE_IDENTIFIER_MAPPINGS", '[{"type": "uuid", "field": "Id"}]'
+    )
+    config = config_from(
+        TargetInsiderOne, SimpleNamespace(config={"partner_name": "p"}, parse_env=True)
+    )
+    assert config["request_timeout"] == 20.0
+    assert config["identifier_mappings"] == [{"type": "uuid", "field": "Id"}]
+    assert config["partner_name"] == "p"
+    files_only = config_from(TargetInsiderOne, SimpleNamespace(config={"a": 1}, parse_env=False))
+    assert files_only == {"a": 1}
