@@ -78,9 +78,15 @@ class SandboxConfig:
     # per user, SEG-audiences/AC-PATCH top level); "user" or "top" ignores the other one.
     insider_append_flag_placement: str = "both"
     # Custom attributes defined on the account (metadata/columns lists them as c_<name>,
-    # with those stored profiles hold); the demo mapping's three by default.
+    # with those stored profiles hold); the demo mapping's (meltano.yml) by default.
     insider_custom_attributes: list[str] = field(
-        default_factory=lambda: ["data_source", "loyalty_points", "lifetime_value"]
+        default_factory=lambda: [
+            "data_source",
+            "loyalty_points",
+            "lifetime_value",
+            "sfmc_subscriber_key",
+            "sfmc_modified_date",
+        ]
     )
     # --- both --------------------------------------------------------------------------
     latency: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds

@@ -17,6 +17,7 @@ from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.config_schema import CONFIG_SCHEMA, FetchMode
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.preflight_cli import preflight_option, run_preflight_cli
 from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import Settings, describe_config_error, secret_settings
 from tap_sfmc_de.soap import retrieve_fields
@@ -70,6 +71,30 @@ class TapSfmcDe(Tap):
         """
         with _message_not_traceback(cls):
             super().cb_discover(ctx, param, value)
+
+    @classmethod
+    @override
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command plus ``--preflight`` (see :mod:`tap_sfmc_de.preflight`).
+
+        Returns:
+            The click command.
+        """
+        command = super().get_singer_command()
+        command.params.append(preflight_option(cls.cb_preflight))
+        return command
+
+    @classmethod
+    def cb_preflight(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: ARG003
+        """Run the preflight checks (``--preflight``), print the table and exit with its code.
+
+        Args:
+            ctx: Click context.
+            param: Click option.
+            value: Whether ``--preflight`` was given.
+        """
+        if value:
+            ctx.exit(run_preflight_cli(cls, ctx.params.get("config")))
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

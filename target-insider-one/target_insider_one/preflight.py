@@ -68,6 +68,22 @@ def check_credentials(settings: Settings, client: InsiderClient) -> list[str]:
     Returns:
         Warnings to log and show in the summary (check unavailable, custom attributes the
         account does not define).
+    """
+    columns, unavailable = read_columns(settings, client)
+    if columns is None:
+        return [unavailable]
+    return missing_custom_attributes(settings, set(columns))
+
+
+def read_columns(settings: Settings, client: InsiderClient) -> tuple[dict[str, str] | None, str]:
+    """The account's attribute columns (``key -> type``), with the credentials checked.
+
+    Args:
+        settings: Target settings.
+        client: The HTTP client (its headers carry the credentials).
+
+    Returns:
+        The columns and "", or None and why the check is unavailable.
 
     Raises:
         InsiderAuthError: The credentials were rejected.
@@ -78,7 +94,7 @@ def check_credentials(settings: Settings, client: InsiderClient) -> list[str]:
     try:
         response = client.post_once(url, {"table": "contacts"}, timeout=timeout)
     except requests.Timeout:
-        return [f"the credential check timed out after {timeout:g}s; {_NOT_CHECKED}"]
+        return None, f"the credential check timed out after {timeout:g}s; {_NOT_CHECKED}"
     except requests.RequestException as exc:
         raise InsiderConfigError(_unreachable_message(settings, exc)) from None
     status = response.status_code
@@ -88,23 +104,28 @@ def check_credentials(settings: Settings, client: InsiderClient) -> list[str]:
         hint = startup_credentials_hint(status, message, settings.partner_name)
         raise InsiderAuthError(hint, status)
     if outcome is not Verdict.DELIVERED:
-        return [f"the credential check (metadata/columns) answered HTTP {status}; {_NOT_CHECKED}"]
-    keys = _column_keys(response)
-    if keys is None:
-        return [
+        return (
+            None,
+            f"the credential check (metadata/columns) answered HTTP {status}; {_NOT_CHECKED}",
+        )
+    columns = _columns(response)
+    if columns is None:
+        return None, (
             f"the credential check (metadata/columns) returned an unexpected body; {_NOT_CHECKED}"
-        ]
-    return missing_custom_attributes(settings, keys)
+        )
+    return columns, ""
 
 
-def _column_keys(response: requests.Response) -> set[str] | None:
+def _columns(response: requests.Response) -> dict[str, str] | None:
     try:
         body: Any = response.json()
     except ValueError:
         return None
     if not isinstance(body, list):
         return None
-    return {str(c["key"]) for c in body if isinstance(c, dict) and "key" in c}
+    return {
+        str(c["key"]): str(c.get("type") or "") for c in body if isinstance(c, dict) and "key" in c
+    }
 
 
 def missing_custom_attributes(settings: Settings, keys: set[str]) -> list[str]:

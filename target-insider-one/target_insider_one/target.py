@@ -19,6 +19,7 @@ from target_insider_one.client import InsiderError
 from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
+from target_insider_one.operator_cli import operator_options
 from target_insider_one.preflight import check_credentials
 from target_insider_one.progress import ProgressLog
 from target_insider_one.reader import RedactingSingerReader
@@ -32,6 +33,7 @@ from target_insider_one.values import InvalidValueError
 if t.TYPE_CHECKING:
     from types import FrameType
 
+    import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
 __all__ = ["CONFIG_SCHEMA", "TargetInsiderOne"]
@@ -277,6 +279,18 @@ class TargetInsiderOne(Target):
             )
         self.runtime.finish(status=status, error=message)
         raise InsiderFatalError(message, exit_code=code)
+
+    @classmethod
+    @override
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command plus ``--preflight`` and ``--preview N`` (see operator_cli).
+
+        Returns:
+            The click command.
+        """
+        command = super().get_singer_command()
+        command.params.extend(operator_options(cls))
+        return command
 
     @classmethod
     @override
