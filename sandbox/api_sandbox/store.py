@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api_sandbox import edge_values, sfmc_time
+from api_sandbox.config import DefaultOrder
 from api_sandbox.fields import Field
 from api_sandbox.filters import Filter, compile_sql
 from api_sandbox.generator import (
@@ -259,9 +260,9 @@ class Store:
         ``random-stable`` derives it from the DE, so every request sees the same shuffle;
         ``reshuffled`` draws a new one per call, so every request (and page) differs.
         """
-        if mode == "random-stable":
+        if mode == DefaultOrder.RANDOM_STABLE:
             return random.Random(f"order:{de.key}:{de.seed}").randrange(_SHUFFLE_P)
-        if mode == "reshuffled":
+        if mode == DefaultOrder.RESHUFFLED:
             return random.randrange(_SHUFFLE_P)
         return None
 
