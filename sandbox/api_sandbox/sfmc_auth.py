@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +21,33 @@ from urllib.parse import parse_qs
 from api_sandbox.config import SandboxConfig
 from api_sandbox.errors import OAuthError
 
-GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+
+class GrantType(StrEnum):
+    """The OAuth grants the sandbox emulates (JWT bearer is not)."""
+
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name, not a secret
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+GRANTS = tuple(g.value for g in GrantType)
+
+
+def _grant_type(body: dict[str, Any]) -> GrantType:
+    """The request's grant type.
+
+    Raises:
+        OAuthError: for a grant the endpoint does not support.
+    """
+    grant_type = body.get("grant_type")
+    if grant_type not in GRANTS:
+        raise OAuthError(
+            HTTPStatus.BAD_REQUEST,
+            "unsupported_grant_type",
+            "Use one of the supported grant types: authorization_code, refresh_token, "
+            "client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer.",
+        )
+    return GrantType(grant_type)
 
 
 @dataclass
@@ -125,15 +152,18 @@ class Auth:
         Raises:
             OAuthError: for every OAuth failure.
         """
-        cfg = self.config
-        grant_type = body.get("grant_type")
-        if grant_type not in GRANTS:
+        grant_type = _grant_type(body)
+        self._check_client(body)
+        scopes = self._narrow(self._grantable_scopes(grant_type, body), body)
+        if self._rate_limited():
             raise OAuthError(
-                HTTPStatus.BAD_REQUEST,
-                "unsupported_grant_type",
-                "Use one of the supported grant types: authorization_code, refresh_token, "
-                "client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer.",
+                HTTPStatus.TOO_MANY_REQUESTS, "rate_limited", "Too many token requests."
             )
+        return self._mint(grant_type, scopes, base_url)
+
+    def _check_client(self, body: dict[str, Any]) -> None:
+        """Client id and secret, and the MID when one is sent."""
+        cfg = self.config
         if body.get("client_id") != cfg.client_id or body.get("client_secret") != cfg.client_secret:
             raise OAuthError(
                 HTTPStatus.UNAUTHORIZED,
@@ -149,24 +179,25 @@ class Auth:
                 "invalid_client",
                 "The integration is not enabled for this account_id.",
             )
-        package = frozenset(cfg.granted_scopes)
-        if grant_type == "refresh_token":
-            base_scopes = self._consume_refresh(str(body.get("refresh_token") or ""))
-        elif grant_type == "authorization_code":
-            if body.get("code") != cfg.auth_code or body.get("redirect_uri") != cfg.redirect_uri:
-                raise OAuthError(
-                    HTTPStatus.BAD_REQUEST,
-                    "invalid_grant",
-                    "The authorization code or redirect_uri is invalid.",
-                )
-            base_scopes = package
-        else:
-            base_scopes = package
-        scopes = self._narrow(base_scopes, body)
-        if self._rate_limited():
+
+    def _grantable_scopes(self, grant_type: GrantType, body: dict[str, Any]) -> frozenset[str]:
+        """The scopes this grant may carry: the package's, or the refresh token's."""
+        cfg = self.config
+        if grant_type == GrantType.REFRESH_TOKEN:
+            return self._consume_refresh(str(body.get("refresh_token") or ""))
+        if grant_type == GrantType.AUTHORIZATION_CODE and (
+            body.get("code") != cfg.auth_code or body.get("redirect_uri") != cfg.redirect_uri
+        ):
             raise OAuthError(
-                HTTPStatus.TOO_MANY_REQUESTS, "rate_limited", "Too many token requests."
+                HTTPStatus.BAD_REQUEST,
+                "invalid_grant",
+                "The authorization code or redirect_uri is invalid.",
             )
+        return frozenset(cfg.granted_scopes)
+
+    def _mint(self, grant_type: GrantType, scopes: frozenset[str], base_url: str) -> dict[str, Any]:
+        """Issue an access token (and a refresh token, except for s2s) and build the reply."""
+        cfg = self.config
         access = secrets.token_urlsafe(48)
         now = time.time()
         reply: dict[str, Any] = {
@@ -182,7 +213,7 @@ class Auth:
                 scopes, cfg.account_id, now + cfg.token_lifetime_seconds
             )
             self.minted += 1
-            if grant_type != "client_credentials":  # s2s never gets a refresh token (§1.2)
+            if grant_type != GrantType.CLIENT_CREDENTIALS:  # s2s never gets a refresh token (§1.2)
                 refresh = secrets.token_urlsafe(48)
                 self.refresh[refresh] = RefreshToken(
                     scopes, cfg.account_id, now + cfg.refresh_token_lifetime_seconds
