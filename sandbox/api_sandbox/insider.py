@@ -26,7 +26,11 @@ ACCESS_DENIED = {
 AUTH_FAILED = {"success": False, "message": "Partner token authentication failed."}
 PARTNER_INVALID = {"success": False, "message": "Partner is invalid."}
 # The cross-API error page lists all three; which one upsert uses is uncertain (§2.2, §9 q7).
-AUTH_FAILURE_BODIES = {400: PARTNER_INVALID, 401: AUTH_FAILED, 403: ACCESS_DENIED}
+AUTH_FAILURE_BODIES = {
+    HTTPStatus.BAD_REQUEST: PARTNER_INVALID,
+    HTTPStatus.UNAUTHORIZED: AUTH_FAILED,
+    HTTPStatus.FORBIDDEN: ACCESS_DENIED,
+}
 # The contacts table of ``POST /api/user/v3/metadata/columns`` (insider-api.md §4): default
 # attributes under their short keys (AC-DEFATTR, PM), custom attributes as ``c_<name>``.
 DEFAULT_COLUMNS = [
