@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 
@@ -55,7 +56,7 @@ class FaultRule:
 
     endpoint: str
     action: str = FaultAction.STATUS
-    status: int = 500
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
     retry_after: int | None = None
     errorcode: int | None = None  # SFMC REST body errorcode (50100 rate limit, 50200 blocked)
     message: str | None = None
