@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 from xml.sax.saxutils import escape
 
+from api_sandbox._compat import override
 from api_sandbox.replies import Reply, json_reply, xml_reply
 
 DOC_URL = (
@@ -53,6 +54,7 @@ class SfmcRestError(ApiError):
         if retry_after is not None:  # rate-limit bodies (errorcode 50100) carry it
             self.body["retryAfter"] = retry_after
 
+    @override
     def reply(self, headers: dict[str, str] | None = None) -> Reply:
         """JSON body."""
         return json_reply(self.status, self.body, headers)
@@ -82,6 +84,7 @@ class OAuthError(ApiError):
         super().__init__(status, description)
         self.body = {"error": error, "error_description": description, "error_uri": OAUTH_ERROR_URI}
 
+    @override
     def reply(self, headers: dict[str, str] | None = None) -> Reply:
         """JSON body; a rate-limited token request is told to wait a minute."""
         if headers is None and self.status == HTTPStatus.TOO_MANY_REQUESTS:
@@ -108,6 +111,7 @@ class SoapFaultError(ApiError):
         super().__init__(status, message)
         self.code = code
 
+    @override
     def reply(self, headers: dict[str, str] | None = None) -> Reply:
         """XML Fault envelope."""
         return xml_reply(self.status, soap_fault_envelope(self.code, str(self)), headers)
@@ -120,6 +124,7 @@ class InsiderError(ApiError):
         super().__init__(status, str(body))
         self.body = body
 
+    @override
     def reply(self, headers: dict[str, str] | None = None) -> Reply:
         """JSON body."""
         return json_reply(self.status, self.body, headers)
@@ -128,6 +133,7 @@ class InsiderError(ApiError):
 class AdminError(ApiError):
     """An admin (``/_sandbox/``) request the sandbox refuses: ``{"error": message}``."""
 
+    @override
     def reply(self, headers: dict[str, str] | None = None) -> Reply:
         """JSON body."""
         return json_reply(self.status, {"error": str(self)}, headers)
