@@ -56,7 +56,7 @@ sandbox: venv
 bench: venv
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.target
-	$(BIN)/python sandbox/bench_sandbox.py
+	$(BIN)/python -m benchmarks.sandbox
 
 ## Many runs under live changes, faults and kills, then a check that no row was lost (~5 min).
 soak: venv

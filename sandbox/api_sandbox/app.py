@@ -10,6 +10,7 @@ from typing import Any
 from api_sandbox.config import SandboxConfig
 from api_sandbox.faults import Faults
 from api_sandbox.insider import Insider
+from api_sandbox.routes import FAULT_ENDPOINTS
 from api_sandbox.scenarios import Scenarios
 from api_sandbox.sfmc_auth import Auth
 from api_sandbox.sfmc_rowset import Rowset
@@ -39,7 +40,7 @@ class Sandbox:
         self._startup_scenarios = copy.deepcopy(scenarios or [])
         self.store = Store()
         self.auth = Auth(config)
-        self.faults = Faults()
+        self.faults = Faults(FAULT_ENDPOINTS)
         self.rowset = Rowset(config, self.store)
         self.soap = Soap(config, self.store, self.faults, on_fault=self.fault_fired)
         self.insider = Insider(config)

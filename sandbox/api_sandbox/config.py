@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
+
+from api_sandbox.filters import DateLiteral, Grammar
 
 DEFAULT_SCOPES = [
     "data_extensions_read",
@@ -18,10 +21,40 @@ DEFAULT_SCOPES = [
 ]
 
 
-QUERY_MODES = ("honoured", "ignored", "rejected")
-FILTER_GRAMMARS = ("full", "and-only")
-FILTER_DATE_LITERALS = ("utc-6", "utc", "iso-only")
-DEFAULT_ORDERS = ("insertion", "random-stable", "reshuffled")
+class QueryMode(StrEnum):
+    """How the rowset treats ``$filter``, ``$orderBy`` (``filter_mode``, ``orderby_mode``)."""
+
+    HONOURED = "honoured"
+    IGNORED = "ignored"  # mcecli: "rowset cannot filter" -- silently return everything
+    REJECTED = "rejected"  # 400 errorcode 10001 whenever the parameter is sent
+
+
+class DefaultOrder(StrEnum):
+    """Row order when no ``$orderBy`` applies (switch ``default_order``)."""
+
+    INSERTION = "insertion"  # sqlite rowid: updates keep their place, inserts append
+    RANDOM_STABLE = "random-stable"  # one fixed shuffle per DE
+    RESHUFFLED = "reshuffled"  # a new shuffle on every request
+
+
+class AppendFlagPlacement(StrEnum):
+    """Where Insider honours ``append``/``not_append`` (``insider_append_flag_placement``)."""
+
+    BOTH = "both"
+    USER = "user"  # per user only; a top-level flag is ignored
+    TOP = "top"  # top level only; a per-user flag is ignored
+
+
+def _values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The wire/config spellings, for choices and messages."""
+    return tuple(member.value for member in enum)
+
+
+QUERY_MODES = _values(QueryMode)
+FILTER_GRAMMARS = _values(Grammar)
+FILTER_DATE_LITERALS = _values(DateLiteral)
+DEFAULT_ORDERS = _values(DefaultOrder)
+APPEND_FLAG_PLACEMENTS = _values(AppendFlagPlacement)
 
 
 class ConfigError(ValueError):
@@ -46,14 +79,14 @@ class SandboxConfig:
     token_rate_limit_per_minute: int | None = None
     # --- REST rowset ---------------------------------------------------------------
     # "honoured" | "ignored" (mcecli: rowset cannot filter) | "rejected" (400 errorcode 10001)
-    filter_mode: str = "honoured"
-    orderby_mode: str = "honoured"  # same three readings: semantics unverified
+    filter_mode: str = QueryMode.HONOURED
+    orderby_mode: str = QueryMode.HONOURED  # same three readings: semantics unverified
     # and/or/not/parentheses (FuelSDK-Java's grammar) or the "and"-only subset (§2.5)
-    filter_grammar: str = "full"
+    filter_grammar: str = Grammar.FULL
     # How a naive $filter date literal is read; the real format and zone are unknown (§2.5)
-    filter_date_literal: str = "utc-6"
+    filter_date_literal: str = DateLiteral.UTC_MINUS_6
     # Row order when no $orderBy applies; no source documents it (§2.3, §8 q4)
-    default_order: str = "insertion"
+    default_order: str = DefaultOrder.INSERTION
     # Writers (SQL activities, imports) stamp ModifiedDate when they start and commit later:
     # changed rows carry a ModifiedDate this many seconds before they became visible.
     commit_lag_seconds: int = 0
@@ -76,7 +109,7 @@ class SandboxConfig:
     insider_oversize_status: int = 400  # AE-ERR says 400; 413 is worth testing too
     # Where `not_append`/`append` is honoured: the sources show both placements (PM sample
     # per user, SEG-audiences/AC-PATCH top level); "user" or "top" ignores the other one.
-    insider_append_flag_placement: str = "both"
+    insider_append_flag_placement: str = AppendFlagPlacement.BOTH
     # Custom attributes defined on the account (metadata/columns lists them as c_<name>,
     # with those stored profiles hold); the demo mapping's (meltano.yml) by default.
     insider_custom_attributes: list[str] = field(
@@ -99,7 +132,7 @@ class SandboxConfig:
         "default_order": DEFAULT_ORDERS,
         "insider_auth_failure_status": (400, 401, 403),
         "insider_oversize_status": (400, 413),
-        "insider_append_flag_placement": ("both", "user", "top"),
+        "insider_append_flag_placement": APPEND_FLAG_PLACEMENTS,
     }
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -115,7 +148,8 @@ class SandboxConfig:
                 raise ConfigError(f"unknown switch {name!r}")
             current = getattr(self, name)
             if current is not None and value is not None:
-                expected = type(current)
+                # A StrEnum default takes its plain spelling from JSON.
+                expected = str if isinstance(current, StrEnum) else type(current)
                 if expected is int and isinstance(value, float) and value.is_integer():
                     value = int(value)  # noqa: PLW2901 - normalising JSON numbers
                 if not isinstance(value, expected) or (

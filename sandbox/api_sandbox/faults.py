@@ -3,25 +3,47 @@
 A rule skips the first ``after`` matching requests, then fires ``times`` times (or
 forever when ``times`` is null).
 
-Rules are matched by endpoint name (``token``, ``rowset``, ``fields``, ``soap``,
-``soap_rows`` (SOAP DataExtensionObject retrieves only), ``upsert``, ``columns`` or
-``*``). Each matching request bumps every matching rule's counter; the first rule
-that is due fires.
+Rules are matched by endpoint name: any route's ``endpoint`` or alias in ``routes.py``
+(``routes.FAULT_ENDPOINTS``, handed to ``Faults``: ``token``, ``rowset``, ``fields``,
+``soap``, ``soap_rows`` (SOAP DataExtensionObject retrieves only), ``upsert``,
+``columns``), or ``*``. Each matching request bumps every
+matching rule's counter; the first rule that is due fires.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
+from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
-ENDPOINTS = ("token", "rowset", "fields", "soap", "soap_rows", "upsert", "columns", "*")
-TRANSPORT_ACTIONS = ("status", "drop", "delay")
-# Page-content faults: the request is answered 200, but the page lies (REST rowset;
-# empty_page and long_page also on SOAP row retrieves, endpoint "soap_rows").
-CONTENT_ACTIONS = ("empty_page", "count_jump", "long_page")
+
+class FaultAction(StrEnum):
+    """What a firing rule does."""
+
+    # transport faults
+    STATUS = "status"  # answer with ``status`` in the API's error shape
+    DROP = "drop"  # close the connection without answering
+    DELAY = "delay"  # sleep ``delay_seconds``, then serve normally
+    # Page-content faults: the request is answered 200, but the page lies (REST rowset;
+    # empty_page and long_page also on SOAP row retrieves, endpoint "soap_rows").
+    EMPTY_PAGE = "empty_page"
+    COUNT_JUMP = "count_jump"
+    LONG_PAGE = "long_page"
+
+
+class EmptyItems(StrEnum):
+    """How an ``empty_page`` fault empties the page."""
+
+    ABSENT = "absent"  # no ``items`` key (what a real empty page looks like)
+    EMPTY = "empty"  # ``items: []``
+
+
+TRANSPORT_ACTIONS = (FaultAction.STATUS.value, FaultAction.DROP.value, FaultAction.DELAY.value)
+CONTENT_ACTIONS = tuple(a.value for a in FaultAction if a.value not in TRANSPORT_ACTIONS)
 ACTIONS = TRANSPORT_ACTIONS + CONTENT_ACTIONS
-EMPTY_ITEMS = ("absent", "empty")
+EMPTY_ITEMS = tuple(e.value for e in EmptyItems)
 
 
 class FaultError(ValueError):
@@ -33,15 +55,15 @@ class FaultRule:
     """One rule; see the module docstring and README for semantics."""
 
     endpoint: str
-    action: str = "status"
-    status: int = 500
+    action: str = FaultAction.STATUS
+    status: int = HTTPStatus.INTERNAL_SERVER_ERROR
     retry_after: int | None = None
     errorcode: int | None = None  # SFMC REST body errorcode (50100 rate limit, 50200 blocked)
     message: str | None = None
     body: Any = None  # explicit body override (JSON value, or a string sent as text)
     delay_seconds: float = 0.0
     page: int | None = None  # rowset only: match only requests for this page number
-    empty_items: str = "absent"  # empty_page: "absent" (no items key) or "empty" ([])
+    empty_items: str = EmptyItems.ABSENT  # empty_page: "absent" (no items key) or "empty" ([])
     count_delta: int = 0  # count_jump: added to count on the faulted page (+k or -k)
     extra_rows: int = 0  # long_page: rows beyond $pageSize on the faulted page
     after: int = 0
@@ -50,8 +72,8 @@ class FaultRule:
     fired: int = 0
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FaultRule:
-        """Build and validate a rule from JSON.
+    def from_json(cls, data: dict[str, Any], endpoints: tuple[str, ...]) -> FaultRule:
+        """Build and validate a rule from JSON; ``endpoints`` are the names it may target.
 
         Raises:
             FaultError: on unknown keys or values.
@@ -67,11 +89,11 @@ class FaultRule:
             rule = cls(**data)
         except TypeError as exc:
             raise FaultError(str(exc)) from exc
-        if rule.endpoint not in ENDPOINTS:
-            raise FaultError(f"endpoint must be one of {ENDPOINTS}")
+        if rule.endpoint not in endpoints:
+            raise FaultError(f"endpoint must be one of {endpoints}")
         if rule.action not in ACTIONS:
             raise FaultError(f"action must be one of {ACTIONS}")
-        if rule.action == "delay" and rule.delay_seconds <= 0:
+        if rule.action == FaultAction.DELAY and rule.delay_seconds <= 0:
             raise FaultError("delay needs delay_seconds > 0")
         rule._check_content()
         return rule
@@ -84,14 +106,14 @@ class FaultRule:
             )
         if self.action not in CONTENT_ACTIONS:
             return
-        allowed = ("rowset",) if self.action == "count_jump" else ("rowset", "soap_rows")
+        allowed = ("rowset",) if self.action == FaultAction.COUNT_JUMP else ("rowset", "soap_rows")
         if self.endpoint not in allowed:
             raise FaultError(f"{self.action} applies to endpoint {' or '.join(allowed)} only")
         if self.empty_items not in EMPTY_ITEMS:
             raise FaultError(f"empty_items must be one of {EMPTY_ITEMS}")
-        if self.action == "count_jump" and self.count_delta == 0:
+        if self.action == FaultAction.COUNT_JUMP and self.count_delta == 0:
             raise FaultError("count_jump needs a non-zero count_delta")
-        if self.action == "long_page" and self.extra_rows < 1:
+        if self.action == FaultAction.LONG_PAGE and self.extra_rows < 1:
             raise FaultError("long_page needs extra_rows >= 1")
 
     @property
@@ -107,13 +129,14 @@ class FaultRule:
 class Faults:
     """Thread-safe list of rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, endpoints: tuple[str, ...]) -> None:
+        self.endpoints = endpoints  # the routes' fault targets (routes.FAULT_ENDPOINTS)
         self._lock = threading.Lock()
         self.rules: list[FaultRule] = []
 
     def add(self, rules: list[dict[str, Any]]) -> list[FaultRule]:
         """Validate and append rules (all or nothing)."""
-        parsed = [FaultRule.from_json(r) for r in rules]
+        parsed = [FaultRule.from_json(r, self.endpoints) for r in rules]
         with self._lock:
             self.rules.extend(parsed)
         return parsed

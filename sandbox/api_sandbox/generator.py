@@ -249,6 +249,30 @@ def _generic(field: Field, start: int, span: int, key_step: int = 1) -> Gen:  # 
     return lambda i, rng, _row: f"{name}-{i}-{rng.randint(0, 999)}"
 
 
+def _column_generators(
+    fields: list[Field], params: GeneratorParams, mod_lo: int, span: int
+) -> tuple[list[Gen], int | None]:
+    """One value generator per field, and the position of ``ModifiedDate`` (None: absent)."""
+    known = _known_generators(params)
+    gens: list[Gen] = []
+    modified_pos = None
+    for pos, field in enumerate(fields):
+        lname = field.name.lower()
+        if field.is_primary_key and field.field_type in {"Text", "EmailAddress"}:
+            if lname == "subscriberkey":
+                gens.append(lambda i, _rng, _row: f"SK{i:08d}")
+            else:
+                gens.append(_generic(field, mod_lo, span))
+        elif lname == "modifieddate" and field.field_type == "Date":
+            modified_pos = pos
+            gens.append(lambda _i, rng, _row: mod_lo + rng.randrange(span))
+        elif lname in known and not field.is_primary_key:
+            gens.append(known[lname])
+        else:
+            gens.append(_generic(field, mod_lo, span, params.number_key_step))
+    return gens, modified_pos
+
+
 def generate_rows(
     fields: list[Field],
     count: int,
@@ -270,27 +294,10 @@ def generate_rows(
     """
     params = params or GeneratorParams()
     rng = random.Random(f"{seed}:{stream}:{start_index}")
-    known = _known_generators(params)
     mod_lo = sfmc_time.parse_datetime(params.modified_start)
     mod_hi = sfmc_time.parse_datetime(params.modified_end)
     span = max(1, mod_hi - mod_lo)
-    gens: list[Gen] = []
-    modified_pos = None
-    for pos, field in enumerate(fields):
-        lname = field.name.lower()
-        if field.is_primary_key and field.field_type in {"Text", "EmailAddress"}:
-            if lname == "subscriberkey":
-                gens.append(lambda i, _rng, _row: f"SK{i:08d}")
-            else:
-                gens.append(_generic(field, mod_lo, span))
-        elif lname == "modifieddate" and field.field_type == "Date":
-            modified_pos = pos
-            gens.append(lambda _i, rng, _row: mod_lo + rng.randrange(span))
-        elif lname in known and not field.is_primary_key:
-            gens.append(known[lname])
-        else:
-            gens.append(_generic(field, mod_lo, span, params.number_key_step))
-
+    gens, modified_pos = _column_generators(fields, params, mod_lo, span)
     blocks = _bulk_blocks(count, params, rng, mod_lo, span) if stream == "base" else []
     block_iter = iter(blocks)
     block = next(block_iter, None)

@@ -1,35 +1,24 @@
 """Insider One ``POST /api/user/v1/upsert`` emulation.
 
-Request checks, per-user validation with the platform's error keys, and an in-memory
-profile store.
-
-Validation keys and messages follow insider-api.md §2.2/§8.2. Rules the sources do not
-spell out (attributes-or-events key, >1,000 users, invalid JSON) are marked as guesses.
+Request checks and an in-memory profile store; per-user validation is
+``insider_validation.py``. Rules the sources do not spell out (>1,000 users, invalid
+JSON) are marked as guesses.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-from api_sandbox.config import SandboxConfig
+from api_sandbox.config import AppendFlagPlacement, SandboxConfig
+from api_sandbox.errors import InsiderError
+from api_sandbox.insider_validation import validate_user
 
-EMAIL_RULE = r"regexp(^.+@.+\..+$)"
-PHONE_RULE = r"regexp(^\+[1-9]\d{6,14}$)"
-EVENT_RULE = r"regexp(^[a-z0-9][a-zA-Z0-9._-]*$)"
-# The error texts ("...: bad request") suggest a Go service, so the rules are applied with
-# Go's RE2 semantics: "." never matches a newline, "$" only matches at the very end (Python's
-# "$" also matches before a trailing newline, hence fullmatch), and \d is ASCII-only.
-_EMAIL_RE = re.compile(r".+@.+\..+")
-_PHONE_RE = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
-_EVENT_RE = re.compile(r"[a-z0-9][a-zA-Z0-9._-]*", re.ASCII)
-_IDENTIFIER_KEYS = ("email", "phone_number", "uuid", "custom")
-_PURCHASE_PARAMS = ("event_group_id", "currency", "unit_sale_price", "quantity")
 ACCESS_DENIED = {
     "success": False,
     "message": "Access Denied. You do not have sufficient access to perform this action.",
@@ -37,7 +26,11 @@ ACCESS_DENIED = {
 AUTH_FAILED = {"success": False, "message": "Partner token authentication failed."}
 PARTNER_INVALID = {"success": False, "message": "Partner is invalid."}
 # The cross-API error page lists all three; which one upsert uses is uncertain (§2.2, §9 q7).
-AUTH_FAILURE_BODIES = {400: PARTNER_INVALID, 401: AUTH_FAILED, 403: ACCESS_DENIED}
+AUTH_FAILURE_BODIES = {
+    HTTPStatus.BAD_REQUEST: PARTNER_INVALID,
+    HTTPStatus.UNAUTHORIZED: AUTH_FAILED,
+    HTTPStatus.FORBIDDEN: ACCESS_DENIED,
+}
 # The contacts table of ``POST /api/user/v3/metadata/columns`` (insider-api.md §4): default
 # attributes under their short keys (AC-DEFATTR, PM), custom attributes as ``c_<name>``.
 DEFAULT_COLUMNS = [
@@ -68,76 +61,6 @@ def _column_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "string"
-
-
-class UpsertRejectedError(Exception):
-    """A whole-request rejection (4xx) with its JSON body."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-
-
-def validate_user(index: int, user: Any) -> dict[str, list[str]]:  # noqa: PLR0912 - mirrors the rule list
-    """Errors for one user, keyed ``users.<i>.<path>.<rule>``; empty when valid."""
-    errors: dict[str, list[str]] = {}
-
-    def add(path: str, message: str) -> None:
-        errors.setdefault(f"users.{index}.{path}", []).append(message)
-
-    if not isinstance(user, dict):
-        add("type(object)", f"user must be an object: {json.dumps(user)}")  # key is a guess
-        return errors
-    identifiers = user.get("identifiers")
-    insider_id = user.get("insider_id")
-    if not identifiers and not insider_id:
-        add("identifiers.required", "either insider_id or idenifiers must be specified")
-        add("insider_id.required", "either insider_id or idenifiers must be specified")
-    if isinstance(identifiers, dict):
-        for key, value in identifiers.items():
-            if key not in _IDENTIFIER_KEYS:
-                add(
-                    "identifiers.*.in(defaults_column)",
-                    "key must be one of phone_number(pn), email(em) or uuid",
-                )
-            elif key == "custom":
-                if not isinstance(value, dict) or not all(
-                    isinstance(v, str) for v in value.values()
-                ):
-                    add(
-                        "identifiers.*.type(string)",
-                        f"custom identifiers must be strings: {json.dumps(value)}",
-                    )
-            elif not isinstance(value, str):
-                add("identifiers.*.type(string)", f"{key} must be string: {json.dumps(value)}")
-            elif key == "email" and not _EMAIL_RE.fullmatch(value):
-                add(f"identifiers.*.{EMAIL_RULE}", f"not a valid email address: {value}")
-            elif key == "phone_number" and not _PHONE_RE.fullmatch(value):
-                add(f"identifiers.*.{PHONE_RULE}", f"user has an invalid phone number: {value}")
-    elif identifiers is not None and identifiers != {}:
-        add("identifiers.type(object)", "identifiers must be an object")  # key is a guess
-    attributes = user.get("attributes")
-    events = user.get("events")
-    if not (isinstance(attributes, dict) and attributes) and not (
-        isinstance(events, list) and events
-    ):
-        # The rule is documented, its error key is not: this key is the sandbox's guess.
-        add("attributes.required", "either attributes or events must be specified")
-    if isinstance(events, list):
-        for j, event in enumerate(events):
-            name = event.get("event_name") if isinstance(event, dict) else None
-            if not isinstance(name, str) or not _EVENT_RE.fullmatch(name):
-                add(f"events.{j}.event_name.*.{EVENT_RULE}", f"invalid event name: {name}")
-            elif name == "purchase":
-                params = event.get("event_params") or {}
-                for p in _PURCHASE_PARAMS:
-                    if p not in params:
-                        add(
-                            f"events.{j}.event_params.*.required",
-                            f"{p} parameter is required on purchase event",
-                        )
-    return errors
 
 
 @dataclass
@@ -200,24 +123,26 @@ class Insider:
         """Header check; partner must match exactly (uppercase fails).
 
         Raises:
-            UpsertRejectedError: on bad credentials.
+            InsiderError: on bad credentials.
         """
         if partner != self.config.insider_partner or token != self.config.insider_api_key:
             status = self.config.insider_auth_failure_status
-            raise UpsertRejectedError(status, AUTH_FAILURE_BODIES[status])
+            raise InsiderError(status, AUTH_FAILURE_BODIES[status])
 
     def parse(self, content_type: str, raw: bytes) -> dict[str, Any]:
         """Whole-request checks: content type, size, JSON, users.
 
         Raises:
-            UpsertRejectedError: for any request-level 4xx.
+            InsiderError: for any request-level 4xx.
         """
         cfg = self.config
         if "application/json" not in content_type.lower():
-            raise UpsertRejectedError(400, {"error": "content type must be application/json"})
+            raise InsiderError(
+                HTTPStatus.BAD_REQUEST, {"error": "content type must be application/json"}
+            )
         limit = cfg.insider_max_body_bytes
         if len(raw) > limit:
-            raise UpsertRejectedError(
+            raise InsiderError(
                 cfg.insider_oversize_status,
                 {"error": f"request body is bigger than maximum allowed size {limit:,} bytes"},
             )
@@ -225,16 +150,20 @@ class Insider:
             body = json.loads(raw)
         except ValueError:
             # Body shape for invalid JSON is uncertain (§9 q6).
-            raise UpsertRejectedError(
-                400, {"error": "Request data is not in valid JSON format."}
+            raise InsiderError(
+                HTTPStatus.BAD_REQUEST, {"error": "Request data is not in valid JSON format."}
             ) from None
         if not isinstance(body, dict) or "users" not in body or body["users"] is None:
-            raise UpsertRejectedError(400, {"error": "users must be defined: bad request"})
+            raise InsiderError(
+                HTTPStatus.BAD_REQUEST, {"error": "users must be defined: bad request"}
+            )
         if not isinstance(body["users"], list):
-            raise UpsertRejectedError(400, {"error": "users must be an array: bad request"})
+            raise InsiderError(
+                HTTPStatus.BAD_REQUEST, {"error": "users must be an array: bad request"}
+            )
         if len(body["users"]) > cfg.insider_max_users:
             # Undocumented: status and message are the sandbox's guess.
-            raise UpsertRejectedError(
+            raise InsiderError(
                 cfg.insider_max_users_status,
                 {"error": f"users cannot be more than {cfg.insider_max_users}: bad request"},
             )
@@ -247,7 +176,9 @@ class Insider:
         ok = 0
         failed = 0
         placement = self.config.insider_append_flag_placement
-        top_append = _append_flag(body, default=True) if placement != "user" else True
+        top_append = (
+            _append_flag(body, default=True) if placement != AppendFlagPlacement.USER else True
+        )
         with self._lock:
             for i, user in enumerate(users):
                 user_errors = validate_user(i, user)
@@ -257,7 +188,11 @@ class Insider:
                         errors.setdefault(key, []).extend(msgs)
                     continue
                 ok += 1
-                append = _append_flag(user, top_append) if placement != "top" else top_append
+                append = (
+                    _append_flag(user, top_append)
+                    if placement != AppendFlagPlacement.TOP
+                    else top_append
+                )
                 self._store(user, append)
             self.users_accepted += ok
             self.users_rejected += failed
@@ -304,7 +239,7 @@ class Insider:
         created in the panel on a real account) plus any a stored profile holds.
 
         Raises:
-            UpsertRejectedError: for a body without a known ``table`` (status and message
+            InsiderError: for a body without a known ``table`` (status and message
                 are the sandbox's guess: the endpoint is undocumented).
         """
         try:
@@ -312,8 +247,9 @@ class Insider:
         except (ValueError, AttributeError):
             table = None
         if table not in COLUMN_TABLES:
-            raise UpsertRejectedError(
-                400, {"error": f"table must be one of {', '.join(COLUMN_TABLES)}: bad request"}
+            raise InsiderError(
+                HTTPStatus.BAD_REQUEST,
+                {"error": f"table must be one of {', '.join(COLUMN_TABLES)}: bad request"},
             )
         with self._lock:
             profiles = list(self.profiles.values())

@@ -13,13 +13,41 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 from api_sandbox.config import SandboxConfig
+from api_sandbox.errors import OAuthError
 
-ERROR_URI = "https://developer.salesforce.com/docs"
-GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+
+class GrantType(StrEnum):
+    """The OAuth grants the sandbox emulates (JWT bearer is not)."""
+
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name, not a secret
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+GRANTS = tuple(g.value for g in GrantType)
+
+
+def _grant_type(body: dict[str, Any]) -> GrantType:
+    """The request's grant type.
+
+    Raises:
+        OAuthError: for a grant the endpoint does not support.
+    """
+    grant_type = body.get("grant_type")
+    if grant_type not in GRANTS:
+        raise OAuthError(
+            HTTPStatus.BAD_REQUEST,
+            "unsupported_grant_type",
+            "Use one of the supported grant types: authorization_code, refresh_token, "
+            "client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer.",
+        )
+    return GrantType(grant_type)
 
 
 @dataclass
@@ -38,15 +66,6 @@ class RefreshToken:
     scopes: frozenset[str]
     mid: str
     expires_at: float
-
-
-class TokenError(Exception):
-    """Token endpoint failure with its HTTP status and OAuth body."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status = status
-        self.body = {"error": error, "error_description": description, "error_uri": ERROR_URI}
 
 
 class Auth:
@@ -93,19 +112,25 @@ class Auth:
         """Decode the token request body.
 
         Raises:
-            TokenError: on a body the endpoint would reject.
+            OAuthError: on a body the endpoint would reject.
         """
         if "application/x-www-form-urlencoded" in content_type:
             # Whether the real endpoint accepts form bodies is unconfirmed (§1.3).
             if not self.config.accept_form_token_body:
-                raise TokenError(400, "invalid_request", "Request body must be JSON.")
+                raise OAuthError(
+                    HTTPStatus.BAD_REQUEST, "invalid_request", "Request body must be JSON."
+                )
             return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         try:
             body = json.loads(raw or b"null")
         except ValueError:
-            raise TokenError(400, "invalid_request", "Request body is not valid JSON.") from None
+            raise OAuthError(
+                HTTPStatus.BAD_REQUEST, "invalid_request", "Request body is not valid JSON."
+            ) from None
         if not isinstance(body, dict):
-            raise TokenError(400, "invalid_request", "Request body must be a JSON object.")
+            raise OAuthError(
+                HTTPStatus.BAD_REQUEST, "invalid_request", "Request body must be a JSON object."
+            )
         return body
 
     def _rate_limited(self) -> bool:
@@ -125,20 +150,23 @@ class Auth:
         """Handle one token request and return the success body.
 
         Raises:
-            TokenError: for every OAuth failure.
+            OAuthError: for every OAuth failure.
         """
-        cfg = self.config
-        grant_type = body.get("grant_type")
-        if grant_type not in GRANTS:
-            raise TokenError(
-                400,
-                "unsupported_grant_type",
-                "Use one of the supported grant types: authorization_code, refresh_token, "
-                "client_credentials, urn:ietf:params:oauth:grant-type:jwt-bearer.",
+        grant_type = _grant_type(body)
+        self._check_client(body)
+        scopes = self._narrow(self._grantable_scopes(grant_type, body), body)
+        if self._rate_limited():
+            raise OAuthError(
+                HTTPStatus.TOO_MANY_REQUESTS, "rate_limited", "Too many token requests."
             )
+        return self._mint(grant_type, scopes, base_url)
+
+    def _check_client(self, body: dict[str, Any]) -> None:
+        """Client id and secret, and the MID when one is sent."""
+        cfg = self.config
         if body.get("client_id") != cfg.client_id or body.get("client_secret") != cfg.client_secret:
-            raise TokenError(
-                401,
+            raise OAuthError(
+                HTTPStatus.UNAUTHORIZED,
                 "invalid_client",
                 "Client authentication failed. Make sure that the client ID and client secret "
                 "are valid and that the package is installed and enabled.",
@@ -146,23 +174,30 @@ class Auth:
         account = body.get("account_id")
         if account not in (None, "") and str(account) != cfg.account_id:
             # Real body undocumented (§1.6): only the 401 status is known.
-            raise TokenError(
-                401, "invalid_client", "The integration is not enabled for this account_id."
+            raise OAuthError(
+                HTTPStatus.UNAUTHORIZED,
+                "invalid_client",
+                "The integration is not enabled for this account_id.",
             )
-        package = frozenset(cfg.granted_scopes)
-        if grant_type == "refresh_token":
-            base_scopes = self._consume_refresh(str(body.get("refresh_token") or ""))
-        elif grant_type == "authorization_code":
-            if body.get("code") != cfg.auth_code or body.get("redirect_uri") != cfg.redirect_uri:
-                raise TokenError(
-                    400, "invalid_grant", "The authorization code or redirect_uri is invalid."
-                )
-            base_scopes = package
-        else:
-            base_scopes = package
-        scopes = self._narrow(base_scopes, body)
-        if self._rate_limited():
-            raise TokenError(429, "rate_limited", "Too many token requests.")
+
+    def _grantable_scopes(self, grant_type: GrantType, body: dict[str, Any]) -> frozenset[str]:
+        """The scopes this grant may carry: the package's, or the refresh token's."""
+        cfg = self.config
+        if grant_type == GrantType.REFRESH_TOKEN:
+            return self._consume_refresh(str(body.get("refresh_token") or ""))
+        if grant_type == GrantType.AUTHORIZATION_CODE and (
+            body.get("code") != cfg.auth_code or body.get("redirect_uri") != cfg.redirect_uri
+        ):
+            raise OAuthError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_grant",
+                "The authorization code or redirect_uri is invalid.",
+            )
+        return frozenset(cfg.granted_scopes)
+
+    def _mint(self, grant_type: GrantType, scopes: frozenset[str], base_url: str) -> dict[str, Any]:
+        """Issue an access token (and a refresh token, except for s2s) and build the reply."""
+        cfg = self.config
         access = secrets.token_urlsafe(48)
         now = time.time()
         reply: dict[str, Any] = {
@@ -178,7 +213,7 @@ class Auth:
                 scopes, cfg.account_id, now + cfg.token_lifetime_seconds
             )
             self.minted += 1
-            if grant_type != "client_credentials":  # s2s never gets a refresh token (§1.2)
+            if grant_type != GrantType.CLIENT_CREDENTIALS:  # s2s never gets a refresh token (§1.2)
                 refresh = secrets.token_urlsafe(48)
                 self.refresh[refresh] = RefreshToken(
                     scopes, cfg.account_id, now + cfg.refresh_token_lifetime_seconds
@@ -192,8 +227,10 @@ class Auth:
             if record is not None:
                 self.used_refresh.add(token)
         if record is None or record.expires_at <= time.time():
-            raise TokenError(
-                400, "invalid_grant", "The refresh token is invalid or was already used."
+            raise OAuthError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_grant",
+                "The refresh token is invalid or was already used.",
             )
         return record.scopes
 
@@ -205,5 +242,9 @@ class Auth:
         extra = asked - available
         if extra:
             # Documented as "must be a subset"; the exact error is not recorded.
-            raise TokenError(400, "invalid_scope", f"Scopes not granted: {' '.join(sorted(extra))}")
+            raise OAuthError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_scope",
+                f"Scopes not granted: {' '.join(sorted(extra))}",
+            )
         return asked

@@ -11,11 +11,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from api_sandbox import sfmc_time
-from api_sandbox.config import SandboxConfig
-from api_sandbox.faults import FaultRule
+from api_sandbox.config import QueryMode, SandboxConfig
+from api_sandbox.errors import SfmcRestError, not_found
+from api_sandbox.faults import EmptyItems, FaultAction, FaultRule
 from api_sandbox.filters import (
     DateLiteral,
     Filter,
@@ -26,18 +28,8 @@ from api_sandbox.filters import (
 )
 from api_sandbox.store import DataExtension, Order, Store
 
-DOC_URL = (
-    "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/error-handling.htm"
-)
-
-
-def rest_error(status: int, message: str, errorcode: int) -> tuple[int, dict[str, Any]]:
-    """The generic SFMC REST error body."""
-    return status, {"message": message, "errorcode": errorcode, "documentation": DOC_URL}
-
-
-NOT_AUTHORIZED = rest_error(401, "Not Authorized", 0)
-FORBIDDEN = rest_error(403, "Insufficient privileges to complete this action.", 20000)
+# errorcode of a 400 for a bad $filter, $orderBy or paging parameter
+BAD_QUERY = 10001
 
 
 @dataclass
@@ -119,9 +111,9 @@ class Rowset:
             FilterError: for a bad expression when honoured, or any when rejected.
         """
         text = params.get(name)
-        if not text or mode == "ignored":
+        if not text or mode == QueryMode.IGNORED:
             return None
-        if mode == "rejected":  # the third reading of "rowset cannot filter" (§2.5)
+        if mode == QueryMode.REJECTED:  # the third reading of "rowset cannot filter" (§2.5)
             spelled = "$filter" if name == "filter" else "$orderBy"
             raise FilterError(f"{spelled} is not supported on this endpoint")
         if name == "filter":
@@ -133,20 +125,22 @@ class Rowset:
             )
         return parse_rest_order(text, de.by_lower)
 
-    def by_key(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
-        """First request: ``/key/{key}/rowset``. Returns (status, body, de_key served)."""
+    def by_key(self, key: str, query: dict[str, str]) -> dict[str, Any]:
+        """First request: ``/key/{key}/rowset``; the page body (its DE is ``customObjectKey``).
+
+        Raises:
+            SfmcRestError: 404 for an unknown key, 400 for a bad query.
+        """
         de = self.store.get(key)
         if de is None:
-            status, body = rest_error(404, f"Data extension with key '{key}' was not found.", 30003)
-            return status, body, None
+            raise not_found(f"Data extension with key '{key}' was not found.")
         params = self._params(query)
         try:
             page, size = self._page_args(params, self.config.default_page_size)
             flt = self._query_part(params, "filter", self.config.filter_mode, de)
             order = self._query_part(params, "orderby", self.config.orderby_mode, de)
         except FilterError as exc:
-            status, body = rest_error(400, str(exc), 10001)
-            return status, body, None
+            raise SfmcRestError(HTTPStatus.BAD_REQUEST, str(exc), BAD_QUERY) from None
         self._sweep()
         tok = RequestToken(
             token=str(uuid.uuid4()),
@@ -161,26 +155,27 @@ class Rowset:
             tok.snapshot = self.store.snapshot(de, flt, order, salt)
         with self._lock:
             self.tokens[tok.token] = tok
-        return 200, self._render(de, tok, page, size), de.key
+        return self._render(de, tok, page, size)
 
-    def by_token(self, token: str, query: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
-        """Continuation: ``/token/{requestToken}/rowset?$page=N``."""
+    def by_token(self, token: str, query: dict[str, str]) -> dict[str, Any]:
+        """Continuation: ``/token/{requestToken}/rowset?$page=N``; the page body.
+
+        Raises:
+            SfmcRestError: 404 for an unknown or expired token, 400 for bad paging.
+        """
         with self._lock:
             tok = self.tokens.get(token)
         # An expired or unknown request token's real response is unknown (§2.3); 404.
         if tok is None or tok.expires_at <= time.time():
-            status, body = rest_error(404, "Request token was not found or has expired.", 30003)
-            return status, body, None
+            raise not_found("Request token was not found or has expired.")
         de = self.store.get(tok.de_key)
         if de is None:
-            status, body = rest_error(404, "Data extension was not found.", 30003)
-            return status, body, None
+            raise not_found("Data extension was not found.")
         try:
             page, size = self._page_args(self._params(query), tok.page_size)
         except FilterError as exc:
-            status, body = rest_error(400, str(exc), 10001)
-            return status, body, None
-        return 200, self._render(de, tok, page, size), de.key
+            raise SfmcRestError(HTTPStatus.BAD_REQUEST, str(exc), BAD_QUERY) from None
+        return self._render(de, tok, page, size)
 
     def distort(self, body: dict[str, Any], rule: FaultRule) -> dict[str, Any]:
         """Make a rendered page lie as a content fault rule says (faults.py).
@@ -190,16 +185,16 @@ class Rowset:
         rows that follow the page (or, on the last page, repeats the rows before it).
         """
         body = dict(body)
-        if rule.action == "empty_page":
+        if rule.action == FaultAction.EMPTY_PAGE:
             body.pop("items", None)
-            if rule.empty_items == "empty":
+            if rule.empty_items == EmptyItems.EMPTY:
                 body["items"] = []
             links = dict(body["links"])
             links.setdefault("next", links["self"].rsplit("=", 1)[0] + f"={body['page'] + 1}")
             body["links"] = links
-        elif rule.action == "count_jump":
+        elif rule.action == FaultAction.COUNT_JUMP:
             body["count"] = max(0, body["count"] + rule.count_delta)
-        elif rule.action == "long_page":
+        elif rule.action == FaultAction.LONG_PAGE:
             extra = self._neighbour_rows(body, rule.extra_rows)
             if extra:
                 de = self.store.get(body["customObjectKey"])

@@ -20,18 +20,12 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from api_sandbox.config import SandboxConfig
-from api_sandbox.faults import FaultRule, Faults
+from api_sandbox.errors import SOAP_ENVELOPE_HEAD, SoapFaultError
+from api_sandbox.faults import FaultAction, FaultRule, Faults
 from api_sandbox.fields import Field
 from api_sandbox.filters import Comparison, Filter, FilterError, Logical, coerce
 from api_sandbox.store import DataExtension, Store
 
-_ENVELOPE_HEAD = (
-    '<?xml version="1.0" encoding="utf-8"?>'
-    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
-    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-    'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
-    'xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing">'
-)
 _SIMPLE_OPS = {
     "equals": "=",
     "notequals": "!=",
@@ -78,19 +72,9 @@ def _xml_text(value: str) -> str:
     return _XML_INVALID.sub(lambda m: f"&#x{ord(m[0]):X};", escape(value))
 
 
-def fault(code: str, message: str) -> str:
-    """A SOAP 1.1 Fault envelope."""
-    return (
-        f"{_ENVELOPE_HEAD}<soap:Body><soap:Fault>"
-        f'<faultcode xmlns:q0="http://exacttarget.com">{escape(code)}</faultcode>'
-        f"<faultstring>{escape(message)}</faultstring>"
-        "</soap:Fault></soap:Body></soap:Envelope>"
-    )
-
-
 def _response(status: str, request_id: str, results: list[str]) -> str:
     return (
-        f"{_ENVELOPE_HEAD}<soap:Header>"
+        f"{SOAP_ENVELOPE_HEAD}<soap:Header>"
         "<wsa:Action>RetrieveResponse</wsa:Action>"
         f"<wsa:MessageID>urn:uuid:{uuid.uuid4()}</wsa:MessageID>"
         "<wsa:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>"
@@ -101,14 +85,6 @@ def _response(status: str, request_id: str, results: list[str]) -> str:
         f"{''.join(results)}"
         "</RetrieveResponseMsg></soap:Body></soap:Envelope>"
     )
-
-
-class SoapError(Exception):
-    """Becomes an HTTP 500 SOAP Fault."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -140,15 +116,15 @@ def parse_request(raw: bytes) -> SoapRequest:
     """Extract the fueloauth token and the RetrieveRequest.
 
     Raises:
-        SoapError: when the envelope is not a parseable Retrieve.
+        SoapFaultError: when the envelope is not a parseable Retrieve.
     """
     try:
         root = ET.fromstring(raw)  # noqa: S314 - local sandbox traffic only
     except ET.ParseError as exc:
-        raise SoapError("soap:Client", f"Invalid XML: {exc}") from exc
+        raise SoapFaultError("soap:Client", f"Invalid XML: {exc}") from exc
     req = _find(root, "RetrieveRequest")
     if req is None:
-        raise SoapError("soap:Client", "Only Retrieve is emulated by the sandbox.")
+        raise SoapFaultError("soap:Client", "Only Retrieve is emulated by the sandbox.")
     options = _child(req, "Options")
     batch_el = _child(options, "BatchSize") if options is not None else None
     batch = None
@@ -156,7 +132,7 @@ def parse_request(raw: bytes) -> SoapRequest:
         try:
             batch = int(_text(batch_el))
         except ValueError:
-            raise SoapError("soap:Client", "BatchSize must be an integer") from None
+            raise SoapFaultError("soap:Client", "BatchSize must be an integer") from None
     return SoapRequest(
         token=_text(_find(root, "fueloauth")),
         object_type=_text(_child(req, "ObjectType")),
@@ -318,10 +294,10 @@ class Soap:
 
     def _page(self, request_id: str, cur: Continuation, de: DataExtension) -> tuple[str, str, int]:
         rule = self._content_fault(cur)
-        extra = rule.extra_rows if rule is not None and rule.action == "long_page" else 0
+        extra = rule.extra_rows if rule is not None and rule.action == FaultAction.LONG_PAGE else 0
         rows = self._select(cur, de, cur.batch + extra + 1)
         more = len(rows) > cur.batch
-        if rule is not None and rule.action == "empty_page":
+        if rule is not None and rule.action == FaultAction.EMPTY_PAGE:
             # MoreDataAvailable with no Results; the cursor does not move.
             return _response("MoreDataAvailable", request_id, []), de.key, 0
         # A long batch carries the next batch's first rows, which come again next time.

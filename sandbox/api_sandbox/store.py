@@ -12,6 +12,7 @@ which is exactly what makes offset paging over a live table harsh.
 # ruff: noqa: S608
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import sqlite3
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api_sandbox import edge_values, sfmc_time
+from api_sandbox.config import DefaultOrder
 from api_sandbox.fields import Field
 from api_sandbox.filters import Filter, compile_sql
 from api_sandbox.generator import (
@@ -37,6 +39,19 @@ Order = list[tuple[Field, bool]]
 _SHUFFLE_A = 2_654_435_761
 _SHUFFLE_P = 4_294_967_311
 _STABLE_ON_UPDATE = frozenset({"firstname", "lastname", "birthdate"})
+
+
+def _change_record(stamped: int, lag_seconds: int, trigger: str) -> dict[str, Any]:
+    """An empty change: committed now, rows stamped ``lag_seconds`` earlier."""
+    return {
+        "at": sfmc_time.format_iso(stamped + lag_seconds),
+        "stamped": sfmc_time.format_iso(stamped),
+        "lag_seconds": lag_seconds,
+        "trigger": trigger,
+        "updated": [],
+        "inserted": [],
+        "deleted": [],
+    }
 
 
 class StoreError(ValueError):
@@ -128,6 +143,34 @@ class Store:
         Raises:
             StoreError: on an invalid spec.
         """
+        de = self._new_de(spec)
+        explicit = spec.get("rows") is not None
+        with self.lock:
+            self.drop(de.key)
+            cols = ", ".join(f"c{i} {f.sql_type}" for i, f in enumerate(de.fields))
+            self.conn.execute(f"CREATE TABLE {de.table} ({cols})")
+            if explicit:
+                rows = [self._row_from_json(de, r) for r in spec["rows"]]
+                de.next_index = len(rows)
+            else:
+                size = int(spec.get("size", 0))
+                rows = generate_rows(de.fields, size, de.seed, de.params)
+                de.next_index = size
+            marks = ",".join("?" for _ in de.fields)
+            with self._transaction("cannot load rows", drop_table=de.table):
+                self.conn.executemany(f"INSERT INTO {de.table} VALUES ({marks})", rows)
+            self._index(de)
+            if not explicit:
+                de.edge_rows = self._edge_keys(de, size)
+            self.des[de.key.lower()] = de
+        return de
+
+    def _new_de(self, spec: dict[str, Any]) -> DataExtension:
+        """The definition a spec describes (no table yet).
+
+        Raises:
+            StoreError: on missing or invalid keys, or field names that clash.
+        """
         try:
             key = str(spec["key"])
             fields = (
@@ -141,7 +184,7 @@ class Store:
         lowered = [f.name.lower() for f in fields]
         if len(set(lowered)) != len(lowered):
             raise StoreError("field names must be unique case-insensitively")
-        de = DataExtension(
+        return DataExtension(
             key=key,
             name=str(spec.get("name") or key),
             fields=fields,
@@ -149,35 +192,27 @@ class Store:
             seed=int(spec.get("seed", 1)),
             params=params,
         )
-        with self.lock:
-            self.drop(key)
-            cols = ", ".join(f"c{i} {f.sql_type}" for i, f in enumerate(fields))
-            self.conn.execute(f"CREATE TABLE {de.table} ({cols})")
-            if spec.get("rows") is not None:
-                rows = [self._row_from_json(de, r) for r in spec["rows"]]
-                de.next_index = len(rows)
-            else:
-                size = int(spec.get("size", 0))
-                rows = generate_rows(fields, size, de.seed, params)
-                de.next_index = size
-            marks = ",".join("?" for _ in fields)
-            self.conn.execute("BEGIN")
-            try:
-                self.conn.executemany(f"INSERT INTO {de.table} VALUES ({marks})", rows)
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self.conn.execute("ROLLBACK")
-                self.conn.execute(f"DROP TABLE {de.table}")
-                raise StoreError(f"cannot load rows: {exc}") from exc
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                self.conn.execute(f"DROP TABLE {de.table}")
-                raise
-            self._index(de)
-            if spec.get("rows") is None:
-                de.edge_rows = self._edge_keys(de, size)
-            self.des[key.lower()] = de
-        return de
+
+    @contextlib.contextmanager
+    def _transaction(self, failure: str, drop_table: str | None = None) -> Iterator[None]:
+        """BEGIN ... COMMIT; on any error ROLLBACK (and drop a half-loaded table).
+
+        The connection is shared: it must never be left mid-transaction.
+
+        Raises:
+            StoreError: for a sqlite error, prefixed with ``failure``.
+        """
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException as exc:
+            self.conn.execute("ROLLBACK")
+            if drop_table is not None:
+                self.conn.execute(f"DROP TABLE {drop_table}")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{failure}: {exc}") from exc
+            raise
+        self.conn.execute("COMMIT")
 
     def _index(self, de: DataExtension) -> None:
         pks = [de.column_sql(f) for f in de.pk_fields]
@@ -259,9 +294,9 @@ class Store:
         ``random-stable`` derives it from the DE, so every request sees the same shuffle;
         ``reshuffled`` draws a new one per call, so every request (and page) differs.
         """
-        if mode == "random-stable":
+        if mode == DefaultOrder.RANDOM_STABLE:
             return random.Random(f"order:{de.key}:{de.seed}").randrange(_SHUFFLE_P)
-        if mode == "reshuffled":
+        if mode == DefaultOrder.RESHUFFLED:
             return random.randrange(_SHUFFLE_P)
         return None
 
@@ -375,15 +410,7 @@ class Store:
             rowids = [r for (r,) in self.conn.execute(f"SELECT rowid FROM {de.table}")]
             picked = rng.sample(rowids, min(len(rowids), update + delete))
             to_update, to_delete = picked[:update], picked[update : update + delete]
-            change: dict[str, Any] = {
-                "at": sfmc_time.format_iso(now + lag_seconds),
-                "stamped": sfmc_time.format_iso(now),
-                "lag_seconds": lag_seconds,
-                "trigger": trigger,
-                "updated": [],
-                "inserted": [],
-                "deleted": [],
-            }
+            change = _change_record(now, lag_seconds, trigger)
             fresh = generate_rows(
                 de.fields,
                 len(to_update),
@@ -392,19 +419,11 @@ class Store:
                 start_index=de.mutations,
                 stream="update",
             )
-            self.conn.execute("BEGIN")
-            try:
+            with self._transaction("mutation failed"):
                 self._apply_updates(de, to_update, fresh, now, change)
                 self._apply_deletes(de, to_delete, change)
                 self._apply_inserts(de, insert, now, change)
-            except sqlite3.Error as exc:
-                self.conn.execute("ROLLBACK")
-                raise StoreError(f"mutation failed: {exc}") from exc
-            except BaseException:
-                self.conn.execute("ROLLBACK")  # never leave the shared connection mid-transaction
-                raise
-            de.version += 1
-            self.conn.execute("COMMIT")
+                de.version += 1
             de.changes.append(change)
             return change
 

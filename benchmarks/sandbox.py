@@ -1,6 +1,6 @@
 """Measure how fast the sandbox serves 2,500-row rowset pages over real HTTP.
 
-    .venv/bin/python sandbox/bench_sandbox.py --rows 1000000
+    .venv/bin/python -m benchmarks.sandbox --rows 1000000
 
 Prints startup (generate + load) time and per-page latency at several depths, for
 the plain key URL, continuation pages and a filtered + ordered incremental query.
