@@ -192,8 +192,10 @@ class Handler(BaseHTTPRequestHandler):
             self._log("abandoned after a reset", started)
             return
         reply = self._handle(route, request)
-        self.send_reply(reply)
+        # Counted before the reply leaves: a client that reads the counters right after
+        # its response must see its own request.
         app.count(route.endpoint, reply.status)
+        self.send_reply(reply)
         self._log(reply.status, started)
 
     def _sleep_latency(self, endpoint: str, alias: str | None) -> None:
@@ -222,9 +224,9 @@ class Handler(BaseHTTPRequestHandler):
             self._log("dropped", started)
             return
         reply = api.fault_reply(rule)
-        self.send_reply(reply)
-        app.count(route.endpoint, reply.status)
+        app.count(route.endpoint, reply.status)  # before the reply, as in _serve
         self._log_faulted(route, request, reply.status)
+        self.send_reply(reply)
         self._log(f"{reply.status} (fault)", started)
 
     @staticmethod
