@@ -225,6 +225,8 @@ def test_readme_commands_run_as_written(sandbox: SandboxProcess, tmp_path: Path)
     # Going live (sandbox standing in): secrets redacted, then every deliverable row arrived.
     live = out["Going live"]
     assert "sandbox-client-secret" not in live
+    assert live.count("0 WARN, 0 FAIL -> exit 0") == 2, live[-3000:]  # both preflights green
+    assert "dry run: nothing sent, no STATE" in live  # the preview
     assert "de_customers" in live  # `select --list`
     # State: the bookmark the README's state id names.
     assert '"de_customers"' in out["State"]
