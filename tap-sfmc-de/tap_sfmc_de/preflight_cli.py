@@ -9,6 +9,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_sfmc_de.preflight import PreflightExit, config_failure, report
 from tap_sfmc_de.settings import Settings
+from tap_sfmc_de.text_numbers import numbers_from_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -68,7 +69,8 @@ def config_from(plugin_class: type[PluginBase], config_input: Any) -> dict[str, 
 
     Meltano's plugin commands pass settings only through the environment. The SDK parses
     integers, booleans, arrays and objects from it but leaves numbers as strings, which
-    then fail validation (``'30' is not of type 'number'``): those are converted here.
+    then fail validation (``'30' is not of type 'number'``): the plugin's own reading of
+    numeric text (``numbers_from_text``, as in a run) converts them.
 
     Args:
         plugin_class: The plugin class (its schema and environment prefix).
@@ -80,14 +82,6 @@ def config_from(plugin_class: type[PluginBase], config_input: Any) -> dict[str, 
     config = dict(getattr(config_input, "config", None) or {})
     if not getattr(config_input, "parse_env", False):
         return config
-    properties = plugin_class.config_jsonschema.get("properties", {})
-    for name, value in plugin_class._env_var_config.items():
-        kinds = properties.get(name, {}).get("type", [])
-        if isinstance(value, str) and "number" in ([kinds] if isinstance(kinds, str) else kinds):
-            try:
-                config[name] = float(value)
-                continue
-            except ValueError:
-                pass  # validation names the setting
-        config[name] = value
+    config.update(plugin_class._env_var_config)
+    numbers_from_text(config, plugin_class.config_jsonschema.get("properties", {}))
     return config
