@@ -38,7 +38,7 @@ from tap_sfmc_de.server_capabilities import (
 from tap_sfmc_de.soap import parse_field_retrieve, retrieve_fields
 from tap_sfmc_de.status_policy import SCOPE_HINT
 from tap_sfmc_de.values import ConversionProblemError, parse_sfmc_datetime
-from tap_sfmc_de.windows import identity_digest, row_identity
+from tap_sfmc_de.windows import digests
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -430,11 +430,10 @@ class DECheck:
             else "$orderBy is ignored"
         )
 
-        def reread() -> str | None:
-            page = reader.read(RequestKind.CAPABILITY, page=1, page_size=1)
-            return identity_digest(row_identity(page.items[0])) if page.items else None
+        def reread() -> list[str]:
+            return digests(reader.read(RequestKind.CAPABILITY, page=1, page_size=size).items)
 
-        order = judge_order(identity_digest(row_identity(sample.items[0])), reread)
+        order = judge_order(digests(sample.items), reread)
         if order == Order.STABLE:
             return self._line(
                 subject,
@@ -445,8 +444,8 @@ class DECheck:
         return self._line(
             subject,
             Grade.WARN if fits else Grade.FAIL,
-            f"{why} and the default order changes between requests (the same position "
-            "returned different rows): paging by offset would skip and repeat rows"
+            f"{why} and the default order changes between requests (the same positions "
+            "returned other rows): paging by offset would skip and repeat rows"
             + ("; this DE fits one page, so it is still read whole" if fits else ""),
             "windows that fit one page are still read safely: raise page_size (at most 2500) "
             "or run more often",

@@ -241,18 +241,22 @@ def looks_sorted(keys: Sequence[str]) -> bool:
     return folded == sorted(folded)
 
 
-def judge_order(first_row: str, reread: Callable[[], str | None]) -> Order:
-    """Read the row at a page's first position again: the same row means a stable order.
+def judge_order(first_rows: Sequence[str], reread: Callable[[], Sequence[str]]) -> Order:
+    """Read a run of a page's rows again: the same rows in the same order mean a stable order.
+
+    A run, not one row: a reshuffle lands the same single row at a position again with a
+    chance of 1 in the window's rows, which on a small DE is likely; the same run of rows
+    in the same order is not.
 
     Args:
-        first_row: Digest of the page's first row.
-        reread: Sends a 1-row request for that position; returns the row's digest.
+        first_rows: Digests of a run of rows, as the page returned them.
+        reread: Sends one request for the same positions; returns the digests of that run.
 
     Returns:
         STABLE or UNSTABLE. A mismatch is read once more: a concurrent insert or delete
         moves rows once (two re-reads agree), a reshuffle moves them every time.
     """
-    again = reread()
-    if again == first_row:
+    again = list(reread())
+    if again == list(first_rows):
         return Order.STABLE
-    return Order.STABLE if reread() == again else Order.UNSTABLE
+    return Order.STABLE if list(reread()) == again else Order.UNSTABLE

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -45,6 +45,7 @@ SERVER, CLIENT = FilterMode.SERVER, FilterMode.CLIENT
 # Digests kept for the lookback: beyond this (a burst of changes just before a window's
 # upper), the oldest are dropped and may be emitted once more (at-least-once).
 MAX_RECENT = 5000
+ORDER_RUN_ROWS = 20  # rows compared to judge the default order: a reshuffle cannot repeat them
 PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 STATE_RESET_HINT = (
@@ -77,6 +78,11 @@ def identity_digest(identity: tuple[tuple[str, Any], ...]) -> str:
         16 hex characters.
     """
     return hashlib.sha256(repr(identity).encode("utf-8")).hexdigest()[:16]
+
+
+def digests(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The identity digests of ``items``, in order."""
+    return [identity_digest(row_identity(item)) for item in items]
 
 
 def _optional_int(value: Any) -> int | None:
@@ -538,7 +544,7 @@ class WindowSync:
         if verdict.order == Order.UNSTABLE and multi_page:
             raise SfmcApiError(
                 "SFMC ignores $orderBy for this DE and serves its rows in a different order on "
-                "every request (the same position returned different rows on three reads), so "
+                "every request (the same rows came back in a different order on three reads), so "
                 "paging by offset would skip and repeat rows. Windows that fit one page are "
                 f"still read safely: raise page_size (now {self.plan.page_size}, at most "
                 f"{MAX_PAGE_SIZE}) "
@@ -551,14 +557,23 @@ class WindowSync:
         ordered = self.plan.order_by and not self.reader.order_by_refused
         if ordered and looks_sorted([str(k) for k in keys]):
             return Order.STABLE  # $orderBy visibly honoured on a unique key
-        position = (page - 1) * self.plan.page_size + 1
+        run = min(ORDER_RUN_ROWS, len(result.items))
+        offset = (page - 1) * self.plan.page_size
+        # The same rows again in one request: a page of `run` rows when it lines up with
+        # this page's first row (always on page 1), else this page itself.
+        size = run if offset % run == 0 else self.plan.page_size
         filter_expr = self._filter_expr(window)
 
-        def reread() -> str | None:
-            probe = self._probe(RequestKind.CAPABILITY, page=position, filter_expr=filter_expr)
-            return identity_digest(row_identity(probe.items[0])) if probe.items else None
+        def reread() -> list[str]:
+            again = self.reader.read(
+                RequestKind.CAPABILITY,
+                page=offset // size + 1,
+                page_size=size,
+                filter_expr=filter_expr,
+            )
+            return digests(again.items[:run])
 
-        order = judge_order(identity_digest(row_identity(result.items[0])), reread)
+        order = judge_order(digests(result.items[:run]), reread)
         self.logger.info("SFMC's row order (no usable $orderBy) is %s between requests", order)
         return order
 

@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -686,6 +687,23 @@ def test_unstable_default_order_fails_with_the_reason():
     de.matching = reshuffled
     with pytest.raises(SfmcApiError, match="different order on every request"):
         run(de, {}, max_pages=20, order_by=None)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_small_reshuffled_de_is_judged_unstable_whatever_the_shuffle(seed):
+    # Judged on one re-read row, a reshuffle put the same row back in place about 2 times
+    # in N (3 of these 30 shuffles with N = 12), and the tap paged by offset over it.
+    de = make_de(12, order_honoured=False)
+    rng, real_matching = random.Random(seed), de.matching
+
+    def reshuffled(filter_expr):
+        rows = list(real_matching(filter_expr))
+        rng.shuffle(rows)
+        return rows
+
+    de.matching = reshuffled
+    with pytest.raises(SfmcApiError, match="different order on every request"):
+        run(de, {}, max_pages=20, order_by=None, page_size=6)
 
 
 @pytest.mark.parametrize("filter_honoured", [True, False])
