@@ -4,10 +4,11 @@
         [--page-concurrency N]
 
 A DE of ``--rows`` rows behind ``--latency`` seconds per rowset request, default settings
-($filter honoured, page size 2,500; ``page_concurrency`` the tap's default unless given). Run 1 reads the DE; later runs change nothing. The
-request figures come from the sandbox's ``rowset_requests`` counter, not from the tap's
-log, so they include every probe; wall time is the whole ``tap-sfmc-de`` process
-(discovery included).
+($filter honoured, page size 2,500; ``page_concurrency`` the tap's default unless given).
+Run 1 reads the DE; later runs change nothing. The request figures come from the
+sandbox's ``rowset_requests`` counter, not from the tap's log, so they include every
+probe; wall time is the whole ``tap-sfmc-de`` process (discovery included). The last line
+is the most rowset requests the sandbox served at once.
 """
 
 from __future__ import annotations
