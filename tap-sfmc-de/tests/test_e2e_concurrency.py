@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
-from tap_sfmc_de_testkit import rowset_requests, run_tap, sandbox_latest_versions
+from tap_sfmc_de_testkit import TAP_BIN, rowset_requests, run_tap, sandbox_latest_versions
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +105,40 @@ def test_rows_leaving_mid_run_are_not_lost_under_concurrency(sandbox, tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     emitted = {(r["SubscriberKey"], r["ModifiedDate"]) for r in first.records + second.records}
     assert sandbox_latest_versions(sandbox, "Shift") <= emitted
+
+
+def test_a_run_killed_while_pages_are_in_flight_resumes_without_a_gap(sandbox, tmp_path):
+    sandbox.create_de("Killed", size=3000, seed=25)
+    sandbox.configure(latency={"rowset": 0.3})
+    config = sandbox.tap_config(data_extension_keys=["Killed"], page_size=200, page_concurrency=4)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [TAP_BIN, "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    records, state = [], None
+    try:
+        for line in proc.stdout:  # the event waited for: a STATE a few pages in
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                records.append(message["record"])
+            elif message["type"] == "STATE":
+                state = message["value"]
+                window = state["bookmarks"]["de_killed"].get("window")
+                if window and window["next_page"] >= 4:
+                    break
+    finally:
+        proc.kill()  # SIGKILL: pages read ahead are in flight (0.3 s each)
+        proc.wait(30)
+        proc.stdout.close()
+    assert state is not None, "the run ended before it could be killed"
+    assert "window" in state["bookmarks"]["de_killed"], "the run ended before the kill"
+    assert sandbox.rowset_in_flight_max() > 1
+    resumed = run_tap(config, tmp_path / "resumed", state=state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert set(keys(records + resumed.records)) == {
+        r["SubscriberKey"] for r in sandbox.rows("Killed")
+    }
