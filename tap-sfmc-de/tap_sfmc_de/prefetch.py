@@ -9,8 +9,8 @@ a step-back, another window or mode) drops what was started ahead: pages not sen
 cancelled and their budget given back, pages in flight finish and are discarded.
 
 Bounded cost: every page is taken from the run's budget (:meth:`PageReader.claim`) on the
-engine's thread before it is started, and a page ahead only while ``RESERVE`` requests stay
-left for the engine itself.
+engine's thread before it is started, and a page ahead only while ``RESERVE`` requests (or
+what the engine asks to keep) stay left for the engine itself.
 """
 
 from __future__ import annotations
@@ -72,12 +72,15 @@ class Prefetcher:
         """Page numbers started ahead and not yet taken, in order."""
         return [request.page for request, _ in self._ahead]
 
-    def read(self, request: PageRequest, last_page: int) -> tuple[RowsetPage, bool]:
+    def read(
+        self, request: PageRequest, last_page: int, keep: int = RESERVE
+    ) -> tuple[RowsetPage, bool]:
         """The page asked for; first starts the pages after it, up to ``last_page``.
 
         Args:
             request: The page the engine reads now.
             last_page: The last page of the window by the latest count.
+            keep: Requests to leave in the budget for the engine (at least ``RESERVE``).
 
         Returns:
             The page, and whether it was started ahead: then it may have been served
@@ -92,7 +95,7 @@ class Prefetcher:
             if not self.reader.claim(RequestKind.DATA):
                 raise BudgetSpentError
             future = self._start(request)
-        self._top_up(request, last_page)
+        self._top_up(request, last_page, max(keep, RESERVE))
         return future.result(), early
 
     def drop(self) -> None:
@@ -115,12 +118,12 @@ class Prefetcher:
         self.drop()
         return None
 
-    def _top_up(self, request: PageRequest, last_page: int) -> None:
+    def _top_up(self, request: PageRequest, last_page: int, keep: int) -> None:
         following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
         while (
             len(self._ahead) < self.depth - 1
             and following <= last_page
-            and self.reader.remaining > RESERVE
+            and self.reader.remaining > keep
             and self.reader.claim(RequestKind.DATA)
         ):
             ahead = PageRequest(following, request.page_size, request.filter_expr)

@@ -31,7 +31,7 @@ from typing import Any
 from tap_sfmc_de.config_schema import MAX_PAGE_SIZE, FilterSupport
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
-from tap_sfmc_de.prefetch import PageRequest, Prefetcher
+from tap_sfmc_de.prefetch import RESERVE, PageRequest, Prefetcher
 from tap_sfmc_de.rowset import RowsetPage
 from tap_sfmc_de.server_capabilities import (
     CapabilityProbe,
@@ -334,6 +334,7 @@ class WindowSync:
     reader: PageReader = field(init=False)
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
+    _rows_counted: int = 0  # the count probe's: every row of the DE, at the run's start
     recent: RecentRows = field(init=False)
     verdict: Verdict | None = None
     prefetch: Prefetcher | None = field(init=False, default=None)
@@ -367,6 +368,7 @@ class WindowSync:
     def _windows(self) -> Iterator[Batch]:
         window = self._load_state()
         first = self.reader.read(RequestKind.COUNT, page=1, page_size=1)
+        self._rows_counted = first.count
         t0 = self._t0(first)
         self._refuse_future(window, t0)
         if first.count == 0:
@@ -699,13 +701,13 @@ class WindowSync:
     ) -> RowsetPage:
         if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
             raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
-        last_page = self._prefetch_until(window, page, progress)
-        if self.prefetch is None or last_page is None:
+        ahead = self._read_ahead(window, page, progress)
+        if self.prefetch is None or ahead is None:
             if self.prefetch is not None:
                 self.prefetch.drop()
             return self._read_now(page, filter_expr)
         request = PageRequest(page, self.plan.page_size, filter_expr)
-        result, early = self.prefetch.read(request, last_page)
+        result, early = self.prefetch.read(request, *ahead)
         if early and progress.prev_count is not None and result.count > progress.prev_count:
             # Rows only leave a past window, so a higher count than the page before says
             # this page was served before it, with rows leaving in between: the shift
@@ -719,25 +721,34 @@ class WindowSync:
             RequestKind.DATA, page=page, page_size=self.plan.page_size, filter_expr=filter_expr
         )
 
-    def _prefetch_until(self, window: Window, page: int, progress: _Pass) -> int | None:
-        """The last page to read ahead up to, or None when this page is read on its own.
+    def _read_ahead(self, window: Window, page: int, progress: _Pass) -> tuple[int, int] | None:
+        """How far to read ahead: the last page and the requests to keep; None: not at all.
 
-        Only a server-mode window with a known count, a known stable row order and no rows
-        entering is read ahead: its guard needs nothing but each page's count, in order.
-        Client mode and verified pages stay one at a time, because each page needs its
-        boundary probe after it (a page read ahead would precede the probe of the one
-        before); an unknown order is judged on the first multi-page page, by re-reads.
+        Only a server-mode window with no rows entering is read ahead: its guard needs
+        nothing but each page's count, in order. Client mode and verified pages stay one at
+        a time, because each page needs its boundary probe after it (a page read ahead
+        would precede the probe of the one before). The count is the latest page's, or for
+        the first page of a window open below (a first run) the count probe's, which
+        counted every row. A row order not judged yet is judged on the first multi-page
+        page, by up to two re-reads: the budget keeps room for them.
         """
+        count = progress.prev_count
+        if count is None and page == 1 and window.lower is None:
+            count = self._rows_counted
+        order = self.verdict.order if self.verdict is not None else Order.UNKNOWN
+        orderable = order == Order.STABLE or (
+            order == Order.UNKNOWN and self.plan.order_by and not self.reader.order_by_refused
+        )
         if (
             window.mode != SERVER
             or progress.entered
             or progress.verifies(window, page)
-            or progress.prev_count is None
-            or self.verdict is None
-            or self.verdict.order != Order.STABLE
+            or not count
+            or not orderable
         ):
             return None
-        return max(page, math.ceil(progress.prev_count / self.plan.page_size))
+        keep = PAGE_AND_PROBE if order == Order.UNKNOWN else RESERVE
+        return max(page, math.ceil(count / self.plan.page_size)), keep
 
     def _server_guard(
         self, window: Window, page: int, result: RowsetPage, progress: _Pass
