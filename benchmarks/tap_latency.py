@@ -1,12 +1,14 @@
 """Rowset requests and wall time per tap run against a slow SFMC (the sandbox counts).
 
     .venv/bin/python -m benchmarks.tap_latency [--rows 25000] [--latency 1.5] [--runs 3]
+        [--page-concurrency N]
 
 A DE of ``--rows`` rows behind ``--latency`` seconds per rowset request, default settings
-($filter honoured, page size 2,500). Run 1 reads the DE; later runs change nothing. The
-request figures come from the sandbox's ``rowset_requests`` counter, not from the tap's
-log, so they include every probe; wall time is the whole ``tap-sfmc-de`` process
-(discovery included).
+($filter honoured, page size 2,500; ``page_concurrency`` the tap's default unless given).
+Run 1 reads the DE; later runs change nothing. The request figures come from the
+sandbox's ``rowset_requests`` counter, not from the tap's log, so they include every
+probe; wall time is the whole ``tap-sfmc-de`` process (discovery included). The last line
+is the most rowset requests the sandbox served at once.
 """
 
 from __future__ import annotations
@@ -55,15 +57,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25_000)
     parser.add_argument("--latency", type=float, default=1.5)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--page-concurrency", type=int, help="default: the tap's default")
     args = parser.parse_args()
+    overrides = {}
+    if args.page_concurrency is not None:
+        overrides["page_concurrency"] = args.page_concurrency
     with SandboxProcess(rows=10) as sandbox, tempfile.TemporaryDirectory() as tmp:
         sandbox.create_de("Bench", size=args.rows, seed=11)
         sandbox.configure(latency={"rowset": args.latency})
         config = Path(tmp) / "config.json"
-        config.write_text(json.dumps(sandbox.tap_config(data_extension_keys=["Bench"])))
+        tap_config = sandbox.tap_config(data_extension_keys=["Bench"], **overrides)
+        config.write_text(json.dumps(tap_config))
         print(
             f"DE of {args.rows:,} rows, {args.latency} s per rowset request, page size "
-            f"{PAGE_SIZE}: {math.ceil(args.rows / PAGE_SIZE)} data pages to read it"
+            f"{PAGE_SIZE}: {math.ceil(args.rows / PAGE_SIZE)} data pages to read it; "
+            f"page_concurrency {overrides.get('page_concurrency', 'default')}"
         )
         print(f"{'run':>3}  {'records':>8}  {'rowset requests':>15}  {'wall s':>7}")
         state = None
@@ -72,6 +80,7 @@ def main() -> None:
             state, records, elapsed = run_tap(config, state, Path(tmp))
             requests = sandbox.rowset_requests()["total"] - before
             print(f"{number:>3}  {records:>8,}  {requests:>15}  {elapsed:>7.1f}")
+        print(f"most rowset requests in flight at once: {sandbox.rowset_in_flight_max()}")
 
 
 if __name__ == "__main__":

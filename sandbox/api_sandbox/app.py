@@ -53,6 +53,11 @@ class Sandbox:
         self.faults_fired: Counter[str] = Counter()
         # rest_key / rest_token / soap (row reads) and soap_fields (schema reads)
         self.rowset_requests: Counter[str] = Counter()
+        # REST rowset requests being served now, the most seen at once (since the last
+        # counter reset), and how many the concurrency limit answered 50200.
+        self.rowset_in_flight = 0
+        self.rowset_in_flight_max = 0
+        self.rowset_concurrency_blocked = 0
         self._load_startup()
 
     def _load_startup(self) -> None:
@@ -87,6 +92,8 @@ class Sandbox:
             self.rowset_requests,
         ):
             counter.clear()
+        self.rowset_in_flight_max = self.rowset_in_flight
+        self.rowset_concurrency_blocked = 0
 
     def reset_counters(self) -> None:
         """Zero the request counters only (data, config, faults and tokens stay)."""
@@ -97,6 +104,27 @@ class Sandbox:
         """Count a read as it arrives (row reads are the tap's request budget)."""
         with self._lock:
             self.rowset_requests[kind] += 1
+
+    def rowset_admit(self) -> bool:
+        """Take a REST rowset request in, or refuse it above ``rowset_concurrency_limit``.
+
+        Returns:
+            True when admitted (the caller must call :meth:`rowset_leave` before replying),
+            False when the request must be answered 429 errorcode 50200.
+        """
+        limit = self.config.rowset_concurrency_limit
+        with self._lock:
+            if limit is not None and self.rowset_in_flight >= limit:
+                self.rowset_concurrency_blocked += 1
+                return False
+            self.rowset_in_flight += 1
+            self.rowset_in_flight_max = max(self.rowset_in_flight_max, self.rowset_in_flight)
+            return True
+
+    def rowset_leave(self) -> None:
+        """An admitted rowset request is answered (called before its reply is sent)."""
+        with self._lock:
+            self.rowset_in_flight -= 1
 
     def count(self, endpoint: str, status: int) -> None:
         """Per-endpoint request and status counters."""
@@ -155,6 +183,8 @@ class Sandbox:
                     "total": sum(self.rowset_requests[k] for k in ROW_READS),
                 },
                 "soap_field_retrieves": self.rowset_requests["soap_fields"],
+                "rowset_in_flight_max": self.rowset_in_flight_max,
+                "rowset_concurrency_blocked": self.rowset_concurrency_blocked,
                 "tokens_minted": self.auth.minted,
                 "refresh_tokens_used": len(self.auth.used_refresh),
                 "upsert_requests": sum(

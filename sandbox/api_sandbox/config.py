@@ -95,6 +95,10 @@ class SandboxConfig:
     max_page_size: int = 2500  # above it: capped (real behaviour unknown)
     default_page_size: int = 2500  # responses show 2500 when none was sent
     accept_unprefixed_params: bool = True  # rowset also reads page/pageSize without "$"
+    # SFMC answers 429 errorcode 50200 "requests temporarily blocked" to too many concurrent
+    # requests (§5) without saying how many: above this many REST rowset requests in
+    # flight, the next one gets that answer (None: no limit).
+    rowset_concurrency_limit: int | None = None
     # --- SOAP ------------------------------------------------------------------------
     soap_max_batch_size: int = 2500
     # --- Insider ---------------------------------------------------------------------
@@ -156,6 +160,8 @@ class SandboxConfig:
                     isinstance(value, bool) and expected is not bool
                 ):
                     raise ConfigError(f"{name} must be {expected.__name__}, got {value!r}")
+            if name == "rowset_concurrency_limit" and value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1 or null, got {value!r}")
             choices = self._CHOICES.get(name)
             if choices and value not in choices:
                 raise ConfigError(f"{name} must be one of {choices}")

@@ -22,6 +22,7 @@ from api_sandbox import admin, routes
 from api_sandbox._compat import override
 from api_sandbox.app import Sandbox
 from api_sandbox.errors import ApiError, SfmcRestError
+from api_sandbox.fault_replies import BLOCKED, sfmc_rest_error
 from api_sandbox.faults import FaultAction, FaultRule
 from api_sandbox.replies import Reply, json_reply
 from api_sandbox.routes import Api, Request, Route
@@ -62,6 +63,7 @@ class Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     server_version = "api-sandbox"
     sys_version = ""
+    _in_flight = False  # this request holds a rowset concurrency slot (Sandbox.rowset_admit)
 
     # -- plumbing ---------------------------------------------------------------------
     @override
@@ -99,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_reply(self, reply: Reply) -> None:
         """Write one reply (status, headers, body; no body for HEAD)."""
+        self._leave()  # before the reply leaves, so a client's next request finds it free
         self.send_response(reply.status)  # adds the Date header the tap relies on
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -110,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         """Close the socket without answering."""
+        self._leave()
         self.close_connection = True
         with contextlib.suppress(OSError):  # peer already gone: nothing to drop
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -141,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
                 error = {"error": f"sandbox internal error: {exc!r}"}
                 self.send_reply(json_reply(HTTPStatus.INTERNAL_SERVER_ERROR, error))
             self._log(HTTPStatus.INTERNAL_SERVER_ERROR, started)
+        finally:
+            self._leave()
 
     # -- routing ------------------------------------------------------------------------
     def _route(self, started: float) -> None:
@@ -175,6 +181,12 @@ class Handler(BaseHTTPRequestHandler):
         kind = route.read_kind(request) if route.read_kind else None
         if kind is not None:
             app.rowset_request(kind)  # on arrival: faulted and dropped ones count too
+        if route.endpoint == "rowset" and not self._admit(app):
+            blocked = sfmc_rest_error(FaultRule("rowset", status=429, errorcode=BLOCKED)).reply()
+            app.count(route.endpoint, blocked.status)
+            self.send_reply(blocked)
+            self._log(f"{blocked.status} (concurrency limit)", started)
+            return
         alias = route.aliases.get(kind) if kind else None
         self._sleep_latency(route.endpoint, alias)
         page = _requested_page(request.query) if kind else None
@@ -197,6 +209,17 @@ class Handler(BaseHTTPRequestHandler):
         app.count(route.endpoint, reply.status)
         self.send_reply(reply)
         self._log(reply.status, started)
+
+    def _admit(self, app: Sandbox) -> bool:
+        """Hold a rowset slot for this request; False above ``rowset_concurrency_limit``."""
+        self._in_flight = app.rowset_admit()
+        return self._in_flight
+
+    def _leave(self) -> None:
+        """Give the rowset slot back, once per request (every reply and drop path ends here)."""
+        if self._in_flight:
+            self._in_flight = False
+            self.server.app.rowset_leave()
 
     def _sleep_latency(self, endpoint: str, alias: str | None) -> None:
         latencies = self.server.app.config.latency

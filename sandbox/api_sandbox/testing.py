@@ -245,6 +245,14 @@ class SandboxProcess:
         """Total row reads of any kind (REST key and continuation URLs, SOAP retrieves)."""
         return self.rowset_requests()["total"]
 
+    def rowset_in_flight_max(self) -> int:
+        """The most REST rowset requests served at once since the last counter reset."""
+        return self.counters()["rowset_in_flight_max"]
+
+    def rowset_concurrency_blocked(self) -> int:
+        """Rowset requests answered 429 errorcode 50200 by ``rowset_concurrency_limit``."""
+        return self.counters()["rowset_concurrency_blocked"]
+
     def expire_tokens(self) -> int:
         """Expire every issued access token now; returns how many."""
         return self._admin().call("POST", "tokens/expire", {})["expired"]

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ class TokenManager:
         self.store = RefreshTokenStore(settings.token_store_path)
         self._token: AccessToken | None = None
         self.minted = 0
+        # Pages are fetched on several threads: one mint (and one refresh-token rotation)
+        # at a time, and a thread that waited here finds the token the other one minted.
+        self._lock = threading.RLock()
 
     @property
     def token_url(self) -> str:
@@ -147,14 +151,23 @@ class TokenManager:
         Returns:
             A token valid for at least the safety margin.
         """
-        if self._token is None or self.clock() >= self._token.expires_at:
-            self._token = self._mint()
-        return self._token
+        with self._lock:
+            if self._token is None or self.clock() >= self._token.expires_at:
+                self._token = self._mint()
+            return self._token
 
-    def invalidate(self) -> None:
-        """Forget the cached token (after a 401 or SOAP Token Expired)."""
-        LOGGER.info("Access token rejected; minting a new one")
-        self._token = None
+    def invalidate(self, rejected: AccessToken | None = None) -> None:
+        """Forget the cached token (after a 401 or SOAP Token Expired).
+
+        Args:
+            rejected: The token the failed request carried; when another thread already
+                replaced it, the newer token is kept (two 401s mint once).
+        """
+        with self._lock:
+            if rejected is not None and self._token is not rejected:
+                return
+            LOGGER.info("Access token rejected; minting a new one")
+            self._token = None
 
     def _base_body(self, grant_type: str) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -5,12 +5,18 @@ What each answer means (retry, re-mint the token once, fail) is decided by
 bodies are retried too. How long to wait and when to give up is
 :class:`tap_sfmc_de.retries.RetryPolicy`. Messages never include request bodies, headers
 or tokens.
+
+Thread safety (pages are prefetched on worker threads, :mod:`tap_sfmc_de.prefetch`): each
+thread sends through its own ``requests.Session`` (sessions are not thread-safe), and
+every REST attempt holds a slot of the client's :class:`ConcurrencyGate`, which a 429
+errorcode 50200 lowers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from urllib.parse import quote
 
 import requests
 
+from tap_sfmc_de.concurrency_gate import ConcurrencyGate
 from tap_sfmc_de.errors import RetriesExhaustedError, SfmcApiError, TokenExpiredError
 from tap_sfmc_de.retries import RetryPolicy, response_date
 from tap_sfmc_de.status_policy import Action, Decision, Endpoint, classify
@@ -37,16 +44,30 @@ TRANSIENT_EXCEPTIONS = (
 
 @dataclass
 class HttpClient:
-    """A requests session plus the retry loop."""
+    """A requests session per thread plus the retry loop, REST attempts through a gate."""
 
     policy: RetryPolicy
     session: requests.Session = field(default_factory=requests.Session)
     sleep: Callable[[float], None] = time.sleep
     logger: logging.Logger = LOGGER
+    gate: ConcurrencyGate = field(default_factory=ConcurrencyGate)
+    _owner: int = field(init=False, default_factory=threading.get_ident)
+    _local: threading.local = field(init=False, default_factory=threading.local)
 
     def __post_init__(self) -> None:
-        """Set the User-Agent."""
+        """Set the User-Agent; the gate logs where the client logs."""
         self.session.headers["User-Agent"] = USER_AGENT
+        self.gate.logger = self.logger
+
+    def _session(self) -> requests.Session:
+        """``session`` on the thread that made the client, a session of its own on others."""
+        if threading.get_ident() == self._owner:
+            return self.session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self.session.headers)
+        return session
 
     def send(
         self,
@@ -79,7 +100,7 @@ class HttpClient:
         attempt = 0
         waited = 0.0
         while True:
-            decision, response = self._attempt(method, url, kind, prepare)
+            decision, response = self._gated_attempt(method, url, kind, prepare)
             if decision.action == Action.OK and response is not None:
                 return response
             if decision.action == Action.REMINT:
@@ -120,6 +141,22 @@ class HttpClient:
             capped,
         )
 
+    def _gated_attempt(
+        self,
+        method: str,
+        url: str,
+        kind: str,
+        prepare: Callable[[], Mapping[str, Any]],
+    ) -> tuple[Decision, requests.Response | None]:
+        # SFMC counts concurrent REST requests (50200); token and SOAP calls stay ungated.
+        if kind != Endpoint.REST:
+            return self._attempt(method, url, kind, prepare)
+        with self.gate.slot() as admitted_under:
+            decision, response = self._attempt(method, url, kind, prepare)
+        if decision.blocked:
+            self.gate.blocked(admitted_under)
+        return decision, response
+
     def _attempt(
         self,
         method: str,
@@ -129,7 +166,9 @@ class HttpClient:
     ) -> tuple[Decision, requests.Response | None]:
         kwargs = {"url": url, **prepare()}
         try:
-            response = self.session.request(method, timeout=self.policy.request_timeout, **kwargs)
+            response = self._session().request(
+                method, timeout=self.policy.request_timeout, **kwargs
+            )
             decision = classify(response, kind)
             if decision.action == Action.OK and kind != Endpoint.SOAP:
                 response.json()  # a dropped connection can leave a truncated body

@@ -14,6 +14,10 @@ from singer_sdk import typing as th
 MAX_PAGE_SIZE = 2500  # the rowset endpoint's own limit
 # A run needs the count probe, capability probes and a data page with its boundary probe.
 MIN_REQUESTS_PER_RUN = 5
+# SFMC publishes no concurrency limit, only that too many concurrent requests are blocked
+# (429 errorcode 50200): a few pages at once is the conservative choice.
+DEFAULT_PAGE_CONCURRENCY = 4
+MAX_PAGE_CONCURRENCY = 8
 DEFAULT_TOKEN_STORE = ".secrets/sfmc-refresh-token.json"  # noqa: S105 - a path
 ONE_DAY_SECONDS = 86_400
 
@@ -132,6 +136,14 @@ SYNC_SETTINGS = [
         "Rowset requests per stream per run, of every kind (pages and probes; "
         f"at least {MIN_REQUESTS_PER_RUN}).",
         default=50,
+    ),
+    _p(
+        "page_concurrency",
+        th.IntegerType(minimum=1, maximum=MAX_PAGE_CONCURRENCY),
+        "Rowset pages of a past window read at once with $filter honoured (1: one at a time; "
+        f"at most {MAX_PAGE_CONCURRENCY}). Every request counts against max_pages_per_run; a "
+        "429 errorcode 50200 halves it for the rest of the run.",
+        default=DEFAULT_PAGE_CONCURRENCY,
     ),
     _p(
         "sfmc_timezone_offset",

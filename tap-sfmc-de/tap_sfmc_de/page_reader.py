@@ -8,12 +8,17 @@ A page that contradicts itself (no ``items`` yet a ``next`` link or a ``count`` 
 more rows follow, a ``count`` that disagrees with the rows served, more rows than
 ``$pageSize``) is never taken as the end of a window: it is re-requested a bounded number
 of times and then fails the run with what the server did.
+
+Pages may be read on worker threads (:mod:`tap_sfmc_de.prefetch`): the budget is taken
+under a lock, and a prefetched page's first request is claimed on the engine's thread
+when it is started (:meth:`PageReader.claim`), so the count is exact at every moment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -104,19 +109,53 @@ class PageReader:
     requests: Counter[str] = field(default_factory=Counter)
     last_server_time: dt.datetime | None = None
     order_by_refused: bool = False
+    _total: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def remaining(self) -> int:
         """Rowset requests left in this run."""
-        return self.budget - sum(self.requests.values())
+        return self.budget - self._total
 
     @property
     def total(self) -> int:
         """Rowset requests made in this run."""
-        return sum(self.requests.values())
+        return self._total
+
+    def claim(self, kind: RequestKind) -> bool:
+        """Take one request from the budget, if any is left.
+
+        Args:
+            kind: Why the request is made.
+
+        Returns:
+            False when the budget is spent (nothing was taken).
+        """
+        with self._lock:
+            if self._total >= self.budget:
+                return False
+            self._total += 1
+            self.requests[kind] += 1
+            return True
+
+    def refund(self, kind: RequestKind) -> None:
+        """Give back a claimed request that was never sent (a cancelled prefetch).
+
+        Args:
+            kind: The kind it was claimed for.
+        """
+        with self._lock:
+            self._total -= 1
+            self.requests[kind] -= 1
 
     def read(
-        self, kind: RequestKind, *, page: int, page_size: int, filter_expr: str | None = None
+        self,
+        kind: RequestKind,
+        *,
+        page: int,
+        page_size: int,
+        filter_expr: str | None = None,
+        claimed: bool = False,
     ) -> RowsetPage:
         """One page, re-requested while it contradicts itself.
 
@@ -125,6 +164,7 @@ class PageReader:
             page: 1-based page number.
             page_size: Rows per page.
             filter_expr: ``$filter``, if any.
+            claimed: The first request was already taken from the budget (:meth:`claim`).
 
         Returns:
             A self-consistent page.
@@ -135,7 +175,13 @@ class PageReader:
         """
         problem = ""
         for attempt in range(INCONSISTENT_PAGE_RETRIES + 1):
-            result = self._send(kind, page=page, page_size=page_size, filter_expr=filter_expr)
+            result = self._send(
+                kind,
+                claimed=claimed and attempt == 0,
+                page=page,
+                page_size=page_size,
+                filter_expr=filter_expr,
+            )
             found = inconsistency(result, page, page_size)
             if found is None:
                 _refuse_smaller_pages(result, page_size)
@@ -150,10 +196,10 @@ class PageReader:
             "Salesforce support with the DE key and time."
         )
 
-    def _send(self, kind: RequestKind, **kwargs: Any) -> RowsetPage:
+    def _send(self, kind: RequestKind, *, claimed: bool, **kwargs: Any) -> RowsetPage:
         order_by = None if self.order_by_refused else self.order_by
         try:
-            page = self._counted(kind, order_by=order_by, **kwargs)
+            page = self._counted(kind, claimed=claimed, order_by=order_by, **kwargs)
         except SfmcApiError as exc:
             # $orderBy is undocumented on rowset; a server may refuse it outright. Only an
             # unfiltered request can blame the 400 on the ordering. Paging then relies on
@@ -164,13 +210,12 @@ class PageReader:
                 raise
             self.logger.info("SFMC refused $orderBy (%s); using the server's default order", exc)
             self.order_by_refused = True
-            page = self._counted(kind, order_by=None, **kwargs)
+            page = self._counted(kind, claimed=False, order_by=None, **kwargs)
         if page.server_time is not None:
             self.last_server_time = page.server_time
         return page
 
-    def _counted(self, kind: RequestKind, **kwargs: Any) -> RowsetPage:
-        if self.remaining <= 0:
+    def _counted(self, kind: RequestKind, *, claimed: bool, **kwargs: Any) -> RowsetPage:
+        if not claimed and not self.claim(kind):
             raise BudgetSpentError
-        self.requests[kind] += 1
         return self.rowset.fetch(**kwargs)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from tap_sfmc_de.auth import TokenManager
+from tap_sfmc_de.auth import AccessToken, TokenManager
 from tap_sfmc_de.client import HttpClient, build_query, json_body, response_date
+from tap_sfmc_de.concurrency_gate import ConcurrencyGate
 from tap_sfmc_de.errors import SfmcApiError, TokenExpiredError
 from tap_sfmc_de.status_policy import SCOPE_HINT, Endpoint, rest_token_rejected, rowset_error
 
@@ -44,6 +45,11 @@ class RowsetClient:
         self.tokens = tokens
         self.de_key = de_key
 
+    @property
+    def gate(self) -> ConcurrencyGate:
+        """The HTTP client's gate on REST requests in flight (shared by every stream)."""
+        return self.http.gate
+
     def fetch(
         self,
         *,
@@ -71,17 +77,23 @@ class RowsetClient:
         path = f"data/v1/customobjectdata/key/{quote(self.de_key, safe='')}/rowset?"
         query = build_query(params)
 
+        sent: list[AccessToken] = []  # the token of the latest attempt
+
         def prepare() -> dict[str, Any]:
             token = self.tokens.get()
+            sent[:] = [token]
             return {
                 "url": f"{token.rest_url}{path}{query}",
                 "headers": {"Authorization": f"Bearer {token.value}"},
             }
 
+        def remint() -> None:  # only the rejected token: another thread may have a new one
+            self.tokens.invalidate(sent[0] if sent else None)
+
         url = f"{self.tokens.get().rest_url}{path}{query}"
         try:
             response = self.http.send(
-                "GET", url, kind=Endpoint.REST, prepare=prepare, on_remint=self.tokens.invalidate
+                "GET", url, kind=Endpoint.REST, prepare=prepare, on_remint=remint
             )
         except TokenExpiredError:
             raise rest_token_rejected() from None

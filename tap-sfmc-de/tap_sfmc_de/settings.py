@@ -233,6 +233,7 @@ class Settings:
     start_date: dt.datetime | None
     page_size: int
     max_pages_per_run: int
+    page_concurrency: int
     timezone: dt.timezone
     clock_margin_seconds: int
     lookback_seconds: int
@@ -284,6 +285,7 @@ class Settings:
             start_date=_start_date(values.get("start_date")),
             page_size=values["page_size"],
             max_pages_per_run=values["max_pages_per_run"],
+            page_concurrency=values["page_concurrency"],
             timezone=_timezone(values["sfmc_timezone_offset"]),
             clock_margin_seconds=values["clock_margin_seconds"],
             lookback_seconds=values["lookback_seconds"],

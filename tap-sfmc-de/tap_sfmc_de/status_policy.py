@@ -56,6 +56,7 @@ class Decision:
     reason: str = ""
     wait: float | None = None
     factor: float = 1.0
+    blocked: bool = False  # errorcode 50200: too many concurrent requests
 
 
 def classify(response: requests.Response, kind: str) -> Decision:  # noqa: PLR0911 - one per rule
@@ -80,7 +81,11 @@ def classify(response: requests.Response, kind: str) -> Decision:  # noqa: PLR09
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         if code == REQUESTS_BLOCKED:
             return Decision(
-                Action.RETRY, "HTTP 429 errorcode 50200 (requests blocked)", None, HARDER_FACTOR
+                Action.RETRY,
+                "HTTP 429 errorcode 50200 (requests blocked)",
+                None,
+                HARDER_FACTOR,
+                blocked=True,
             )
         return Decision(Action.RETRY, f"HTTP 429 {message}".strip(), retry_after_seconds(response))
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:

@@ -133,6 +133,7 @@ class DataExtensionStream(Stream):
             tz=self.settings.timezone,
             clock_margin_seconds=self.settings.clock_margin_seconds,
             lookback_seconds=self.settings.lookback_seconds,
+            page_concurrency=self.settings.page_concurrency,
         )
         state = self._usable_state()
         engine = WindowSync(

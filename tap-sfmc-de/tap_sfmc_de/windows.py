@@ -11,6 +11,9 @@ Shift protection: if ``count`` drops by d between two reads, rows may have left 
 the cursor, so the cursor steps back ceil(d / page_size) pages (re-read rows are
 de-duplicated). When the server ignores ``$filter`` the scanned set can also grow, so each
 page boundary is additionally verified with a one-row probe.
+
+Concurrency: pages of a server-mode window are read ahead by :mod:`tap_sfmc_de.prefetch`
+(``page_concurrency``) while the guards still take them one by one, in order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from tap_sfmc_de.config_schema import MAX_PAGE_SIZE, FilterSupport
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.page_reader import DATA_KINDS, BudgetSpentError, Fetcher, PageReader, RequestKind
+from tap_sfmc_de.prefetch import RESERVE, PageRequest, Prefetcher
 from tap_sfmc_de.rowset import RowsetPage
 from tap_sfmc_de.server_capabilities import (
     CapabilityProbe,
@@ -302,6 +306,7 @@ class SyncPlan:
     tz: dt.tzinfo
     clock_margin_seconds: int
     lookback_seconds: int = 0
+    page_concurrency: int = 1
 
 
 @dataclass
@@ -335,13 +340,19 @@ class WindowSync:
     reader: PageReader = field(init=False)
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
+    _rows_counted: int = 0  # the count probe's: every row of the DE, at the run's start
     recent: RecentRows = field(init=False)
     verdict: Verdict | None = None
+    prefetch: Prefetcher | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         """Every rowset request of the run goes through one budgeted reader."""
         self.reader = PageReader(self.rowset, self.plan.max_pages, self.plan.order_by, self.logger)
         self.recent = RecentRows(dt.timedelta(seconds=self.plan.lookback_seconds))
+        if self.plan.page_concurrency > 1:
+            # RowsetClient.gate: the HTTP client's; in-memory fakes have none.
+            gate = getattr(self.rowset, "gate", None)
+            self.prefetch = Prefetcher(self.reader, self.plan.page_concurrency, gate)
 
     def run(self) -> Iterator[Batch]:
         """Page through windows until the budget is spent or the data is exhausted.
@@ -354,6 +365,8 @@ class WindowSync:
         except BudgetSpentError:
             self._report_backlog()
         finally:
+            if self.prefetch is not None:
+                self.prefetch.close()
             requests = self.reader.requests
             self.stats.data_pages = sum(requests[k] for k in DATA_KINDS)
             self.stats.probe_requests = self.reader.total - self.stats.data_pages
@@ -361,6 +374,7 @@ class WindowSync:
     def _windows(self) -> Iterator[Batch]:
         window = self._load_state()
         first = self.reader.read(RequestKind.COUNT, page=1, page_size=1)
+        self._rows_counted = first.count
         t0 = self._t0(first)
         self._refuse_future(window, t0)
         if first.count == 0:
@@ -702,9 +716,54 @@ class WindowSync:
     ) -> RowsetPage:
         if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
             raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
+        ahead = self._read_ahead(window, page, progress)
+        if self.prefetch is None or ahead is None:
+            if self.prefetch is not None:
+                self.prefetch.drop()
+            return self._read_now(page, filter_expr)
+        request = PageRequest(page, self.plan.page_size, filter_expr)
+        result, early = self.prefetch.read(request, *ahead)
+        if early and progress.prev_count is not None and result.count > progress.prev_count:
+            # Rows only leave a past window, so a higher count than the page before says
+            # this page was served before it, with rows leaving in between: the shift
+            # guard would take that for rows entering. Read it again, after that page.
+            self.prefetch.drop()
+            return self._read_now(page, filter_expr)
+        return result
+
+    def _read_now(self, page: int, filter_expr: str | None) -> RowsetPage:
         return self.reader.read(
             RequestKind.DATA, page=page, page_size=self.plan.page_size, filter_expr=filter_expr
         )
+
+    def _read_ahead(self, window: Window, page: int, progress: _Pass) -> tuple[int, int] | None:
+        """How far to read ahead: the last page and the requests to keep; None: not at all.
+
+        Only a server-mode window with no rows entering is read ahead: its guard needs
+        nothing but each page's count, in order. Client mode and verified pages stay one at
+        a time, because each page needs its boundary probe after it (a page read ahead
+        would precede the probe of the one before). The count is the latest page's, or for
+        the first page of a window open below (a first run) the count probe's, which
+        counted every row. A row order not judged yet is judged on the first multi-page
+        page, by up to two re-reads: the budget keeps room for them.
+        """
+        count = progress.prev_count
+        if count is None and page == 1 and window.lower is None:
+            count = self._rows_counted
+        order = self.verdict.order if self.verdict is not None else Order.UNKNOWN
+        orderable = order == Order.STABLE or (
+            order == Order.UNKNOWN and self.plan.order_by and not self.reader.order_by_refused
+        )
+        if (
+            window.mode != SERVER
+            or progress.entered
+            or progress.verifies(window, page)
+            or not count
+            or not orderable
+        ):
+            return None
+        keep = PAGE_AND_PROBE if order == Order.UNKNOWN else RESERVE
+        return max(page, math.ceil(count / self.plan.page_size)), keep
 
     def _server_guard(
         self, window: Window, page: int, result: RowsetPage, progress: _Pass

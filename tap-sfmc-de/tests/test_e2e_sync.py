@@ -156,8 +156,9 @@ def test_several_data_extensions_in_one_run(sandbox, tmp_path):
 
 def test_failed_run_resumes_from_its_last_state_without_a_gap(sandbox, tmp_path):
     sandbox.create_de("Flaky", size=1000, seed=13)
-    # Probe, filter probe, then 4 data pages succeed; every later rowset request fails.
-    sandbox.add_faults({"endpoint": "rowset", "status": 500, "after": 6, "times": None})
+    # Data pages 1-4 succeed; page 5 always fails (pages read ahead of it may succeed, so
+    # the fault names the page rather than a count of requests).
+    sandbox.add_faults({"endpoint": "rowset", "status": 500, "page": 5, "times": None})
     config = sandbox.tap_config(
         data_extension_keys=["Flaky"], page_size=100, max_retries=1, backoff_base_seconds=0.01
     )
