@@ -49,7 +49,10 @@ SERVER, CLIENT = FilterMode.SERVER, FilterMode.CLIENT
 # Digests kept for the lookback: beyond this (a burst of changes just before a window's
 # upper), the oldest are dropped and may be emitted once more (at-least-once).
 MAX_RECENT = 5000
-ORDER_RUN_ROWS = 20  # rows compared to judge the default order: a reshuffle cannot repeat them
+# Rows compared to judge the default order: a shuffle does not repeat 20 rows in order by
+# chance (one row came back in place about 2 times in N). A rotation (a scan that starts
+# elsewhere on each request) still repeats whole, about 2 times in N rows per judgment.
+ORDER_RUN_ROWS = 20
 PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 STATE_RESET_HINT = (
