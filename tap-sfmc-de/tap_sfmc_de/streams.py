@@ -26,12 +26,7 @@ from tap_sfmc_de.progress import ProgressLog
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
 from tap_sfmc_de.singer_writer import SingerWriter
-from tap_sfmc_de.values import (
-    ConversionProblemError,
-    FieldConverter,
-    is_beyond_utc,
-    parse_sfmc_datetime,
-)
+from tap_sfmc_de.values import ConversionProblemError, DateColumn, FieldConverter, is_beyond_utc
 from tap_sfmc_de.windows import SyncPlan, WindowSync, identity_digest, row_identity
 
 if TYPE_CHECKING:
@@ -87,6 +82,10 @@ class DataExtensionStream(Stream):
             f.name.lower(): FieldConverter(f.name, f.kind, settings.timezone) for f in fields
         }
         self._strict = {f.name.lower() for f in fields if f.is_primary_key}
+        # The replication key's column parses its values for the window, then converts
+        # them for the record from that parse (DateColumn keeps the last one).
+        rk_column = self._converters.get((self.rk_name or "").lower())
+        self._rk_dates = (rk_column and rk_column.dates) or DateColumn(settings.timezone)
         if self.rk_name:
             self._strict.add(self.rk_name.lower())
         self._problems: Counter[str] = Counter()
@@ -318,7 +317,7 @@ class DataExtensionStream(Stream):
         if not raw:
             return None
         try:
-            value = parse_sfmc_datetime(raw, self.settings.timezone)
+            value = self._rk_dates.parse(raw)
         except ConversionProblemError as exc:
             raise self._fatal(item, self.rk_name or name, exc) from None
         if is_beyond_utc(value):

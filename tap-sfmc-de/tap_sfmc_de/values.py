@@ -21,6 +21,7 @@ from typing import Any
 
 UTC = dt.UTC
 _OFFSET_RE = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+_LAST_UTC_INSTANT = dt.datetime.max.replace(tzinfo=UTC)
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no"})
 # Number is emitted as a JSON integer: keep it within 64 bits, what every consumer can hold.
@@ -165,7 +166,7 @@ def is_beyond_utc(value: dt.datetime) -> bool:
     Returns:
         True for values such as 12/31/9999 11:59:59 PM in UTC-6.
     """
-    return value > dt.datetime.max.replace(tzinfo=UTC)
+    return value > _LAST_UTC_INSTANT
 
 
 def format_sfmc_datetime(value: dt.datetime, tz: dt.tzinfo) -> str:
@@ -307,30 +308,59 @@ def to_boolean(text: str) -> bool:
     raise ConversionProblemError("expected True or False")
 
 
-def date_to_utc_text(text: str, tz: dt.tzinfo) -> str:
-    """Convert a Date value to the bookmark format in UTC (what a record carries).
+class DateColumn:
+    """The Date values of one column: parsed (for the window) and rendered in UTC.
 
-    Args:
-        text: Raw value.
-        tz: SFMC's fixed offset.
-
-    Returns:
-        ISO-8601 in UTC, as :func:`to_utc_text` of :func:`parse_sfmc_datetime`.
-
-    Raises:
-        ConversionProblemError: If it does not parse or UTC cannot hold it.
+    A replication-key value is parsed for the window check and then converted for the
+    record: the column keeps its last parse, so each value is parsed once.
     """
-    local = _parse_canonical(text)
-    if local is None:
-        return to_utc_text(_parse_lenient(text, tz))
-    offset = tz.utcoffset(local)
-    if offset is None:
-        return to_utc_text(local.replace(tzinfo=tz))
-    try:
-        # Naive arithmetic: the same instant as astimezone(UTC), at a third of the cost.
-        return f"{(local - offset).isoformat()}+00:00"
-    except OverflowError:
-        return to_utc_text(local.replace(tzinfo=tz))  # raises with the message
+
+    def __init__(self, tz: dt.tzinfo) -> None:
+        """Set up.
+
+        Args:
+            tz: SFMC's fixed offset.
+        """
+        self.tz = tz
+        self._last: tuple[str | None, dt.datetime | None] = (None, None)
+
+    def parse(self, text: str) -> dt.datetime:
+        """As :func:`parse_sfmc_datetime`.
+
+        Args:
+            text: Raw value.
+
+        Returns:
+            An aware datetime.
+        """
+        local = self._canonical(text)
+        return _parse_lenient(text, self.tz) if local is None else local.replace(tzinfo=self.tz)
+
+    def utc_text(self, text: str) -> str:
+        """As :func:`to_utc_text` of :func:`parse_sfmc_datetime`.
+
+        Args:
+            text: Raw value.
+
+        Returns:
+            ISO-8601 in UTC.
+        """
+        local = self._canonical(text)
+        offset = None if local is None else self.tz.utcoffset(local)
+        if local is None or offset is None:
+            return to_utc_text(self.parse(text))
+        try:
+            # Naive arithmetic: the same instant as astimezone(UTC), at a third of the cost.
+            return f"{(local - offset).isoformat()}+00:00"
+        except OverflowError:
+            return to_utc_text(local.replace(tzinfo=self.tz))  # raises with the message
+
+    def _canonical(self, text: str) -> dt.datetime | None:
+        last, local = self._last
+        if text is not last:  # the same string object: the value just parsed
+            local = _parse_canonical(text)
+            self._last = (text, local)
+        return local
 
 
 # Text to typed value per JSON kind; looked up once per column, not once per value.
@@ -351,12 +381,16 @@ class FieldConverter:
     tz: dt.tzinfo
     _from_text: Callable[[str], Any] = field(init=False, repr=False, compare=False)
 
+    dates: DateColumn | None = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         """Pick the conversion of this column's kind once."""
-        if self.kind == "date-time":
-            from_text = partial(date_to_utc_text, tz=self.tz)
+        dates = DateColumn(self.tz) if self.kind == "date-time" else None
+        if dates is not None:
+            from_text = dates.utc_text
         else:
             from_text = _FROM_TEXT.get(self.kind, partial(_unsupported, self.kind))
+        object.__setattr__(self, "dates", dates)
         object.__setattr__(self, "_from_text", from_text)
 
     def convert(self, raw: Any) -> Any:
