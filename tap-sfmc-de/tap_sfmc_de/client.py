@@ -194,7 +194,7 @@ def decoded_json(response: requests.Response) -> Any:
         The decoded JSON.
 
     Raises:
-        ValueError: When the body is not JSON (``json.JSONDecodeError``).
+        ValueError: When the body is not JSON (what ``response.json()`` raises).
     """
     body = getattr(response, "_decoded_json", _NOT_DECODED)
     if body is _NOT_DECODED:
