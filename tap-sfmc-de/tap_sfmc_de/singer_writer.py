@@ -114,7 +114,8 @@ class SingerWriter(MsgSpecWriter):
 
 
 def _escape_line_breaks(lines: bytearray) -> bytearray:
-    if lines.isascii():
+    # Two scans for the lead bytes rule out all three in most buffers.
+    if lines.isascii() or (b"\xc2\x85" not in lines and b"\xe2\x80" not in lines):
         return lines
     for raw, escaped in _LINE_BREAKS:
         if raw in lines:

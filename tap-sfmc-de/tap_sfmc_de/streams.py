@@ -352,15 +352,16 @@ class DataExtensionStream(Stream):
         record: dict[str, Any] = {}
         for part in ("keys", "values"):
             for raw_name, raw in (item.get(part) or {}).items():
-                lowered = raw_name.lower()
-                converter = self._converters.get(lowered)
+                converter = self._converters.get(raw_name)  # REST's names are lowercase
                 if converter is None:
-                    self._unknown(raw_name)
-                    continue
+                    converter = self._converters.get(raw_name.lower())
+                    if converter is None:
+                        self._unknown(raw_name)
+                        continue
                 try:
                     record[converter.name] = converter.convert(raw)
                 except ConversionProblemError as exc:
-                    if lowered in self._strict:
+                    if converter.name.lower() in self._strict:
                         raise self._fatal(item, converter.name, exc) from None
                     record[converter.name] = None
                     self._problem(item, converter.name, exc)

@@ -166,7 +166,8 @@ def is_beyond_utc(value: dt.datetime) -> bool:
     Returns:
         True for values such as 12/31/9999 11:59:59 PM in UTC-6.
     """
-    return value > _LAST_UTC_INSTANT
+    # Offsets stay under a day, so only a value in year 9999 can lie beyond (cheap test first).
+    return value.year >= 9999 and value > _LAST_UTC_INSTANT  # noqa: PLR2004
 
 
 def format_sfmc_datetime(value: dt.datetime, tz: dt.tzinfo) -> str:

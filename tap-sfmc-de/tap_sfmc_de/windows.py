@@ -69,6 +69,8 @@ def row_identity(item: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """
     keys = item.get("keys") or {}
     source = keys or item.get("values") or {}
+    if len(source) == 1:  # a one-column key: nothing to sort
+        return tuple(source.items())
     return tuple(sorted(source.items()))
 
 
@@ -189,6 +191,8 @@ class RecentRows:
         self.lookback = lookback
         self.digests: dict[str, int] = {}  # digest -> replication key (epoch seconds)
         self._oldest: int | None = None  # min(digests.values()), None when empty
+        self._upper: dt.datetime | None = None  # the window note() last saw, and
+        self._since: dt.datetime | None = None  # its upper - lookback
 
     def load(self, saved: Any) -> None:
         """Read the STATE form (a mapping of digest to epoch seconds).
@@ -217,7 +221,9 @@ class RecentRows:
         """
         if value is None or not self.lookback:
             return True
-        recent = value >= upper - self.lookback
+        if upper is not self._upper:
+            self._upper, self._since = upper, upper - self.lookback
+        recent = value >= self._since
         if not recent and (self._oldest is None or int(value.timestamp()) < self._oldest):
             # Older than every remembered version (its digest would carry the same
             # replication key), and too old to remember: most rows of a first load.
