@@ -73,3 +73,18 @@ def test_stream_maps_still_reshape_records(edges, tmp_path):
         for r in read(direct.stdout.split("\n"))
     ]
     assert typed(read(mapped.stdout.split("\n"))) == typed(expected)
+
+
+def test_a_deselected_property_is_still_left_out(edges, tmp_path):
+    discovered = run_tap(edges, tmp_path / "discover", args=("--discover",))
+    catalog = json.loads(discovered.stdout)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == ["properties", "Notes"]:
+                meta["metadata"]["selected"] = False
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
+    run = run_tap(edges, tmp_path / "run", args=("--catalog", str(tmp_path / "catalog.json")))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "records go through the SDK's record path" in run.stderr
+    assert len(run.records) == 60
+    assert all("Notes" not in r and "SubscriberKey" in r for r in run.records)
