@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import requests
 
 from tap_sfmc_de.concurrency_gate import ConcurrencyGate
@@ -33,6 +34,7 @@ from tap_sfmc_de.status_policy import Action, Decision, Endpoint, classify
 __all__ = ["Endpoint", "HttpClient", "build_query", "classify", "json_body", "response_date"]
 
 LOGGER = logging.getLogger("tap-sfmc-de.http")
+_NOT_DECODED = object()
 USER_AGENT = "tap-sfmc-de/0.1"
 TRANSIENT_EXCEPTIONS = (
     requests.ConnectionError,
@@ -171,7 +173,7 @@ class HttpClient:
             )
             decision = classify(response, kind)
             if decision.action == Action.OK and kind != Endpoint.SOAP:
-                response.json()  # a dropped connection can leave a truncated body
+                decoded_json(response)  # a dropped connection can leave a truncated body
         except TRANSIENT_EXCEPTIONS as exc:
             return Decision(Action.RETRY, type(exc).__name__), None
         except ValueError:
@@ -209,9 +211,41 @@ def json_body(response: requests.Response) -> dict[str, Any]:
         SfmcApiError: When the body is not a JSON object.
     """
     try:
-        body = response.json()
+        body = decoded_json(response)
     except json.JSONDecodeError as exc:
         raise SfmcApiError("SFMC returned a body that is not JSON") from exc
     if not isinstance(body, dict):
         raise SfmcApiError("SFMC returned JSON that is not an object")
     return body
+
+
+def decoded_json(response: requests.Response) -> Any:
+    """The body's JSON, decoded once per response (a rowset page is ~1 MB of it).
+
+    msgspec decodes UTF-8 RFC 8259 JSON several times faster than requests' decoder;
+    what it refuses (escaped lone surrogates, NaN, another charset) goes to
+    ``response.json()`` as before, so every body decodes as it always did.
+
+    Args:
+        response: A response.
+
+    Returns:
+        The decoded JSON.
+
+    Raises:
+        ValueError: When the body is not JSON (what ``response.json()`` raises).
+    """
+    body = getattr(response, "_decoded_json", _NOT_DECODED)
+    if body is _NOT_DECODED:
+        body = _decode(response)
+        response._decoded_json = body  # ty:ignore[unresolved-attribute]
+    return body
+
+
+def _decode(response: requests.Response) -> Any:
+    if (response.encoding or "utf-8").lower() in {"utf-8", "utf8"}:
+        try:
+            return msgspec.json.decode(response.content)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
+    return response.json()

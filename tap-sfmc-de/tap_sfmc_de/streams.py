@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from singer_sdk.streams import Stream
 from typing_extensions import override
@@ -23,12 +25,8 @@ from tap_sfmc_de.full_pass_version import pass_version, with_version
 from tap_sfmc_de.progress import ProgressLog
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
-from tap_sfmc_de.values import (
-    ConversionProblemError,
-    FieldConverter,
-    is_beyond_utc,
-    parse_sfmc_datetime,
-)
+from tap_sfmc_de.singer_writer import SingerWriter
+from tap_sfmc_de.values import ConversionProblemError, DateColumn, FieldConverter, is_beyond_utc
 from tap_sfmc_de.windows import SyncPlan, WindowSync, identity_digest, row_identity
 
 if TYPE_CHECKING:
@@ -84,16 +82,93 @@ class DataExtensionStream(Stream):
             f.name.lower(): FieldConverter(f.name, f.kind, settings.timezone) for f in fields
         }
         self._strict = {f.name.lower() for f in fields if f.is_primary_key}
+        # The replication key's column parses its values for the window, then converts
+        # them for the record from that parse (DateColumn keeps the last one).
+        rk_column = self._converters.get((self.rk_name or "").lower())
+        self._rk_dates = (rk_column and rk_column.dates) or DateColumn(settings.timezone)
         if self.rk_name:
             self._strict.add(self.rk_name.lower())
         self._problems: Counter[str] = Counter()
         self._unknown_columns: set[str] = set()
+        # Set when the sync starts (catalog and stream maps known): the writer records go
+        # to directly, or None for the SDK's record path.
+        self._direct_writer: SingerWriter | None = None
+        self._time_extracted = ""  # per page: when its rows were read
 
     @property
     @override
     def emit_activate_version_messages(self) -> bool:
         """False for the SDK: it would send one at every run's start (full_pass_version.py)."""
         return False
+
+    @override
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> Iterable[Context | None]:
+        """No child contexts without child streams (a DE stream has none).
+
+        The SDK would evaluate the stream map's filter for every record to sync no children.
+
+        Args:
+            record: The record.
+            context: The stream's context.
+
+        Returns:
+            The child contexts.
+        """
+        if not self.child_streams:
+            return ()
+        return super().generate_child_contexts(record, context)
+
+    @override
+    def _write_record_message(self, record: Record) -> None:
+        """Write the RECORD straight from the typed record when nothing reshapes it.
+
+        The SDK's record path prunes deselected properties, conforms every value to the
+        schema, runs the stream maps and builds a message object per record. Our
+        converters already emit exactly the schema's types (str, int, Decimal, bool,
+        None; ``conform_record_data_types`` returns them unchanged), so when every
+        property is selected, no stream map or flattening is configured and the catalog's
+        schema is the discovered one, that path would hand the record on as is. Otherwise
+        (``stream_maps``, ``flattening_enabled``, deselected properties, a changed
+        schema) the SDK's own path runs, unchanged.
+
+        Args:
+            record: A typed record from :meth:`get_records`.
+        """
+        if self._direct_writer is None:
+            super()._write_record_message(record)
+            return
+        message: dict[str, Any] = {"type": "RECORD", "stream": self.name, "record": record}
+        if self._stream_version is not None:
+            message["version"] = self._stream_version
+        message["time_extracted"] = self._time_extracted
+        self._direct_writer.write_record(message)
+        self.state_manager.is_flushed = False
+
+    def _choose_record_path(self) -> None:
+        writer = self._tap.message_writer
+        if isinstance(writer, SingerWriter) and self._records_pass_through():
+            self._direct_writer = writer
+            return
+        self._direct_writer = None
+        self.logger.info(
+            "%s: stream maps, flattening, a deselected property or a changed schema: "
+            "records go through the SDK's record path",
+            self.name,
+        )
+
+    def _records_pass_through(self) -> bool:
+        """Whether the SDK's record path would leave our records as they are."""
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and maps[0].stream_alias == self.name
+            and self.effective_schema["properties"] == self.schema["properties"]
+            and all(self.mask.get(("properties", name), True) for name in self.schema["properties"])
+        )
 
     # The window algorithm owns the bookmark; keep the SDK's bookkeeping out of the way.
     @override
@@ -148,16 +223,23 @@ class DataExtensionStream(Stream):
         # Read by the SDK for every RECORD message's "version".
         self._stream_version = pass_version(state) if versioned else None
         progress = ProgressLog(self.logger, self.name, self.settings.max_pages_per_run)
-        for batch in engine.run():
-            yield from batch.records
-            progress.note(len(batch.records), engine.reader.total)
-            if self._stream_version is not None and batch.window_complete:
-                # Before the STATE that closes the pass: a rerun after a kill sends it again.
-                self._write_activate_version_message(self._stream_version)
-            if batch.state is not None and self._stream_version is not None:
-                with_version(batch.state, self._stream_version)
-            if batch.state is not None:
-                self._save_state(batch.state)
+        self._choose_record_path()
+        try:
+            for batch in engine.run():
+                self._time_extracted = utc_now().isoformat()
+                yield from batch.records
+                progress.note(len(batch.records), engine.reader.total)
+                if self._stream_version is not None and batch.window_complete:
+                    # Before the STATE that closes the pass: a rerun after a kill sends it again.
+                    self._write_activate_version_message(self._stream_version)
+                if batch.state is not None and self._stream_version is not None:
+                    with_version(batch.state, self._stream_version)
+                if batch.state is not None:
+                    self._save_state(batch.state)
+        finally:
+            writer = self._tap.message_writer
+            if isinstance(writer, SingerWriter):  # the records a failure left in the buffer
+                writer.flush()
         self._report(engine)
 
     def _incremental_run(self) -> bool:
@@ -236,7 +318,7 @@ class DataExtensionStream(Stream):
         if not raw:
             return None
         try:
-            value = parse_sfmc_datetime(raw, self.settings.timezone)
+            value = self._rk_dates.parse(raw)
         except ConversionProblemError as exc:
             raise self._fatal(item, self.rk_name or name, exc) from None
         if is_beyond_utc(value):
@@ -271,15 +353,16 @@ class DataExtensionStream(Stream):
         record: dict[str, Any] = {}
         for part in ("keys", "values"):
             for raw_name, raw in (item.get(part) or {}).items():
-                lowered = raw_name.lower()
-                converter = self._converters.get(lowered)
+                converter = self._converters.get(raw_name)  # REST's names are lowercase
                 if converter is None:
-                    self._unknown(raw_name)
-                    continue
+                    converter = self._converters.get(raw_name.lower())
+                    if converter is None:
+                        self._unknown(raw_name)
+                        continue
                 try:
                     record[converter.name] = converter.convert(raw)
                 except ConversionProblemError as exc:
-                    if lowered in self._strict:
+                    if converter.name.lower() in self._strict:
                         raise self._fatal(item, converter.name, exc) from None
                     record[converter.name] = None
                     self._problem(item, converter.name, exc)

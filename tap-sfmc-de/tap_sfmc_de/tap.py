@@ -20,6 +20,7 @@ from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.preflight_cli import preflight_option, run_preflight_cli
 from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import Settings, describe_config_error, secret_settings
+from tap_sfmc_de.singer_writer import SingerWriter
 from tap_sfmc_de.soap import retrieve_fields
 from tap_sfmc_de.status_policy import scope_missing
 from tap_sfmc_de.streams import DataExtensionStream
@@ -37,6 +38,7 @@ class TapSfmcDe(Tap):
     name = "tap-sfmc-de"
     dynamic_catalog = True
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = SingerWriter
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         TapCapabilities.CATALOG,
         TapCapabilities.DISCOVER,

@@ -53,6 +53,11 @@ MAX_RECENT = 5000
 # chance (one row came back in place about 2 times in N). A rotation (a scan that starts
 # elsewhere on each request) still repeats whole, about 2 times in N rows per judgment.
 ORDER_RUN_ROWS = 20
+# Pages behind the furthest page read whose rows a pass still recognises when read again
+# (SeenRows): shifts up to this many pages (25,000 rows at the default page size) between
+# two reads are de-duplicated exactly; rows re-read from further back may be emitted once
+# more (at-least-once, as after a walk-back that ran out of budget), never skipped.
+SEEN_PAGES = 10
 PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 STATE_RESET_HINT = (
@@ -72,6 +77,8 @@ def row_identity(item: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """
     keys = item.get("keys") or {}
     source = keys or item.get("values") or {}
+    if len(source) == 1:  # a one-column key: nothing to sort
+        return tuple(source.items())
     return tuple(sorted(source.items()))
 
 
@@ -196,6 +203,9 @@ class RecentRows:
         """
         self.lookback = lookback
         self.digests: dict[str, int] = {}  # digest -> replication key (epoch seconds)
+        self._oldest: int | None = None  # min(digests.values()), None when empty
+        self._upper: dt.datetime | None = None  # the window note() last saw, and
+        self._since: dt.datetime | None = None  # its upper - lookback
 
     def load(self, saved: Any) -> None:
         """Read the STATE form (a mapping of digest to epoch seconds).
@@ -209,7 +219,7 @@ class RecentRows:
             _DIGEST_RE.fullmatch(str(k)) and isinstance(v, int) for k, v in saved.items()
         ):
             raise ValueError("'recent' is not the digest map this tap writes")
-        self.digests = dict(saved)
+        self._keep(dict(saved))
 
     def note(self, item: Mapping[str, Any], value: dt.datetime | None, upper: dt.datetime) -> bool:
         """Remember an emitted row version near ``upper``.
@@ -224,12 +234,22 @@ class RecentRows:
         """
         if value is None or not self.lookback:
             return True
+        if upper is not self._upper:
+            self._upper, self._since = upper, upper - self.lookback
+        recent = value >= self._since
+        if not recent and (self._oldest is None or int(value.timestamp()) < self._oldest):
+            # Older than every remembered version (its digest would carry the same
+            # replication key), and too old to remember: most rows of a first load.
+            return True
         values = tuple(sorted((item.get("values") or {}).items()))
         digest = identity_digest((*row_identity(item), ("@rk", value.isoformat()), ("@v", values)))
         if digest in self.digests:
             return False
-        if value >= upper - self.lookback:
-            self.digests[digest] = int(value.timestamp())
+        if recent:
+            self.digests[digest] = epoch = int(value.timestamp())
+            self._oldest = epoch if self._oldest is None else min(self._oldest, epoch)
+            if len(self.digests) > 2 * MAX_RECENT:  # a burst of changes near upper
+                self._keep(self.digests)
         return True
 
     def prune(self, bookmark: dt.datetime) -> None:
@@ -239,12 +259,68 @@ class RecentRows:
             bookmark: The new bookmark.
         """
         since = int((bookmark - self.lookback).timestamp())
-        kept = sorted(((v, k) for k, v in self.digests.items() if v >= since), reverse=True)
-        self.digests = {k: v for v, k in kept[:MAX_RECENT]}
+        self._keep({k: v for k, v in self.digests.items() if v >= since})
+
+    def _keep(self, digests: Mapping[str, int]) -> None:
+        # The newest MAX_RECENT; trimming early in a window drops only versions that
+        # prune would drop at its end (they are older than MAX_RECENT others).
+        kept = sorted(((v, k) for k, v in digests.items()), reverse=True)[:MAX_RECENT]
+        self.digests = {k: v for v, k in kept}
+        self._oldest = kept[-1][0] if kept else None
 
     def to_state(self) -> dict[str, int]:
         """The STATE form."""
         return dict(self.digests)
+
+
+class SeenRows:
+    """Identities of the rows a pass has read, for the pages a re-read can still return.
+
+    Rows are read twice within a pass when the cursor steps or walks back after a shift,
+    or when inserts push rows already read onto the next page. A row read again is read
+    near the page it was read at, within the size of the shift, so a row is remembered
+    while the furthest page read is at most ``span`` pages past the furthest page it was
+    read at. Rows further back are forgotten every ``span`` pages, so the rows of about
+    ``2 * span`` pages are held (``SEEN_PAGES * page_size`` identities, 25,000 by
+    default), however many rows the pass reads. Forgetting a row can only let it be
+    emitted once more, never drop it.
+    """
+
+    def __init__(self, span: int = SEEN_PAGES) -> None:
+        """Start empty.
+
+        Args:
+            span: Pages behind the furthest page read whose rows are recognised.
+        """
+        self.span = span
+        self._page_of: dict[tuple[tuple[str, Any], ...], int] = {}  # -> furthest page read at
+        self._furthest = 0
+        self._swept = 0  # furthest page when rows were last forgotten
+
+    def __len__(self) -> int:
+        """Identities remembered."""
+        return len(self._page_of)
+
+    def first_read(self, identity: tuple[tuple[str, Any], ...], page: int) -> bool:
+        """Note a row read at ``page``.
+
+        Args:
+            identity: From :func:`row_identity`.
+            page: The page it was read at.
+
+        Returns:
+            False when the row was already read in this pass (and is remembered).
+        """
+        if page > self._furthest:
+            self._furthest = page
+            if page - self._swept >= self.span:
+                self._swept = page
+                horizon = page - self.span
+                self._page_of = {k: v for k, v in self._page_of.items() if v >= horizon}
+        previous = self._page_of.get(identity)
+        if page >= self._furthest - self.span and (previous is None or page > previous):
+            self._page_of[identity] = page
+        return previous is None
 
 
 @dataclass
@@ -316,7 +392,7 @@ class SyncPlan:
 class _Pass:
     """What one run remembers while paging one window."""
 
-    seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    seen: SeenRows = field(default_factory=SeenRows)
     # page -> (position, digest) of a row read before that page, to verify after it.
     checks: dict[int, tuple[int, str]] = field(default_factory=dict)
     prev_count: int | None = None
@@ -639,7 +715,7 @@ class WindowSync:
                 self._restart(window)
                 yield Batch([], self._owned_state(window))
                 return Outcome.STOPPED
-            yield Batch(self._accept(result.items, window, progress), None)
+            yield Batch(self._accept(result.items, window, progress, earlier), None)
             if any(identity_digest(row_identity(item)) == boundary for item in result.items):
                 return None
         return None
@@ -776,7 +852,7 @@ class WindowSync:
             return PageAction.REREAD, []
         self._check_order(window, page, result)
         outside_before = self.stats.outside_window
-        records = self._accept(result.items, window, progress)
+        records = self._accept(result.items, window, progress, page)
         if self.stats.outside_window > outside_before:
             # The probe said $filter works, yet rows outside the window came back: do not
             # trust it for what it may have left out either. Rescan client-side.
@@ -793,7 +869,7 @@ class WindowSync:
     ) -> Generator[Batch, None, Guarded]:
         """Client mode: the scanned set grows and shrinks, so each boundary is probed."""
         self._check_order(window, page, result)
-        records = self._accept(result.items, window, progress)
+        records = self._accept(result.items, window, progress, page)
         return (yield from self._settle(window, page, records, progress))
 
     def _settle(
@@ -834,7 +910,7 @@ class WindowSync:
         return (yield from self._walk_back(window, page, expected, progress))
 
     def _accept(
-        self, items: list[dict[str, Any]], window: Window, progress: _Pass
+        self, items: list[dict[str, Any]], window: Window, progress: _Pass, page: int
     ) -> list[dict[str, Any]]:
         records = []
         for item in items:
@@ -847,11 +923,9 @@ class WindowSync:
                     self.stats.outside_window += 1
                     progress.newer += window.upper is not None and value >= window.upper
                     continue
-            identity = row_identity(item)
-            if identity in progress.seen:
+            if not progress.seen.first_read(row_identity(item), page):
                 self.stats.duplicates += 1
                 continue
-            progress.seen.add(identity)
             if window.upper is not None and not self.recent.note(item, value, window.upper):
                 self.stats.already_emitted += 1
                 continue

@@ -10,6 +10,7 @@ from tap_sfmc_de.schema import DEField
 from tap_sfmc_de.values import (
     ConversionProblemError,
     FieldConverter,
+    _parse_lenient,  # the original parser, kept as the slow path
     format_sfmc_datetime,
     from_bookmark,
     is_beyond_utc,
@@ -19,6 +20,7 @@ from tap_sfmc_de.values import (
     to_boolean,
     to_decimal,
     to_integer,
+    to_utc_text,
 )
 
 CST = dt.timezone(dt.timedelta(hours=-6))
@@ -209,3 +211,43 @@ def test_values_at_the_limits_still_convert():
     assert FieldConverter("x", "string", CST).convert("emoji \U0001f600 \x00") == (
         "emoji \U0001f600 \x00"
     )
+
+
+# --- the fast paths give exactly what the lenient parser (the original one) gives ---------
+CANONICAL_LIKE = st.builds(
+    "{}/{}/{} {}:{:02d}:{:02d} {}M".format,
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 10000),
+    st.integers(0, 13),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.sampled_from("APX"),
+)
+OFFSETS = st.sampled_from(["-06:00", "+00:00", "+05:30", "-12:00", "+14:00"]).map(parse_offset)
+
+
+def lenient_outcome(parse, *args):
+    try:
+        return "ok", parse(*args)
+    except ConversionProblemError as exc:
+        return "problem", str(exc)
+
+
+@given(raw=CANONICAL_LIKE | DATE_LIKE | RAW, tz=OFFSETS)
+@settings(max_examples=200)
+def test_fast_date_paths_agree_with_the_lenient_parser(raw, tz):
+    expected = lenient_outcome(_parse_lenient, raw, tz)
+    parsed = lenient_outcome(parse_sfmc_datetime, raw, tz)
+    assert parsed == expected
+    if parsed[0] == "ok":
+        assert parsed[1].utcoffset() == expected[1].utcoffset()
+        assert is_beyond_utc(parsed[1]) == (parsed[1] > dt.datetime.max.replace(tzinfo=dt.UTC))
+    text = lenient_outcome(FieldConverter("d", "date-time", tz).convert, raw)
+    if raw == "":  # NULL for every kind
+        original = ("ok", None)
+    elif expected[0] == "ok":
+        original = lenient_outcome(to_utc_text, expected[1])
+    else:
+        original = expected
+    assert text == original

@@ -8,10 +8,23 @@ import random
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tap_sfmc_de import windows
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
 from tap_sfmc_de.server_capabilities import FilterMode, Verdict
 from tap_sfmc_de.values import parse_sfmc_datetime
-from tap_sfmc_de.windows import SyncPlan, Window, WindowSync
+from tap_sfmc_de.windows import (
+    MAX_RECENT,
+    SEEN_PAGES,
+    RecentRows,
+    SeenRows,
+    SyncPlan,
+    Window,
+    WindowSync,
+    identity_digest,
+    row_identity,
+)
 from tap_sfmc_de_testkit import CST, SERVER_NOW, FakeDE
 
 LOG = logging.getLogger("test")
@@ -736,3 +749,110 @@ def test_state_written_by_the_string_mode_tap_is_read_and_written_back_unchanged
     assert json.dumps(verdict.to_state()) == json.dumps(capabilities)
     with pytest.raises(ValueError, match="unknown window mode"):
         Window.from_state({**window_state, "mode": "SERVER"})
+
+
+# --- memory: what a pass and the lookback remember is bounded, not one entry per row ------
+def test_a_pass_remembers_the_rows_of_a_few_pages_not_every_row(monkeypatch):
+    passes, real = [], windows._Pass
+
+    def recorded(**kwargs):
+        passes.append(real(**kwargs))
+        return passes[-1]
+
+    monkeypatch.setattr(windows, "_Pass", recorded)
+    pages = 4 * SEEN_PAGES
+    de = make_de(10 * pages)
+    emitted, _, _ = run(de, {}, max_pages=pages + 5)
+    assert sorted(emitted) == sorted(de.rows)  # every row once, in the first window's pass
+    # O(page_size): the rows of at most 2 * SEEN_PAGES + 1 pages, not the pass's 400 rows.
+    assert len(passes[0].seen) <= (2 * SEEN_PAGES + 1) * 10 < len(emitted)
+
+
+def test_seen_rows_recognise_rows_read_again_within_the_span():
+    seen = SeenRows(span=3)
+    identity = (("id", "a"),)
+    assert seen.first_read(identity, 5)
+    for page in range(6, 9):  # still within 3 pages of the furthest page
+        assert not seen.first_read(identity, 4)
+        assert seen.first_read((("id", page),), page)
+    for page in range(9, 30):
+        seen.first_read((("id", page),), page)
+    assert seen.first_read(identity, 5)  # forgotten: emitted once more, never dropped
+    assert len(seen) <= 2 * 3 + 1
+
+
+def test_rows_shifted_further_than_the_span_are_emitted_again_not_lost():
+    # Client mode: 12 pages of rows inserted at the front push the boundary row forward,
+    # the walk-back re-reads every earlier page (rows from beyond SEEN_PAGES come again).
+    de = make_de(10 * (SEEN_PAGES + 5), filter_honoured=False)
+
+    def insert_front(de_, request):
+        if (
+            request["page_size"] == 10
+            and request["page"] == SEEN_PAGES + 3
+            and "a0" not in de_.rows
+        ):
+            for i in range(120):
+                de_.put(f"a{i}", PAST)
+                de_.insertion.insert(0, de_.insertion.pop())
+
+    de.hooks.append(insert_front)
+    emitted, _, _ = run(de, {}, max_pages=200)
+    assert set(de.rows) - {f"a{i}" for i in range(120)} <= set(emitted)
+    assert len(emitted) > len(set(emitted))  # the price of the bound: some came twice
+
+
+def _reference_note(digests, item, value, upper, lookback):
+    """RecentRows.note as first written: hash every row, keep those near upper."""
+    values = tuple(sorted((item.get("values") or {}).items()))
+    digest = identity_digest((*row_identity(item), ("@rk", value.isoformat()), ("@v", values)))
+    if digest in digests:
+        return False
+    if value >= upper - lookback:
+        digests[digest] = int(value.timestamp())
+    return True
+
+
+@given(
+    notes=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(-900, 0), st.sampled_from(["x", "y"])),
+        max_size=60,
+    ),
+    saved=st.lists(st.tuples(st.integers(0, 5), st.integers(-900, 0)), max_size=5),
+)
+@settings(max_examples=150)
+def test_recent_rows_recognise_what_the_plain_definition_does(notes, saved):
+    upper = SERVER_NOW
+    lookback = dt.timedelta(seconds=300)
+
+    def row(key, offset, value="x"):
+        return {"keys": {"id": str(key)}, "values": {"v": value}}, upper + dt.timedelta(
+            seconds=offset
+        )
+
+    reference: dict[str, int] = {}
+    for key, offset in saved:
+        _reference_note(reference, *row(key, offset), upper, dt.timedelta(days=1))
+    recent = RecentRows(lookback)
+    recent.load(dict(reference))
+    for key, offset, value in notes:
+        item, rk = row(key, offset, value)
+        assert recent.note(item, rk, upper) == _reference_note(reference, item, rk, upper, lookback)
+    assert recent.digests == reference
+
+
+def test_recent_rows_stay_bounded_within_a_window_and_prune_as_before():
+    recent = RecentRows(dt.timedelta(seconds=3600))
+    reference: dict[str, int] = {}
+    upper = SERVER_NOW
+    largest = 0
+    for i in range(3 * MAX_RECENT):  # a burst: every row changed just before upper
+        item = {"keys": {"id": f"r{i}"}, "values": {}}
+        rk = upper - dt.timedelta(seconds=i % 3000)
+        recent.note(item, rk, upper)
+        _reference_note(reference, item, rk, upper, recent.lookback)
+        largest = max(largest, len(recent.digests))
+    assert largest <= 2 * MAX_RECENT
+    recent.prune(upper)
+    newest = sorted(((v, k) for k, v in reference.items()), reverse=True)[:MAX_RECENT]
+    assert sorted(recent.digests.values()) == sorted(v for v, _ in newest)
