@@ -1,16 +1,19 @@
 """Run the plugins as child processes and measure each one from outside.
 
-Wall time is the parent's clock around the whole process; peak RSS is the child's own
-``ru_maxrss`` as ``os.wait4`` reports it for that one pid (not RUSAGE_CHILDREN summed over
-everything the benchmark ever started). Standard error goes to a file, shown when a
-process fails.
+Wall time is the parent's clock around the whole process. Peak RSS is the child's own
+high-water mark, ``VmHWM`` in ``/proc/<pid>/status``, polled every few milliseconds while
+it runs (the last reading before it exits is its peak, give or take the last poll). Not
+``ru_maxrss`` from ``os.wait4``: Linux carries the parent's high-water mark into a child
+across fork and exec, so every child of this benchmark (which holds a Singer file in
+memory) would report at least the benchmark's own size. Standard error goes to a file,
+shown when a process fails.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +35,40 @@ class Measured:
     peak_rss_mb: float
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> float:
-    """Wait for ``proc`` with wait4; return its peak RSS in MB (Linux reports KiB)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024
+POLL_SECONDS = 0.01
+
+
+def high_water_mb(pid: int) -> float | None:
+    """The process's peak RSS so far (``VmHWM``), in MB; None once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None  # a zombie: its memory is gone
+
+
+class PeakRss:
+    """Polls one child's ``VmHWM`` in a thread until it exits; ``mb`` is the last reading."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.mb = 0.0
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while (reading := high_water_mb(self.pid)) is not None:
+            self.mb = max(self.mb, reading)
+            time.sleep(POLL_SECONDS)
+
+    def wait(self, proc: subprocess.Popen[bytes]) -> float:
+        """Wait for the process to exit; its peak RSS in MB."""
+        proc.wait()
+        self._thread.join()
+        return self.mb
 
 
 def _check(label: str, proc: subprocess.Popen[bytes], stderr_path: Path) -> None:
@@ -82,7 +114,7 @@ def run(
             proc = subprocess.Popen(  # noqa: S603 - argv built by the benchmark
                 argv, stdin=source, stdout=sink, stderr=stderr, cwd=ROOT, env=env
             )
-            rss = _reap(proc)
+            rss = PeakRss(proc.pid).wait(proc)
             seconds = time.perf_counter() - started
     finally:
         for handle in (source, sink):
@@ -120,6 +152,7 @@ def pipe(
             producer, stdout=subprocess.PIPE, stderr=left_err, cwd=ROOT, env=env
         )
         assert left.stdout is not None  # noqa: S101 - stdout=PIPE above
+        left_peak = PeakRss(left.pid)
         right = subprocess.Popen(  # noqa: S603 - argv built by the benchmark
             consumer,
             stdin=left.stdout,
@@ -128,10 +161,11 @@ def pipe(
             cwd=ROOT,
             env=env,
         )
+        right_peak = PeakRss(right.pid)
         left.stdout.close()  # the consumer holds the only read end: EOF reaches it
-        left_rss = _reap(left)
+        left_rss = left_peak.wait(left)
         left_seconds = time.perf_counter() - started
-        right_rss = _reap(right)
+        right_rss = right_peak.wait(right)
         seconds = time.perf_counter() - started
     _check(f"{label} (left side)", left, paths[0])
     _check(f"{label} (right side)", right, paths[1])
