@@ -16,7 +16,7 @@ from pathlib import Path
 from api_sandbox.testing import SandboxProcess
 
 from benchmarks import project
-from benchmarks.processes import PipeMeasured
+from benchmarks.processes import PipeMeasured, high_water_mb
 from benchmarks.stages import Plugins, progress
 
 START_TIMEOUT = 900  # seconds: a million generated rows take a while on a busy machine
@@ -28,6 +28,7 @@ class BigRun:
 
     rows: int
     sandbox_start_seconds: float
+    sandbox_rss_mb: float  # the sandbox's own peak, after the run (its rows live in SQLite)
     pipe: PipeMeasured
 
 
@@ -54,4 +55,6 @@ def run(rows: int, work: Path) -> BigRun:
             f"  {pipe.seconds:.1f} s; tap {pipe.producer.peak_rss_mb:.0f} MB, "
             f"target {pipe.consumer.peak_rss_mb:.0f} MB"
         )
-    return BigRun(rows, start_seconds, pipe)
+        assert sandbox.proc is not None  # noqa: S101 - running inside the with block
+        sandbox_rss = high_water_mb(sandbox.proc.pid) or 0.0
+    return BigRun(rows, start_seconds, sandbox_rss, pipe)
