@@ -11,6 +11,7 @@ shown when a process fails.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -71,6 +72,12 @@ class PeakRss:
         return self.mb
 
 
+def _stderr_path(work: Path, label: str, suffix: str = "") -> Path:
+    """A file name for a stage's stderr, made of the label's word characters."""
+    name = re.sub(r"\W+", "_", label).strip("_")
+    return work / f"{name}{suffix}.stderr"
+
+
 def _check(label: str, proc: subprocess.Popen[bytes], stderr_path: Path) -> None:
     if proc.returncode != 0:
         tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:]
@@ -106,7 +113,7 @@ def run(
     Raises:
         StageError: when it exits non-zero.
     """
-    stderr_path = work / f"{label.replace(' ', '_')}.stderr"
+    stderr_path = _stderr_path(work, label)
     source, sink = _open(stdin, "rb"), _open(stdout, "wb")
     try:
         with stderr_path.open("wb") as stderr:
@@ -145,7 +152,7 @@ def pipe(
     Raises:
         StageError: when either side exits non-zero.
     """
-    paths = [work / f"{label.replace(' ', '_')}.{side}.stderr" for side in ("left", "right")]
+    paths = [_stderr_path(work, label, f".{side}") for side in ("left", "right")]
     with paths[0].open("wb") as left_err, paths[1].open("wb") as right_err:
         started = time.perf_counter()
         left = subprocess.Popen(  # noqa: S603 - argv built by the benchmark

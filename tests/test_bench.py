@@ -8,16 +8,17 @@ No timing is asserted: the figures themselves are the benchmark's business.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from benchmarks import processes
 from tests.conftest import ROOT
-
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Row number -> lines it has: 10 = rowset requests of a first and a quiet run + upserts,
 # 12 = peak RSS of the tap and of the target.
@@ -37,6 +38,8 @@ def table_rows(output: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_bench_table_has_every_row_with_a_number() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench", *TINY, *SHORT_LATENCY],
@@ -50,3 +53,72 @@ def test_bench_table_has_every_row_with_a_number() -> None:
     assert all(cells[-1] in {"met", "NOT MET", "-"} for cells in rows), result.stdout
     assert "machine: " in result.stdout
     assert "cores" in result.stdout
+
+
+SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "de_Customers",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "SubscriberKey": {"type": "string"},
+            "Phone": {"type": ["string", "null"]},
+            "LoyaltyPoints": {"type": ["integer", "null"]},
+        },
+    },
+    "key_properties": ["SubscriberKey"],
+}
+RECORDS = [
+    {"SubscriberKey": f"K{i}", "Phone": f"+4477009{i:05d}", "LoyaltyPoints": i} for i in range(50)
+]
+
+
+def write_singer_file(path: Path) -> Path:
+    messages = [
+        SCHEMA,
+        *({"type": "RECORD", "stream": "de_Customers", "record": r} for r in RECORDS),
+        {"type": "STATE", "value": {"bookmarks": {}}},
+    ]
+    path.write_text("".join(json.dumps(m) + "\n" for m in messages), encoding="utf-8")
+    return path
+
+
+def test_anchor_tap_emits_the_singer_files_records_and_schema(tmp_path: Path) -> None:
+    singer = write_singer_file(tmp_path / "in.jsonl")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.anchor_tap", str(singer)],
+        cwd=ROOT, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    schemas = [m for m in messages if m["type"] == "SCHEMA"]
+    assert [(m["stream"], m["key_properties"]) for m in schemas] == [
+        ("de_Customers", ["SubscriberKey"])
+    ]
+    assert [m["record"] for m in messages if m["type"] == "RECORD"] == RECORDS
+    load_only = subprocess.run(
+        [sys.executable, "-m", "benchmarks.anchor_tap", str(singer), "--load-only"],
+        cwd=ROOT, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert load_only.stdout == b""
+
+
+def test_anchor_target_reads_every_record(tmp_path: Path) -> None:
+    singer = write_singer_file(tmp_path / "in.jsonl")
+    with singer.open("rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.anchor_target"],
+            cwd=ROOT, stdin=stdin, capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+    assert f"{len(RECORDS)} records".encode() in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"bookmarks": {}}
+
+
+def test_peak_rss_is_the_childs_own_not_the_benchmarks(tmp_path: Path) -> None:
+    # wait4's ru_maxrss would report at least this process's size (Linux carries the
+    # parent's high-water mark across fork and exec); VmHWM polling reports the child's.
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page: really resident
+    child = "b = bytearray(80 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    measured = processes.run("child", [sys.executable, "-c", child], tmp_path)
+    assert 80 <= measured.peak_rss_mb < 200
+    del ballast
