@@ -52,11 +52,10 @@ demo: venv
 sandbox: venv
 	$(BIN)/sandbox serve
 
-## Throughput of tap, target, pipe and `meltano run` side by side (125,000 rows, ~2 min).
+## Issue 10's figures in one table: bounds, anchors, each plugin, pipe, `meltano run`, requests,
+## latency, peak RSS (125,000 and 1,000,000 rows; under 10 min). Other benchmarks: README.
 bench: venv
-	$(BIN)/python -m benchmarks.pipeline
-	$(BIN)/python -m benchmarks.target
-	$(BIN)/python -m benchmarks.sandbox
+	$(BIN)/python -m benchmarks.bench
 
 ## Many runs under live changes, faults and kills, then a check that no row was lost (~5 min).
 soak: venv

@@ -22,7 +22,7 @@ from typing import Any
 
 from api_sandbox.testing import SandboxProcess
 
-from benchmarks.pipeline import project_mapping
+from benchmarks.project import project_mapping
 
 TARGET_CLI = Path(sys.executable).parent / "target-insider-one"
 HTTP_OK = 200

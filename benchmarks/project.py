@@ -1,0 +1,94 @@
+"""What the benchmark reads from the Meltano project and the plugins' own settings.
+
+The target's mapping is the project's (``meltano.yml``), so the benchmark measures what a
+``meltano run`` sends. Setting defaults come from each plugin's ``--about`` (its config
+schema), never from a copy here: the latency bound stays right when a default changes or a
+setting (the tap's ``page_concurrency``) appears.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.processes import BIN, ROOT
+
+TAP = str(BIN / "tap-sfmc-de")
+TARGET = str(BIN / "target-insider-one")
+MELTANO = str(BIN / "meltano")
+PAGE_SIZE = 2500  # the tap's default page size (rows per rowset request)
+EXTRA_REQUESTS = 10  # probes per run on top of the data pages, with room to spare
+
+
+def project_mapping() -> dict[str, Any]:
+    """The target's settings exactly as the Meltano project configures them."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    loader = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-insider-one")
+    return loader["config"]
+
+
+def phones_off(mapping: dict[str, Any]) -> dict[str, Any]:
+    """The same mapping without its phone_number identifier."""
+    identifiers = [m for m in mapping["identifier_mappings"] if m["type"] != "phone_number"]
+    return {**mapping, "identifier_mappings": identifiers}
+
+
+def phone_field(mapping: dict[str, Any]) -> str:
+    """The record field the mapping reads phone numbers from."""
+    return next(m["field"] for m in mapping["identifier_mappings"] if m["type"] == "phone_number")
+
+
+def pages_for(rows: int) -> int:
+    """A ``max_pages_per_run`` that lets one run read ``rows`` rows (pages plus probes)."""
+    return -(-rows // PAGE_SIZE) + EXTRA_REQUESTS
+
+
+@functools.cache
+def setting_defaults(executable: str) -> dict[str, Any]:
+    """Each setting's default from ``<executable> --about --format=json``."""
+    about = subprocess.run(  # noqa: S603 - our own plugin CLI
+        [executable, "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    properties = json.loads(about)["settings"]["properties"]
+    return {name: spec.get("default") for name, spec in properties.items()}
+
+
+def configured(executable: str, config: dict[str, Any], name: str, missing: Any) -> Any:
+    """A setting's value in ``config``, else its default, else ``missing`` (no such setting)."""
+    if name in config:
+        return config[name]
+    default = setting_defaults(executable).get(name)
+    return missing if default is None else default
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    """Write a plugin config file (0600: it holds the sandbox's credentials)."""
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def meltano_env(sandbox_urls: tuple[str, str], work: Path, max_pages: int) -> dict[str, str]:
+    """Environment for ``meltano run`` against the sandbox, state in a temporary SQLite DB."""
+    sfmc_url, insider_url = sandbox_urls
+    return {
+        **os.environ,
+        "MELTANO_ENVIRONMENT": "dev",
+        "MELTANO_DATABASE_URI": f"sqlite:///{work / 'meltano.db'}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_SFMC_DE_AUTH_BASE_URL": sfmc_url,
+        "TAP_SFMC_DE_TOKEN_STORE_PATH": str(work / "meltano-token.json"),
+        "TAP_SFMC_DE_MAX_PAGES_PER_RUN": str(max_pages),
+        "TARGET_INSIDER_ONE_API_BASE_URL": insider_url,
+        "TARGET_INSIDER_ONE_DEAD_LETTER_PATH": str(work / "dead-meltano.jsonl"),
+    }
