@@ -19,6 +19,7 @@ from target_insider_one.delivery import BatchDelivery
 from target_insider_one.field_check import check_stream_fields
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import RequestPlan, plan_requests, serialize_user
+from target_insider_one.phone import to_e164
 from target_insider_one.scheduler import Item, identifier_keys, request_dependencies
 from target_insider_one.schema_validation import compile_validator
 from target_insider_one.settlement import DeadLetterReason
@@ -81,7 +82,10 @@ class InsiderUpsertSink(BatchSink):
         self.runtime: Runtime = target.runtime  # type: ignore[attr-defined]
         self.invalid_record_message: str | None = None
         super().__init__(target, stream_name, schema, key_properties)
-        self.mapper = UserMapper(self.runtime.settings, self.schema)
+        phones = getattr(target, "phones", None)  # normalised ahead by a worker, if any
+        self.mapper = UserMapper(
+            self.runtime.settings, self.schema, phones.to_e164 if phones else to_e164
+        )
         self._warned: set[tuple[str, str]] = set()
         self._check_fields()
 

@@ -20,6 +20,7 @@ from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.operator_cli import operator_options
+from target_insider_one.phone_pool import PhonePrefetch, phone_fields
 from target_insider_one.preflight import check_credentials
 from target_insider_one.progress import ProgressLog
 from target_insider_one.reader import RedactingSingerReader
@@ -85,6 +86,7 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        self.phones = PhonePrefetch(settings.phone, phone_fields(settings))
         self._progress = ProgressLog(self.logger, self.runtime.stats)
         known = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(known)
@@ -141,19 +143,45 @@ class TargetInsiderOne(Target):
             message_dict: The STATE message.
         """
         self._assert_line_requires(message_dict, requires={"value"})
+        self._process_held_records()  # the STATE comes after them
         self.runtime.ledger.note_state(message_dict["value"])
         self._emit_safe_state()
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        """Process a record; after a drain it triggered, emit the STATE it made safe.
+        """Process a record, or hold it while the phone worker normalises its chunk.
 
         Args:
             message_dict: The RECORD message.
         """
+        for message in self.phones.add(message_dict):
+            self._process_one_record(message)
+
+    def _process_one_record(self, message_dict: dict) -> None:
+        """Process a record; after a drain it triggered, emit the STATE it made safe."""
         super()._process_record_message(message_dict)
         self._emit_safe_state()
         self._progress.tick()
+
+    def _process_held_records(self) -> None:
+        """Process the records held for the phone worker: any other message comes after."""
+        for message in self.phones.drain():
+            self._process_one_record(message)
+
+    @override
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_schema_message(message_dict)
+
+    @override
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_activate_version_message(message_dict)
+
+    @override
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_batch_message(message_dict)
 
     @override
     def _handle_max_record_age(self) -> None:
@@ -235,6 +263,8 @@ class TargetInsiderOne(Target):
         except InvalidInputLine as exc:  # its message never holds the line's content
             self.runtime.finish(status=RunStatus.FAILED, error=str(exc))
             raise
+        finally:
+            self.phones.close()
 
     def _preflight(self) -> None:
         """Credentials before data: stop before reading input if Insider refuses them."""
@@ -249,6 +279,8 @@ class TargetInsiderOne(Target):
         Raises:
             InsiderFatalError: Records were not delivered, or the dead-letter alert fired.
         """
+        self._process_held_records()
+        self.phones.close()
         super().process_endofpipe()
         self._emit_safe_state()
         counts = self.runtime.stats.as_dict()
