@@ -31,7 +31,8 @@ def serialize_user(user: dict[str, Any]) -> bytes:
     """Serialize one user exactly as it will appear in the request.
 
     Args:
-        user: The user object.
+        user: The user object: JSON types only (str, int, float, bool, list, dict), as the
+            mapping builds it.
 
     Returns:
         Compact UTF-8 JSON, with U+0085/U+2028/U+2029 escaped (so a dry-run file, which holds
