@@ -133,11 +133,18 @@ class UserMapper:
             value = get(source)
             if value is None:
                 continue
-            if omit and isinstance(value, str | list) and _blank(value):
+            if type(value) is str:
+                if omit and (not value or value.isspace()):  # what strip() would remove
+                    continue
+            elif omit and isinstance(value, str | list) and _blank(value):
                 continue
             try:
-                converted = convert(value)
-                if type(converted) is not str or not converted.isascii():
+                # to_string returns a str unchanged: skip the call for the commonest case.
+                converted = value if convert is to_string and type(value) is str else convert(value)
+                if isinstance(converted, str):
+                    if not converted.isascii():
+                        check_unicode(converted)
+                elif isinstance(converted, list):
                     check_unicode(converted)
             except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
                 reason = getattr(exc, "reason", "invalid_value")

@@ -212,13 +212,21 @@ class InsiderUpsertSink(BatchSink):
 
     @override
     def process_batch(self, context: dict) -> None:
-        """Send the batch; return when every request is settled or known undelivered.
+        """Send the batch: in the background when the sink drains because it is full.
+
+        A full sink is drained mid-stream: its batch goes to the delivery thread (see
+        :meth:`~target_insider_one.runtime.Runtime.deliver_in_background`) once the
+        previous batch is delivered, and records are mapped meanwhile. Every other drain
+        (end of input, record age, schema change, several sinks at once) waits for that
+        batch, then returns when every request is settled or known undelivered, as the
+        SDK expects; the target also waits for the last batch at the end of input.
 
         Args:
             context: Batch context.
 
         Raises:
-            InsiderFatalError: On fast-fail, rejected credentials or a wrong endpoint.
+            InsiderFatalError: On fast-fail, rejected credentials or a wrong endpoint (of
+                the previous batch: this one is then never sent).
         """
         items: list[Item] = context.get("items") or []
         batch_id = context.get("batch_id")
@@ -232,6 +240,16 @@ class InsiderUpsertSink(BatchSink):
             delivery = BatchDelivery(
                 self.runtime, self.stream_name, self.logger, self._dead_letter, (items, batch_id)
             )
+            if self.is_full:  # still true here: the SDK resets the count after the drain
+                self.runtime.deliver_in_background(lambda: self._deliver(delivery, plans))
+            else:
+                self.runtime.wait_for_delivery()
+                delivery.send(plans)
+        finally:
+            self.runtime.flush_dead_letters()
+
+    def _deliver(self, delivery: BatchDelivery, plans: list[RequestPlan]) -> None:
+        try:
             delivery.send(plans)
         finally:
             self.runtime.flush_dead_letters()

@@ -144,6 +144,10 @@ class TargetInsiderOne(Target):
         """
         self._assert_line_requires(message_dict, requires={"value"})
         self._process_held_records()  # the STATE comes after them
+        # A batch delivered in the background may have made an earlier STATE safe: that
+        # one goes out first, so a STATE never waits longer than until the next one.
+        self.runtime.wait_for_delivery()
+        self._emit_safe_state()
         self.runtime.ledger.note_state(message_dict["value"])
         self._emit_safe_state()
 
@@ -282,6 +286,7 @@ class TargetInsiderOne(Target):
         self._process_held_records()
         self.phones.close()
         super().process_endofpipe()
+        self.runtime.wait_for_delivery()
         self._emit_safe_state()
         counts = self.runtime.stats.as_dict()
         settings = self.runtime.settings
