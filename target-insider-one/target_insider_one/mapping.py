@@ -14,7 +14,6 @@ from target_insider_one.validation import Issue, validate_identifiers
 from target_insider_one.values import (
     InvalidValueError,
     converter_for_kind,
-    is_empty,
     schema_kind,
     to_birthday,
     to_bool,
@@ -30,9 +29,15 @@ from target_insider_one.values import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from target_insider_one.phone import PhoneOptions
     from target_insider_one.settings import AttributeTarget, Settings
 
 _BOOLEAN_DEFAULTS = ("email_optin", "sms_optin", "whatsapp_optin", "gdpr_optin")
+
+
+def _blank(value: str | list[Any]) -> bool:
+    """A blank string or an empty list (absent under ``empty_string_policy: omit``)."""
+    return not value.strip() if isinstance(value, str) else not value
 
 
 @dataclass
@@ -48,14 +53,22 @@ class MappedRecord:
 class UserMapper:
     """Maps records of one stream (one schema) to Insider user objects."""
 
-    def __init__(self, settings: Settings, schema: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        schema: Mapping[str, Any],
+        to_phone: Callable[[object, PhoneOptions], str] = to_e164,
+    ) -> None:
         """Precompute a converter per mapped attribute.
 
         Args:
             settings: Target settings.
             schema: The stream's JSON schema (after stream maps / flattening).
+            to_phone: :func:`~target_insider_one.phone.to_e164`, or a function with the same
+                results (:class:`~target_insider_one.phone_pool.PhonePrefetch`).
         """
         self.settings = settings
+        self._to_phone = to_phone
         properties = schema.get("properties") or {}
         self._attributes: list[tuple[str, AttributeTarget, Callable[[object], Any]]] = [
             (source, target, self._converter(target, properties.get(source)))
@@ -90,7 +103,7 @@ class UserMapper:
 
     def _phone_attribute(self, value: object) -> str:
         try:
-            return to_e164(value, self.settings.phone)
+            return self._to_phone(value, self.settings.phone)
         except PhoneNumberError as exc:
             raise InvalidValueError(exc.reason, exc.message) from None
 
@@ -98,6 +111,12 @@ class UserMapper:
         self, record: Mapping[str, Any], issues: list[Issue]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Convert the mapped attributes of a record (fixed values included).
+
+        This runs for every attribute of every record, so the common cases are inlined:
+        ``None`` and (under ``omit``) blank strings are skipped without a call, and only a
+        non-ASCII string or a list can hold a lone surrogate (``check_unicode``). The rules
+        are :func:`~target_insider_one.values.is_empty` and
+        :func:`~target_insider_one.text.check_unicode`; ``test_mapping`` checks the two agree.
 
         Args:
             record: The source record.
@@ -108,20 +127,31 @@ class UserMapper:
         """
         attributes: dict[str, Any] = dict(self._fixed)
         custom: dict[str, Any] = dict(self._fixed_custom)
-        policy = self.settings.empty_string_policy
+        omit = self.settings.empty_string_policy == EmptyStringPolicy.OMIT
+        get = record.get
         for source, target, convert in self._attributes:
-            value = record.get(source)
-            if is_empty(value, policy):
+            value = get(source)
+            if value is None:
+                continue
+            if type(value) is str:
+                if omit and (not value or value.isspace()):  # what strip() would remove
+                    continue
+            elif omit and isinstance(value, str | list) and _blank(value):
                 continue
             try:
-                converted = convert(value)
-                check_unicode(converted)
+                # to_string returns a str unchanged: skip the call for the commonest case.
+                converted = value if convert is to_string and type(value) is str else convert(value)
+                if isinstance(converted, str):
+                    if not converted.isascii():
+                        check_unicode(converted)
+                elif isinstance(converted, list):
+                    check_unicode(converted)
             except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
                 reason = getattr(exc, "reason", "invalid_value")
                 message = getattr(exc, "message", "value could not be converted")
                 issues.append(Issue(target.label, source, reason, message))
                 continue
-            if isinstance(converted, str) and converted == "" and policy == EmptyStringPolicy.OMIT:
+            if omit and converted == "" and isinstance(converted, str):
                 continue
             (custom if target.custom else attributes)[target.name] = converted
         return attributes, custom
@@ -136,7 +166,7 @@ class UserMapper:
             The mapped record.
         """
         settings = self.settings
-        outcome = validate_identifiers(record, settings)
+        outcome = validate_identifiers(record, settings, self._to_phone)
         if outcome.skip_reason:
             return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
         issues = outcome.issues

@@ -10,17 +10,29 @@ reported so the caller can dead-letter it.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from target_insider_one.text import escape_line_breaks
+import msgspec
+
+from target_insider_one.text import LINE_BREAKS, escape_line_breaks
+
+# msgspec writes the same compact JSON value as json.dumps several times faster (the
+# encoding was about a tenth of the target's CPU time). It writes NaN and infinities as
+# null where json.dumps(allow_nan=False) raises: the mapping never lets them through, and
+# a float that is not finite is sent to the reference encoder (which raises) to be sure.
+_ENCODER = msgspec.json.Encoder()
+_LINE_BREAK_BYTES = re.compile(b"|".join(re.escape(c.encode()) for c in LINE_BREAKS))
 
 
 def serialize_user(user: dict[str, Any]) -> bytes:
     """Serialize one user exactly as it will appear in the request.
 
     Args:
-        user: The user object.
+        user: The user object: JSON types only (str, int, float, bool, list, dict), as the
+            mapping builds it.
 
     Returns:
         Compact UTF-8 JSON, with U+0085/U+2028/U+2029 escaped (so a dry-run file, which holds
@@ -29,8 +41,40 @@ def serialize_user(user: dict[str, Any]) -> bytes:
     Raises:
         UnicodeEncodeError: If a string is not valid Unicode (mapping rejects those first).
     """
+    try:
+        data = _ENCODER.encode(user)
+    except (TypeError, ValueError, OverflowError):
+        # msgspec refuses integers over 64 bits and lone surrogates: the stdlib encoder
+        # gives the reference result (or the reference error) for those.
+        return serialize_user_stdlib(user)
+    if b"null" in data and _has_non_finite(user):
+        return serialize_user_stdlib(user)  # raises, as the stdlib encoder does
+    if _LINE_BREAK_BYTES.search(data):
+        return escape_line_breaks(data.decode()).encode()
+    return data
+
+
+def serialize_user_stdlib(user: dict[str, Any]) -> bytes:
+    """The reference encoding (``json.dumps``): the same JSON value as :func:`serialize_user`.
+
+    Args:
+        user: The user object.
+
+    Returns:
+        Compact UTF-8 JSON with U+0085/U+2028/U+2029 escaped.
+    """
     text = json.dumps(user, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return escape_line_breaks(text).encode()
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def body_prefix(skip_hook: bool, not_append: bool = False) -> bytes:

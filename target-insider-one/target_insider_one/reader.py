@@ -5,6 +5,12 @@ at ERROR (``logger.exception("Unable to parse:\n%s", line)``) and raises an exce
 quotes it again; a line missing its ``type`` is quoted too. Lines are records: emails and
 phone numbers would land in the logs. This reader says where and why instead.
 
+Lines are decoded with ``msgspec`` (several times faster than ``json.loads``, which was
+about a tenth of the target's CPU time), into the same values the SDK's reader gives:
+floats become ``Decimal``. Any line ``msgspec`` refuses (``NaN``, a lone surrogate escape,
+an integer over 64 bits... or truly broken JSON) is decoded again the SDK's way, so what
+is accepted, the values, and the messages for broken lines are exactly as before.
+
 Seam: ``Target.message_reader_class`` (the class the SDK instantiates as
 ``self.message_reader``), and the two methods ``GenericSingerReader.process_lines`` calls for
 every line: ``deserialize_json`` and ``assert_line_requires``. ``test_reader.py`` fails with
@@ -13,13 +19,17 @@ a pointer here if a singer-sdk upgrade stops calling them.
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Any
 
+import msgspec
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
 from typing_extensions import override
+
+_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
 class RedactingSingerReader(SingerReader):
@@ -45,6 +55,10 @@ class RedactingSingerReader(SingerReader):
             InvalidInputLine: If it is not JSON the SDK can decode (content not shown).
         """
         self.line_number += 1
+        try:
+            return _DECODER.decode(line)  # type: ignore[no-any-return]
+        except (msgspec.MsgspecError, UnicodeError, ValueError, RecursionError):
+            pass  # decoded again below: same acceptance and messages as the SDK's reader
         try:
             return deserialize_json(line)
         except json.JSONDecodeError as exc:

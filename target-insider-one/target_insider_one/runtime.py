@@ -23,6 +23,8 @@ from target_insider_one.settlement import Ledger, RunStatus
 from target_insider_one.summary import RunStats, log_summary
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from target_insider_one.settings import Settings
 
 __all__ = ["InsiderFatalError", "RedactingFilter", "Runtime"]
@@ -49,6 +51,8 @@ class Runtime:
         self.fatal: InsiderError | None = None
         self.stopping = threading.Event()  # wakes requests sleeping between retries
         self._lock = threading.Lock()
+        self._delivery_lock = threading.Lock()
+        self._delivery: Future[None] | None = None
         self._redacting = log_redaction.install((settings.api_key,), logger)
 
     def submit(self, body: bytes) -> Future[UpsertResponse] | None:
@@ -93,6 +97,43 @@ class Runtime:
             max_workers=self.settings.max_concurrent_requests,
             thread_name_prefix="insider-upsert",
         )
+
+    @cached_property
+    def _delivery_thread(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="insider-delivery")
+
+    def deliver_in_background(self, deliver: Callable[[], None]) -> None:
+        """Deliver a batch in the delivery thread once the previous batch is delivered.
+
+        Waiting for Insider's answers was about a third of the target's wall time; now the
+        main thread maps the next batch meanwhile. One batch at a time (any stream), so
+        a profile's updates keep their order across batches and memory stays bounded.
+        Everything a delivery touches (ledger, stats, dead letters) is locked, and STATE
+        still comes from the ledger only.
+
+        Args:
+            deliver: Sends one batch (raises what stops the run).
+
+        Raises:
+            InsiderError: The previous batch's delivery stopped the run.
+        """
+        with self._delivery_lock:
+            self._wait_for_delivery()
+            self._delivery = self._delivery_thread.submit(deliver)
+
+    def wait_for_delivery(self) -> None:
+        """Wait until the batch being delivered is settled or known undelivered.
+
+        Raises:
+            InsiderError: Its delivery stopped the run.
+        """
+        with self._delivery_lock:
+            self._wait_for_delivery()
+
+    def _wait_for_delivery(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        if delivery is not None:
+            delivery.result()
 
     @cached_property
     def dead_letters(self) -> DeadLetterWriter:
@@ -175,6 +216,8 @@ class Runtime:
         Returns:
             The dead-letter file's path, if anything was written to it.
         """
+        if "_delivery_thread" in self.__dict__:  # a run that failed elsewhere: let it end
+            self._delivery_thread.shutdown(wait=True)
         if "executor" in self.__dict__:
             self.executor.shutdown(wait=True, cancel_futures=True)
         if "client" in self.__dict__:

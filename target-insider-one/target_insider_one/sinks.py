@@ -19,6 +19,7 @@ from target_insider_one.delivery import BatchDelivery
 from target_insider_one.field_check import check_stream_fields
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import RequestPlan, plan_requests, serialize_user
+from target_insider_one.phone import to_e164
 from target_insider_one.scheduler import Item, identifier_keys, request_dependencies
 from target_insider_one.schema_validation import compile_validator
 from target_insider_one.settlement import DeadLetterReason
@@ -81,7 +82,10 @@ class InsiderUpsertSink(BatchSink):
         self.runtime: Runtime = target.runtime  # type: ignore[attr-defined]
         self.invalid_record_message: str | None = None
         super().__init__(target, stream_name, schema, key_properties)
-        self.mapper = UserMapper(self.runtime.settings, self.schema)
+        phones = getattr(target, "phones", None)  # normalised ahead by a worker, if any
+        self.mapper = UserMapper(
+            self.runtime.settings, self.schema, phones.to_e164 if phones else to_e164
+        )
         self._warned: set[tuple[str, str]] = set()
         self._check_fields()
 
@@ -208,13 +212,21 @@ class InsiderUpsertSink(BatchSink):
 
     @override
     def process_batch(self, context: dict) -> None:
-        """Send the batch; return when every request is settled or known undelivered.
+        """Send the batch: in the background when the sink drains because it is full.
+
+        A full sink is drained mid-stream: its batch goes to the delivery thread (see
+        :meth:`~target_insider_one.runtime.Runtime.deliver_in_background`) once the
+        previous batch is delivered, and records are mapped meanwhile. Every other drain
+        (end of input, record age, schema change, several sinks at once) waits for that
+        batch, then returns when every request is settled or known undelivered, as the
+        SDK expects; the target also waits for the last batch at the end of input.
 
         Args:
             context: Batch context.
 
         Raises:
-            InsiderFatalError: On fast-fail, rejected credentials or a wrong endpoint.
+            InsiderFatalError: On fast-fail, rejected credentials or a wrong endpoint (of
+                the previous batch: this one is then never sent).
         """
         items: list[Item] = context.get("items") or []
         batch_id = context.get("batch_id")
@@ -228,6 +240,16 @@ class InsiderUpsertSink(BatchSink):
             delivery = BatchDelivery(
                 self.runtime, self.stream_name, self.logger, self._dead_letter, (items, batch_id)
             )
+            if self.is_full:  # still true here: the SDK resets the count after the drain
+                self.runtime.deliver_in_background(lambda: self._deliver(delivery, plans))
+            else:
+                self.runtime.wait_for_delivery()
+                delivery.send(plans)
+        finally:
+            self.runtime.flush_dead_letters()
+
+    def _deliver(self, delivery: BatchDelivery, plans: list[RequestPlan]) -> None:
+        try:
             delivery.send(plans)
         finally:
             self.runtime.flush_dead_letters()

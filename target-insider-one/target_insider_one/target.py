@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 import signal
 import sys
 import typing as t
 
-from singer_sdk import Target
+from singer_sdk import Sink, Target
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from typing_extensions import override
 
@@ -20,6 +22,7 @@ from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
 from target_insider_one.mapping import UserMapper
 from target_insider_one.operator_cli import operator_options
+from target_insider_one.phone_pool import PhonePrefetch, phone_fields
 from target_insider_one.preflight import check_credentials
 from target_insider_one.progress import ProgressLog
 from target_insider_one.reader import RedactingSingerReader
@@ -85,6 +88,8 @@ class TargetInsiderOne(Target):
             msg = f"fixed_value_mappings: {exc.message}"
             raise ConfigValidationError(msg, errors=[msg]) from None
         self.runtime = Runtime(settings, self.logger)
+        self.phones = PhonePrefetch(settings.phone, phone_fields(settings))
+        self._plain_sinks: dict[str, Sink] = {}
         self._progress = ProgressLog(self.logger, self.runtime.stats)
         known = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(known)
@@ -141,19 +146,96 @@ class TargetInsiderOne(Target):
             message_dict: The STATE message.
         """
         self._assert_line_requires(message_dict, requires={"value"})
+        self._process_held_records()  # the STATE comes after them
+        # A batch delivered in the background may have made an earlier STATE safe: that
+        # one goes out first, so a STATE never waits longer than until the next one.
+        self.runtime.wait_for_delivery()
+        self._emit_safe_state()
         self.runtime.ledger.note_state(message_dict["value"])
         self._emit_safe_state()
 
     @override
     def _process_record_message(self, message_dict: dict) -> None:
-        """Process a record; after a drain it triggered, emit the STATE it made safe.
+        """Process a record, or hold it while the phone worker normalises its chunk.
 
         Args:
             message_dict: The RECORD message.
         """
-        super()._process_record_message(message_dict)
+        for message in self.phones.add(message_dict):
+            self._process_one_record(message)
+
+    def _process_one_record(self, message_dict: dict) -> None:
+        """Process a record; after a drain it triggered, emit the STATE it made safe."""
+        sink = self._plain_sink(message_dict)
+        if sink is None:
+            super()._process_record_message(message_dict)
+        else:
+            self._process_plain_record(sink, message_dict["record"])
         self._emit_safe_state()
         self._progress.tick()
+
+    def _plain_sink(self, message_dict: dict) -> Sink | None:
+        """The sink of a record the SDK would pass through unchanged, else None.
+
+        That is the common case: no stream map or flattening for the stream, no ``_sdc``
+        metadata to add, a dict record for an existing sink. Anything else (and every
+        error, e.g. a record for a stream without a SCHEMA) goes the SDK's own way.
+        """
+        stream = message_dict.get("stream")
+        maps = self.mapper.stream_maps.get(stream) if isinstance(stream, str) else None
+        if not maps or len(maps) != 1 or type(message_dict.get("record")) is not dict:
+            return None
+        stream_map = maps[0]
+        if type(stream_map) is not SameRecordTransform or stream_map.stream_alias != stream:
+            return None
+        sink = self._sinks_active.get(stream)
+        if sink is None or sink is not self._plain_sinks.get(stream):
+            if sink is None or not _is_plain(sink, stream_map):
+                return None
+            self._plain_sinks[stream] = sink
+        return sink
+
+    def _process_plain_record(self, sink: Sink, record: dict) -> None:
+        """The SDK's record handling (``Target._process_record_message``) for a plain sink.
+
+        Same steps, without the per-record map loop, copy and no-op hooks, which were a
+        fifth of the target's CPU time. ``test_sdk_seams`` fails if the SDK's steps change.
+        """
+        context = sink._get_context(record)
+        sink._remove_sdc_metadata_from_record(record)
+        sink._validate_and_parse(record)
+        sink._singer_validate_message(record)
+        sink.tally_record_read()
+        sink.process_record(record, context)
+        sink.record_counter_metric.increment()
+        if sink.is_full:
+            self.logger.info(
+                "Target sink for '%s' is full. Current size is '%s'. Draining...",
+                sink.stream_name,
+                sink.current_size,
+            )
+            self.drain_one(sink)
+        self._handle_max_record_age()
+
+    def _process_held_records(self) -> None:
+        """Process the records held for the phone worker: any other message comes after."""
+        for message in self.phones.drain():
+            self._process_one_record(message)
+
+    @override
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_schema_message(message_dict)
+
+    @override
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_activate_version_message(message_dict)
+
+    @override
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self._process_held_records()
+        super()._process_batch_message(message_dict)
 
     @override
     def _handle_max_record_age(self) -> None:
@@ -235,6 +317,8 @@ class TargetInsiderOne(Target):
         except InvalidInputLine as exc:  # its message never holds the line's content
             self.runtime.finish(status=RunStatus.FAILED, error=str(exc))
             raise
+        finally:
+            self.phones.close()
 
     def _preflight(self) -> None:
         """Credentials before data: stop before reading input if Insider refuses them."""
@@ -249,7 +333,10 @@ class TargetInsiderOne(Target):
         Raises:
             InsiderFatalError: Records were not delivered, or the dead-letter alert fired.
         """
+        self._process_held_records()
+        self.phones.close()
         super().process_endofpipe()
+        self.runtime.wait_for_delivery()
         self._emit_safe_state()
         counts = self.runtime.stats.as_dict()
         settings = self.runtime.settings
@@ -321,6 +408,17 @@ class TargetInsiderOne(Target):
             sys.exit(getattr(exc, "exit_code", ExitCode.STOPPED))
         except InvalidInputLine:  # already logged, with the summary, by listen()
             sys.exit(ExitCode.STOPPED)
+
+
+def _is_plain(sink: Sink, stream_map: SameRecordTransform) -> bool:
+    """Whether the SDK would only validate and hand over this sink's records."""
+    return (
+        not stream_map.flattening_enabled
+        and not sink.include_sdc_metadata_properties
+        and type(sink).preprocess_record is Sink.preprocess_record
+        and type(sink)._after_process_record is Sink._after_process_record
+        and not sink.logger.isEnabledFor(logging.DEBUG)  # the SDK logs each record at DEBUG
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ from target_insider_one.text import clean_identifier
 from target_insider_one.values import InvalidValueError, is_empty, to_email
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
+    from target_insider_one.phone import PhoneOptions
     from target_insider_one.settings import IdentifierMapping, Settings
 
 
@@ -72,14 +73,19 @@ class IdentifierOutcome:
     skip_message: str | None = None
 
 
-def _identifier_value(mapping: IdentifierMapping, value: object, settings: Settings) -> str:
+def _identifier_value(
+    mapping: IdentifierMapping,
+    value: object,
+    settings: Settings,
+    to_phone: Callable[[object, PhoneOptions], str],
+) -> str:
     if isinstance(value, str):
         value = clean_identifier(value)
     if mapping.type == "email":
         return to_email(value, normalize=settings.normalize_emails)
     if mapping.type == "phone_number":
         try:
-            return to_e164(value, settings.phone)
+            return to_phone(value, settings.phone)
         except PhoneNumberError as exc:
             raise InvalidValueError(exc.reason, exc.message) from None
     # uuid and custom identifiers must be strings; integers have one obvious string form.
@@ -94,12 +100,18 @@ def _identifier_value(mapping: IdentifierMapping, value: object, settings: Setti
     return text
 
 
-def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> IdentifierOutcome:
+def validate_identifiers(
+    record: Mapping[str, Any],
+    settings: Settings,
+    to_phone: Callable[[object, PhoneOptions], str] = to_e164,
+) -> IdentifierOutcome:
     """Validate and normalise every configured identifier of a record.
 
     Args:
         record: The source record.
         settings: Target settings.
+        to_phone: :func:`~target_insider_one.phone.to_e164`, or a function with the same
+            results (:class:`~target_insider_one.phone_pool.PhonePrefetch`).
 
     Returns:
         The identifiers to send, the issues found and, if the record must be skipped,
@@ -114,7 +126,7 @@ def validate_identifiers(record: Mapping[str, Any], settings: Settings) -> Ident
             continue
         present += 1
         try:
-            normalised = _identifier_value(mapping, value, settings)
+            normalised = _identifier_value(mapping, value, settings, to_phone)
             if normalised.lower() in settings.blocked_identifier_values:
                 raise InvalidValueError(  # noqa: TRY301
                     "blocked_value",

@@ -34,6 +34,7 @@ from target_insider_one.config_schema import EmptyStringPolicy
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 _UTC = dt.UTC
+_FOUR_DIGIT_YEAR = 1000
 _MAX_DECIMAL_EXPONENT = 308  # the largest finite double is about 1.8e308
 
 
@@ -193,7 +194,11 @@ def to_utc_datetime(value: object) -> str:
         return f"{parsed.isoformat()}T00:00:00Z"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_UTC)
-    return parsed.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = parsed.astimezone(_UTC)
+    if utc.year < _FOUR_DIGIT_YEAR:  # strftime writes year 999 as "999", isoformat as "0999"
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Same text as the strftime above, several times faster (it runs per date per record).
+    return f"{utc.replace(microsecond=0, tzinfo=None).isoformat()}Z"
 
 
 def to_birthday(value: object) -> str:

@@ -26,6 +26,12 @@ PRIVATE_SEAMS = [
      f"{TARGET}: TargetInsiderOne._process_state_message (STATE from the ledger)"),
     (Target, "_process_record_message", ["self", "message_dict"],
      f"{TARGET}: TargetInsiderOne._process_record_message (STATE after a drain)"),
+    (Target, "_process_schema_message", ["self", "message_dict"],
+     f"{TARGET}: records held for the phone worker are processed before it"),
+    (Target, "_process_activate_version_message", ["self", "message_dict"],
+     f"{TARGET}: records held for the phone worker are processed before it"),
+    (Target, "_process_batch_message", ["self", "message_dict"],
+     f"{TARGET}: records held for the phone worker are processed before it"),
     (Target, "_handle_max_record_age", ["self"],
      f"{TARGET}: TargetInsiderOne._handle_max_record_age (STATE after a timed drain)"),
     (Target, "_handle_termination", ["self", "signum", "frame"],
@@ -102,3 +108,28 @@ def _overrides(package):
 def test_every_override_says_so():
     missing = [name for name, f in _overrides(target_insider_one) if not hasattr(f, "__override__")]
     assert missing == [], f"add @override (typing_extensions) to: {', '.join(missing)}"
+
+
+def test_sdk_record_steps_are_still_the_ones_the_plain_record_path_repeats():
+    # TargetInsiderOne._process_plain_record repeats these steps for records the SDK would
+    # pass through unchanged: if the SDK adds or reorders one, that path must follow.
+    source = inspect.getsource(Target._process_record_message)
+    steps = [
+        'copy.copy(message_dict["record"])',
+        "stream_map.transform(raw_record)",
+        "sink._get_context(transformed_record)",
+        "sink._remove_sdc_metadata_from_record(transformed_record)",
+        "sink._validate_and_parse(transformed_record)",
+        "sink.preprocess_record(transformed_record, context)",
+        "sink._singer_validate_message(transformed_record)",
+        "sink.tally_record_read()",
+        "sink.process_record(transformed_record, context)",
+        "sink.record_counter_metric.increment()",
+        "sink._after_process_record(context)",
+        "self.drain_one(sink)",
+        "self._handle_max_record_age()",
+    ]
+    positions = [source.find(step) for step in steps]
+    assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p < 0]
+    assert positions == sorted(positions), f"{TARGET}: TargetInsiderOne._process_plain_record"
+    assert source.count("sink.") == 14, f"{TARGET}: a new sink step; repeat it in the plain path"

@@ -696,3 +696,38 @@ def test_fast_fail_stops_requests_that_are_still_retrying(requests_mock, make_co
     assert result.stats["undelivered_by_reason"] == {"unconfirmed": 1, "run_stopped": 1}
     assert result.states == []
     assert result.dead_letters() == []
+
+
+def test_background_delivery_failure_stops_before_the_next_batch_is_sent(
+    requests_mock, make_config
+):
+    # The first full batch is delivered in the background while later records are mapped;
+    # its fast-fail error stops the run before any later batch is sent, and every record
+    # mapped meanwhile is counted as not delivered (never lost, never past a STATE).
+    requests_mock.post(UPSERT_URL, status_code=503, text="")
+    result = run_target(
+        make_config(fast_fail=True, max_retries=0, batch_size_rows=2, max_concurrent_requests=1),
+        [schema_msg(), *messages(7), state_msg(7)],
+        expect_error=True,
+    )
+    assert isinstance(result.error, InsiderFatalError)
+    assert [b["users"][0]["identifiers"]["uuid"] for b in sent_bodies(requests_mock)] == [
+        "CUST-000000"
+    ]
+    assert result.states == []
+    stats = result.target.runtime.stats.as_dict()
+    assert stats["records_received"] == stats["records_undelivered"] >= 2
+    assert stats["users_upserted"] == 0
+
+
+def test_background_delivery_keeps_state_after_its_records(requests_mock, make_config):
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    result = run_target(
+        make_config(batch_size_rows=2, max_concurrent_requests=1),
+        [schema_msg(), *messages(2), state_msg(1), *messages(3, start=2), state_msg(2)],
+    )
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == [1, 2]
+    bodies = sent_bodies(requests_mock)
+    assert [u["identifiers"]["uuid"] for b in bodies for u in b["users"]] == [
+        f"CUST-{i:06d}" for i in range(5)
+    ]

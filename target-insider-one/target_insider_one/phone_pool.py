@@ -1,0 +1,247 @@
+"""Phone numbers normalised in a second process, one chunk ahead of the records using them.
+
+``phonenumbers`` (parse, validate, format) costs about as much per record as everything
+else the target does, and it is pure CPU: on a machine with a second core, a worker
+process normalises the phone values of the next chunk of records while the main process
+maps the current one. The worker only fills a lookup table; the mapping still asks
+:meth:`PhonePrefetch.to_e164` for each value and gets either the worker's answer for that
+exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. So:
+
+- results are the inline ones (same function, same options; keyed by the value itself,
+  never by position, so no record can get another record's number);
+- a worker that dies or answers wrongly (wrong length) only costs speed: the pool is shut
+  down, a warning without any value is logged, and every later value is normalised inline;
+- with one core, with ``normalize_phone_numbers`` off or with no phone mapping there is no
+  pool, and records are processed as they arrive. Records are held back only once a full
+  chunk has arrived (small inputs never start a process), at most two chunks, and every
+  held record is processed before any other message (STATE, SCHEMA...) or the end of input,
+  so STATE and delivery order are unchanged;
+- the worker ignores SIGINT (the target handles it and exits; the worker then sees its
+  input pipe close and exits too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any
+
+from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from target_insider_one.settings import Settings
+
+LOGGER = logging.getLogger("target_insider_one.phone_pool")
+
+CHUNK_RECORDS = 2000  # large enough that pickling is cheap next to parsing, small for memory
+# A normalised value: (e164, "", "") or ("", reason, message) of the PhoneNumberError.
+Result = tuple[str, str, str]
+
+
+def normalise_values(values: list[str], options: PhoneOptions) -> list[Result]:
+    """Normalise phone values (runs in the worker process).
+
+    Args:
+        values: Phone texts.
+        options: Normalisation options.
+
+    Returns:
+        One result per value, in order.
+    """
+    results: list[Result] = []
+    for value in values:
+        try:
+            results.append((to_e164(value, options), "", ""))
+        except PhoneNumberError as exc:
+            results.append(("", exc.reason, exc.message))
+    return results
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how the run stops
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on.
+
+    Returns:
+        Their number.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def phone_fields(settings: Settings) -> tuple[str, ...]:
+    """Record fields holding phone numbers to normalise (identifiers and attributes).
+
+    Args:
+        settings: Target settings.
+
+    Returns:
+        The fields (empty when normalisation is off).
+    """
+    if not settings.phone.normalize:
+        return ()
+    fields = [m.field for m in settings.identifiers if m.type == "phone_number"]
+    fields += [s for s, t in settings.attributes if not t.custom and t.name == "phone_number"]
+    return tuple(dict.fromkeys(fields))
+
+
+class PhonePrefetch:
+    """Holds back RECORD messages a chunk at a time while a worker normalises their phones."""
+
+    def __init__(
+        self,
+        options: PhoneOptions,
+        fields: tuple[str, ...],
+        *,
+        chunk_records: int = CHUNK_RECORDS,
+        cores: int | None = None,
+    ) -> None:
+        """Create the prefetcher (no process is started until a full chunk arrives).
+
+        Args:
+            options: Phone options of the run.
+            fields: Record fields holding phone numbers.
+            chunk_records: Records per chunk.
+            cores: Usable cores (default: this machine's).
+        """
+        self.options = options
+        self.fields = fields
+        self.chunk_records = chunk_records
+        self.enabled = bool(fields) and (cores or usable_cores()) > 1
+        self._current: list[dict[str, Any]] = []
+        self._queued: deque[tuple[list[dict[str, Any]], list[str], Future[list[Result]]]] = deque()
+        self._known: dict[str, Result] = {}
+        self._pool: ProcessPoolExecutor | None = None
+
+    def to_e164(self, value: object, options: PhoneOptions) -> str:
+        """:func:`~target_insider_one.phone.to_e164`, answered from the worker when it can.
+
+        Args:
+            value: The phone value.
+            options: Options (the run's; other options are normalised inline).
+
+        Returns:
+            The E.164 string.
+
+        Raises:
+            PhoneNumberError: As :func:`~target_insider_one.phone.to_e164` does.
+        """
+        known = self._known.get(value) if type(value) is str else None
+        if known is None or options is not self.options:
+            return to_e164(value, options)
+        e164, reason, message = known
+        if reason:
+            raise PhoneNumberError(reason, message)
+        return e164
+
+    def add(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """Take a RECORD message; return those whose phones are ready, in input order.
+
+        Args:
+            message: The RECORD message.
+
+        Returns:
+            Messages to process now (none while a chunk fills).
+        """
+        if not self.enabled:  # no worker (or it failed): what is held first, then this
+            return [*self.drain(), message] if self._queued or self._current else [message]
+        self._current.append(message)
+        if len(self._current) < self.chunk_records:
+            return []
+        chunk, self._current = self._current, []
+        values = self._values(chunk)
+        future = self._submit(values)
+        if future is None:  # no pool (it failed): process at once, inline
+            return self._release(chunk, [], None)
+        self._queued.append((chunk, values, future))
+        if len(self._queued) < 2:  # noqa: PLR2004 - keep one chunk in the worker
+            return []
+        return self._release(*self._queued.popleft())
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every held message, in input order (before any other message or the end).
+
+        Returns:
+            The messages.
+        """
+        ready: list[dict[str, Any]] = []
+        known: dict[str, Result] = {}
+        while self._queued:
+            ready += self._release(*self._queued.popleft())
+            known.update(self._known)
+        self._known = known  # the held chunk's values are looked up inline
+        chunk, self._current = self._current, []
+        return ready + chunk
+
+    def close(self) -> None:
+        """Stop the worker (not waiting for it); held chunks are then normalised inline."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _values(self, chunk: Iterable[dict[str, Any]]) -> list[str]:
+        values: dict[str, None] = {}
+        for message in chunk:
+            record = message.get("record")
+            if not isinstance(record, dict):
+                continue
+            for field in self.fields:
+                value = record.get(field)
+                if type(value) is str:
+                    values[value] = None
+        return list(values)
+
+    def _submit(self, values: list[str]) -> Future[list[Result]] | None:
+        if not self.enabled:
+            return None
+        try:
+            if self._pool is None:
+                # spawn, not fork: the target runs HTTP threads, and forking them is unsafe.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=get_context("spawn"), initializer=_ignore_interrupts
+                )
+            return self._pool.submit(normalise_values, values, self.options)
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            self._give_up(exc)
+            return None
+
+    def _release(
+        self,
+        chunk: list[dict[str, Any]],
+        values: list[str],
+        future: Future[list[Result]] | None,
+    ) -> list[dict[str, Any]]:
+        self._known = {}
+        if future is None:
+            return chunk
+        try:
+            results = future.result()
+        except Exception as exc:  # noqa: BLE001 - any worker failure: fall back to inline
+            self._give_up(exc)
+            return chunk
+        if len(results) != len(values):
+            self._give_up(RuntimeError("wrong number of results"))
+            return chunk
+        self._known = dict(zip(values, results, strict=True))
+        return chunk
+
+    def _give_up(self, exc: BaseException) -> None:
+        if self.enabled:  # the exception's text could quote a value: only its type
+            LOGGER.warning(
+                "The phone number worker process failed (%s); phone numbers are normalised "
+                "in the main process from now on (same results, slower)",
+                type(exc).__name__,
+            )
+        self.enabled = False
+        self.close()

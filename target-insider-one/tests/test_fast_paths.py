@@ -1,0 +1,162 @@
+"""The fast paths (msgspec reading/encoding, inlined conversion) agree with the reference ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from singer_sdk.singerlib.json import deserialize_json
+from target_insider_one.config_schema import EmptyStringPolicy
+from target_insider_one.mapping import UserMapper
+from target_insider_one.payload import serialize_user, serialize_user_stdlib
+from target_insider_one.reader import RedactingSingerReader
+from target_insider_one.settings import parse_settings
+from target_insider_one.text import check_unicode
+from target_insider_one.validation import Issue
+from target_insider_one.values import InvalidValueError, is_empty, to_utc_datetime
+
+from .conftest import CUSTOMERS_SCHEMA, DEMO_MAPPING
+
+TEXT = st.text(st.characters(codec=None), max_size=20)
+TRICKY = st.sampled_from(["\ud800", "\u2028", "\x85", "\x00", "\n", " ", "", "null", "\u200b"])
+STRINGS = st.one_of(TEXT, TRICKY, st.builds(lambda a, b: a + b, TEXT, TRICKY))
+NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(),
+    st.decimals(allow_nan=True, allow_infinity=True),
+)
+SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, STRINGS)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(STRINGS, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(function, *args) -> tuple[str, Any]:
+    try:
+        return "ok", function(*args)
+    except Exception as exc:  # noqa: BLE001 - the exception type is the outcome
+        return "error", type(exc).__name__
+
+
+# What the mapping puts in a user: JSON types only (Decimal and dates are converted first).
+USER_SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(),
+    STRINGS,
+)
+USER_VALUES = st.one_of(USER_SCALARS, st.lists(USER_SCALARS, max_size=3))
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(
+        STRINGS,
+        st.one_of(USER_VALUES, st.dictionaries(STRINGS, USER_VALUES, max_size=3)),
+        max_size=6,
+    )
+)
+def test_user_encoding_is_the_reference_json_value(user):
+    fast, reference = _outcome(serialize_user, user), _outcome(serialize_user_stdlib, user)
+    assert fast[0] == reference[0]
+    if fast[0] == "ok":
+        assert json.loads(fast[1]) == json.loads(reference[1]) or repr(fast[1]) == repr(
+            reference[1]
+        )
+        assert b"\xe2\x80\xa8" not in fast[1]
+        assert b"\xc2\x85" not in fast[1]
+
+
+@settings(max_examples=200)
+@given(VALUES)
+def test_reader_gives_the_sdk_readers_values(value):
+    try:
+        line = json.dumps({"type": "RECORD", "record": value}, ensure_ascii=False, default=str)
+    except (ValueError, UnicodeEncodeError):
+        return
+    for text in (line, line.replace("NaN", "nan")):
+        reference = _outcome(deserialize_json, text)
+        fast = _outcome(RedactingSingerReader().deserialize_json, text)
+        assert (fast[0], repr(fast[1])) == (reference[0], repr(reference[1]))
+
+
+def _reference_convert(mapper: UserMapper, record: dict[str, Any]) -> tuple[dict, dict, list]:
+    """The attribute conversion as written before the inlined fast path."""
+    attributes: dict[str, Any] = dict(mapper._fixed)
+    custom: dict[str, Any] = dict(mapper._fixed_custom)
+    issues: list[Issue] = []
+    policy = mapper.settings.empty_string_policy
+    for source, target, convert in mapper._attributes:
+        value = record.get(source)
+        if is_empty(value, policy):
+            continue
+        try:
+            converted = convert(value)
+            check_unicode(converted)
+        except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
+            issues.append(
+                Issue(
+                    target.label,
+                    source,
+                    getattr(exc, "reason", "invalid_value"),
+                    getattr(exc, "message", "value could not be converted"),
+                )
+            )
+            continue
+        if isinstance(converted, str) and converted == "" and policy == EmptyStringPolicy.OMIT:
+            continue
+        (custom if target.custom else attributes)[target.name] = converted
+    return attributes, custom, issues
+
+
+FIELDS = list(CUSTOMERS_SCHEMA["properties"])
+RECORD_VALUES = st.one_of(
+    VALUES,
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.sampled_from(["0999-01-01T00:00:00Z", "9999-12-31T23:59:59-06:00", "  ", "yes"]),
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(st.sampled_from(FIELDS), RECORD_VALUES, max_size=len(FIELDS)),
+    st.sampled_from(list(EmptyStringPolicy)),
+)
+def test_attribute_conversion_matches_the_reference(record, policy):
+    config = {
+        "partner_name": "p",
+        "api_key": "k",
+        **DEMO_MAPPING,
+        "attribute_mappings": {**DEMO_MAPPING["attribute_mappings"], "ModifiedDate": "modified"},
+        "empty_string_policy": policy.value,
+    }
+    mapper = UserMapper(parse_settings(config), CUSTOMERS_SCHEMA)
+    issues: list[Issue] = []
+    fast = mapper._convert_attributes(record, issues)
+    assert (*fast, issues) == _reference_convert(mapper, record)
+
+
+@settings(max_examples=200)
+@given(st.datetimes(timezones=st.none() | st.timezones()))
+def test_datetime_text_is_the_strftime_one(value):
+    utc = value.replace(tzinfo=value.tzinfo or dt.UTC)
+    try:
+        expected = utc.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:
+        return
+    assert to_utc_datetime(value) == expected
+
+
+def test_decimal_values_decode_as_decimal():
+    assert RedactingSingerReader().deserialize_json('{"a":1.50}') == {"a": Decimal("1.50")}

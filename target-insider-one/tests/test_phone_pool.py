@@ -1,0 +1,192 @@
+"""The phone worker: same results as inline, same order, and a failing worker loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
+from target_insider_one.phone_pool import PhonePrefetch, normalise_values
+
+from .conftest import customer, record_msg, schema_msg, state_msg
+from .e2e_helpers import run_cli
+
+GB = PhoneOptions(default_region="GB")
+PHONE_TEXT = st.text(alphabet="0123456789+()- .xet:#ABC", max_size=24)
+SAMPLES = [
+    "020 7200 0000",
+    "00 44 20 3200 0001",
+    "+12022000002",
+    "+49 (0)30 2000 003",
+    "202-200-0037 ext. 771",
+    "1-800-FLOWERS",
+    "0532 200 00 52",
+    "+4477002000023",
+    "12",
+    "",
+]
+
+
+def inline(value: object, options: PhoneOptions = GB) -> tuple[str, str]:
+    try:
+        return to_e164(value, options), ""
+    except PhoneNumberError as exc:
+        return "", exc.reason
+
+
+def answered(prefetch: PhonePrefetch, value: object) -> tuple[str, str]:
+    try:
+        return prefetch.to_e164(value, GB), ""
+    except PhoneNumberError as exc:
+        return "", exc.reason
+
+
+def messages(values: list[object]) -> list[dict]:
+    return [record_msg(customer(i, Phone=v)) for i, v in enumerate(values)]
+
+
+@settings(max_examples=200)
+@given(st.lists(PHONE_TEXT, max_size=20))
+def test_worker_function_gives_the_inline_results(values):
+    results = normalise_values(values, GB)
+    assert [(e164, reason) for e164, reason, _ in results] == [inline(v) for v in values]
+
+
+@settings(max_examples=100)
+@given(st.lists(PHONE_TEXT, max_size=12), st.lists(PHONE_TEXT, max_size=12))
+def test_answers_from_the_table_equal_inline_even_for_values_not_in_it(known, asked):
+    prefetch = PhonePrefetch(GB, ("Phone",), cores=1)
+    prefetch._known = dict(zip(known, normalise_values(known, GB), strict=True))
+    for value in [*known, *asked, 5, None]:
+        assert answered(prefetch, value) == inline(value)
+
+
+@pytest.fixture
+def prefetch():
+    pool = PhonePrefetch(GB, ("Phone",), chunk_records=4, cores=2)
+    yield pool
+    pool.close()
+
+
+def test_real_worker_keeps_order_and_gives_inline_results(prefetch):
+    sent = messages([SAMPLES[i % len(SAMPLES)] for i in range(23)])
+    released = []
+    answers = {}
+    for message in sent:
+        for ready in prefetch.add(message):
+            released.append(ready)
+            answers[id(ready)] = answered(prefetch, ready["record"]["Phone"])
+        assert prefetch._pool is None or prefetch.enabled
+    assert prefetch._pool is not None
+    assert prefetch._known
+    for ready in prefetch.drain():
+        released.append(ready)
+        answers[id(ready)] = answered(prefetch, ready["record"]["Phone"])
+    assert released == sent  # every record, once, in input order
+    assert [answers[id(m)] for m in released] == [inline(m["record"]["Phone"]) for m in sent]
+
+
+def test_records_are_held_only_while_a_chunk_is_in_the_worker(prefetch):
+    sent = messages(SAMPLES[:8])
+    released = [ready for message in sent for ready in prefetch.add(message)]
+    assert released == sent[:4]  # chunk 1 released once chunk 2 went to the worker
+    assert prefetch.drain() == sent[4:]
+    assert prefetch.drain() == []
+
+
+class _FailingPool:
+    def __init__(self, outcome: BaseException | list) -> None:
+        self.outcome = outcome
+
+    def submit(self, *_args) -> Future:
+        future: Future = Future()
+        if isinstance(self.outcome, BaseException):
+            future.set_exception(self.outcome)
+        else:
+            future.set_result(self.outcome)
+        return future
+
+    def shutdown(self, **_kwargs) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [BrokenProcessPool("worker died holding +442072000000"), [("+15550000000", "", "")]],
+    ids=["broken-pool", "wrong-length-answer"],
+)
+def test_failing_worker_falls_back_to_inline_and_loses_nothing(prefetch, caplog, outcome):
+    prefetch._pool = _FailingPool(outcome)
+    sent = messages(SAMPLES * 2)
+    released = []
+    with caplog.at_level(logging.WARNING):
+        for message in sent:
+            for ready in prefetch.add(message):
+                released.append((ready, answered(prefetch, ready["record"]["Phone"])))
+        released += [(m, answered(prefetch, m["record"]["Phone"])) for m in prefetch.drain()]
+    assert [m for m, _ in released] == sent
+    assert [a for _, a in released] == [inline(m["record"]["Phone"]) for m in sent]
+    assert not prefetch.enabled
+    assert "phone number worker process failed" in caplog.text
+    assert "+44" not in caplog.text
+    assert "+1555" not in caplog.text
+
+
+def test_killed_worker_process_falls_back_to_inline(prefetch):
+    sent = messages([SAMPLES[i % len(SAMPLES)] for i in range(16)])
+    released = []
+    for message in sent[:4]:
+        released += prefetch.add(message)
+    pool = prefetch._pool
+    assert pool is not None
+    pool.submit(os.getpid).result(timeout=60)  # the worker is up
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    for message in sent[4:]:
+        released += [(m, answered(prefetch, m["record"]["Phone"])) for m in prefetch.add(message)]
+    released += [(m, answered(prefetch, m["record"]["Phone"])) for m in prefetch.drain()]
+    assert not prefetch.enabled
+    assert [m for m, _ in released] == sent
+    assert [a for _, a in released] == [inline(m["record"]["Phone"]) for m in sent]
+
+
+def test_one_core_or_no_phone_field_starts_no_worker():
+    for prefetch in (PhonePrefetch(GB, ("Phone",), cores=1), PhonePrefetch(GB, (), cores=2)):
+        sent = messages(SAMPLES)
+        assert [r for m in sent for r in prefetch.add(m)] == sent
+        assert prefetch._pool is None
+
+
+@pytest.mark.e2e
+def test_cli_with_the_worker_sends_each_record_its_own_phone(sandbox, tmp_path):
+    """More records than two chunks (the worker runs), STATE in between, real HTTP."""
+    formats = ("+4479111{:05d}", "07911 1{:05d}", "0044 7911 1{:05d}", "07911 1{:05d} ext 9")
+    phones = [formats[i % 4].format(i) if i % 9 else "1-800-FLOWERS" for i in range(4500)]
+    msgs = [schema_msg()]
+    for i, phone in enumerate(phones):
+        msgs.append(record_msg(customer(i, Phone=phone)))
+        if i % 1000 == 999:
+            msgs.append(state_msg(i))
+    msgs.append(state_msg("end"))
+    config = sandbox.target_config(
+        identifier_mappings=[
+            {"type": "uuid", "field": "SubscriberKey"},
+            {"type": "phone_number", "field": "Phone"},
+        ],
+        attribute_mappings={"FirstName": "name"},
+        phone_default_region="GB",
+    )
+    result = run_cli(config, msgs, tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states][-1] == "end"
+    profiles = {p["identifiers"]["uuid"]: p["identifiers"] for p in sandbox.profiles()}
+    assert len(profiles) == len(phones)
+    for i, phone in enumerate(phones):
+        expected, _ = inline(phone)
+        assert profiles[f"CUST-{i:06d}"].get("phone_number", "") == expected, i
