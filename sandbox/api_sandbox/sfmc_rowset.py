@@ -229,16 +229,20 @@ class Rowset:
             count = self.store.snapshot_count(tok.snapshot)
             rows = self.store.snapshot_page(tok.snapshot, size, offset) if offset < count else []
         else:
-            stamp = (de.table, de.version)
-            if tok.cached_count is None or tok.cached_count[:2] != stamp:
-                tok.cached_count = (*stamp, self.store.count(de, tok.flt))
-            count = tok.cached_count[2]
-            salt = self.store.order_salt(self.config.default_order, de)
-            rows = (
-                self.store.select(de, tok.flt, tok.order, size, offset, salt=salt)
-                if offset < count
-                else []
-            )
+            # One response is one snapshot: requests are served concurrently, and a scenario
+            # mutating between the count and the rows would serve a shifted page under the
+            # old count, which no client guard can see (store.mutate holds the same lock).
+            with self.store.lock:
+                stamp = (de.table, de.version)
+                if tok.cached_count is None or tok.cached_count[:2] != stamp:
+                    tok.cached_count = (*stamp, self.store.count(de, tok.flt))
+                count = tok.cached_count[2]
+                salt = self.store.order_salt(self.config.default_order, de)
+                rows = (
+                    self.store.select(de, tok.flt, tok.order, size, offset, salt=salt)
+                    if offset < count
+                    else []
+                )
         base = f"/v1/customobjectdata/token/{tok.token}/rowset?$page="
         links = {"self": f"{base}{page}"}
         if page * size < count:
