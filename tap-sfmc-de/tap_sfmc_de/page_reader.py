@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -58,6 +59,7 @@ class Fetcher(Protocol):
         page_size: int,
         filter_expr: str | None = None,
         order_by: str | None = None,
+        before_resend: Callable[[], None] | None = None,
     ) -> RowsetPage: ...
 
 
@@ -218,4 +220,10 @@ class PageReader:
     def _counted(self, kind: RequestKind, *, claimed: bool, **kwargs: Any) -> RowsetPage:
         if not claimed and not self.claim(kind):
             raise BudgetSpentError
-        return self.rowset.fetch(**kwargs)
+        return self.rowset.fetch(before_resend=lambda: self._resend(kind), **kwargs)
+
+    def _resend(self, kind: RequestKind) -> None:
+        # A retried request (429, 5xx, timeout, re-mint) reaches SFMC again: it is one more
+        # rowset request, and under concurrency a 50200 makes such resends routine.
+        if not self.claim(kind):
+            raise BudgetSpentError

@@ -7,6 +7,7 @@ continuation links) so a cursor can step back and resume in a later run.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +58,7 @@ class RowsetClient:
         page_size: int,
         filter_expr: str | None = None,
         order_by: str | None = None,
+        before_resend: Callable[[], None] | None = None,
     ) -> RowsetPage:
         """Fetch one page.
 
@@ -65,6 +67,8 @@ class RowsetClient:
             page_size: Rows per page (at most 2500).
             filter_expr: ``$filter`` expression, if any.
             order_by: ``$orderBy`` expression, if any.
+            before_resend: Called before the request is sent again (a retry or the resend
+                after a re-mint); it may raise to stop (the run's budget is spent).
 
         Returns:
             The page.
@@ -80,6 +84,8 @@ class RowsetClient:
         sent: list[AccessToken] = []  # the token of the latest attempt
 
         def prepare() -> dict[str, Any]:
+            if sent and before_resend is not None:  # every attempt reaches SFMC: pay for it
+                before_resend()
             token = self.tokens.get()
             sent[:] = [token]
             return {

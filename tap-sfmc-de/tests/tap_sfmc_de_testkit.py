@@ -80,6 +80,7 @@ class FakeDE:
         page_size: int,
         filter_expr: str | None = None,
         order_by: str | None = None,
+        before_resend: Callable[[], None] | None = None,  # a fake never resends
     ) -> RowsetPage:
         request = {"page": page, "page_size": page_size, "filter": filter_expr, "order": order_by}
         self.requests.append(request)

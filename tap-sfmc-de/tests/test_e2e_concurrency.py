@@ -6,7 +6,12 @@ import json
 import subprocess
 
 import pytest
-from tap_sfmc_de_testkit import TAP_BIN, rowset_requests, run_tap, sandbox_latest_versions
+from tap_sfmc_de_testkit import (
+    TAP_BIN,
+    rowset_requests,
+    run_tap,
+    sandbox_latest_versions,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -93,8 +98,11 @@ def test_a_small_budget_under_concurrency_resumes_without_loss(sandbox, tmp_path
 def test_rows_leaving_mid_run_are_not_lost_under_concurrency(sandbox, tmp_path):
     sandbox.create_de("Shift", size=3000, seed=24)
     sandbox.configure(latency={"rowset": 0.05})
-    # Deletes and updates (rows leave the past window) while pages are in flight.
-    sandbox.scenario("Shift", after_page=3, update=60, delete=150)
+    # Deletes and updates (rows leave the past window) while pages are in flight. Page 5
+    # (not 3) fires it: pages 1-4 go out at once, so page 3 or 4 can be served first and
+    # pages 1 and 2 after the change, leaving no drop for the guard to see (and nothing
+    # lost); page 5 is only sent once page 1 was taken at the old count.
+    sandbox.scenario("Shift", after_page=5, update=60, delete=150)
     config = sandbox.tap_config(data_extension_keys=["Shift"], page_size=200, page_concurrency=4)
     first = run_tap(config, tmp_path / "first")
     assert first.returncode == 0, first.stderr[-2000:]
@@ -154,3 +162,30 @@ def test_a_run_killed_while_pages_are_in_flight_resumes_without_a_gap(sandbox, t
     assert set(keys(records + resumed.records)) == {
         r["SubscriberKey"] for r in sandbox.rows("Killed")
     }
+
+
+def test_retried_requests_count_against_a_small_budget_under_concurrency(sandbox, tmp_path):
+    # Pages read ahead meet the server's concurrency limit (50200) and are sent again: the
+    # sandbox counts every request that arrives, so each resend must be paid from the budget.
+    sandbox.create_de("Resent", size=1600, seed=26)
+    sandbox.configure(latency={"rowset": 0.1}, rowset_concurrency_limit=2)
+    budget = 5
+    config = sandbox.tap_config(
+        data_extension_keys=["Resent"], page_size=200, max_pages_per_run=budget,
+        page_concurrency=4, **FAST_RETRIES,
+    )  # fmt: skip
+    state, records, blocked = None, [], 0
+    for i in range(10):
+        sandbox.reset_counters()
+        result = run_tap(config, tmp_path / f"run{i}", state=state)
+        assert result.returncode == 0, result.stderr[-2000:]
+        blocked += sandbox.rowset_concurrency_blocked()
+        assert rowset_requests(sandbox) <= budget, sandbox.log[-3000:]
+        records += result.records
+        state = result.state
+        if "window" not in state["bookmarks"]["de_resent"]:
+            break
+    else:
+        pytest.fail("the DE was not read within 10 runs of 5 requests")
+    assert blocked >= 1  # the limit was met: resends happened
+    assert set(keys(records)) == {r["SubscriberKey"] for r in sandbox.rows("Resent")}

@@ -28,7 +28,7 @@ class Pages:
         self.lock = threading.Lock()
         self.sent = []
 
-    def fetch(self, *, page, page_size, filter_expr=None, order_by=None):
+    def fetch(self, *, page, page_size, filter_expr=None, order_by=None, before_resend=None):
         with self.lock:
             self.sent.append((page, filter_expr))
         first = (page - 1) * page_size
