@@ -22,7 +22,9 @@ from target_insider_one.values import InvalidValueError, is_empty, to_utc_dateti
 from .conftest import CUSTOMERS_SCHEMA, DEMO_MAPPING
 
 TEXT = st.text(st.characters(codec=None), max_size=20)
-TRICKY = st.sampled_from(["\ud800", "\u2028", "\x85", "\x00", "\n", " ", "", "null", "\u200b"])
+TRICKY = st.sampled_from(
+    ["\ud800", "\u2028", "\u2029", "\u2020", "\x85", "\x00", "\n", " ", "", "null", "\u200b"]
+)
 STRINGS = st.one_of(TEXT, TRICKY, st.builds(lambda a, b: a + b, TEXT, TRICKY))
 NUMBERS = st.one_of(
     st.integers(),
