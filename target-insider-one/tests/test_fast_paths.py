@@ -89,7 +89,10 @@ def test_reader_gives_the_sdk_readers_values(value):
     for text in (line, line.replace("NaN", "nan")):
         reference = _outcome(deserialize_json, text)
         fast = _outcome(RedactingSingerReader().deserialize_json, text)
-        assert (fast[0], repr(fast[1])) == (reference[0], repr(reference[1]))
+        if reference[0] == "error":  # e.g. "nan": refused too, with the content-free error
+            assert fast == ("error", "InvalidInputLine")
+        else:
+            assert (fast[0], repr(fast[1])) == (reference[0], repr(reference[1]))
 
 
 def _reference_convert(mapper: UserMapper, record: dict[str, Any]) -> tuple[dict, dict, list]:
