@@ -25,6 +25,11 @@ from target_insider_one.text import LINE_BREAKS, escape_line_breaks
 # a float that is not finite is sent to the reference encoder (which raises) to be sure.
 _ENCODER = msgspec.json.Encoder()
 _LINE_BREAK_BYTES = re.compile(b"|".join(re.escape(c.encode()) for c in LINE_BREAKS))
+# Every line break's UTF-8 form starts with one of these (U+0085 is C2 85, U+2028/9 are
+# E2 80 A8/A9; test_payload checks it): two substring tests are faster than the regex
+# search, which was a twentieth of the target's CPU time and is almost always false.
+_NEL_BYTES = "\x85".encode()
+_SEPARATOR_LEAD = "\u2028".encode()[:2]
 
 
 def serialize_user(user: dict[str, Any]) -> bytes:
@@ -49,7 +54,7 @@ def serialize_user(user: dict[str, Any]) -> bytes:
         return serialize_user_stdlib(user)
     if b"null" in data and _has_non_finite(user):
         return serialize_user_stdlib(user)  # raises, as the stdlib encoder does
-    if _LINE_BREAK_BYTES.search(data):
+    if (_NEL_BYTES in data or _SEPARATOR_LEAD in data) and _LINE_BREAK_BYTES.search(data):
         return escape_line_breaks(data.decode()).encode()
     return data
 

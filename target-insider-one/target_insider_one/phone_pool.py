@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("target_insider_one.phone_pool")
 
-CHUNK_RECORDS = 2000  # large enough that pickling is cheap next to parsing, small for memory
+# Pickling 250 values is still cheap next to parsing them. Small, because every STATE (the
+# tap sends one per page, up to 2,500 rows) drains the held records and the chunk still
+# filling is then normalised inline: with 2,000-record chunks that was a fifth of all phones.
+CHUNK_RECORDS = 250
 # A normalised value: (e164, "", "") or ("", reason, message) of the PhoneNumberError.
 Result = tuple[str, str, str]
 

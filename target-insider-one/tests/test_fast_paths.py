@@ -22,7 +22,9 @@ from target_insider_one.values import InvalidValueError, is_empty, to_utc_dateti
 from .conftest import CUSTOMERS_SCHEMA, DEMO_MAPPING
 
 TEXT = st.text(st.characters(codec=None), max_size=20)
-TRICKY = st.sampled_from(["\ud800", "\u2028", "\x85", "\x00", "\n", " ", "", "null", "\u200b"])
+TRICKY = st.sampled_from(
+    ["\ud800", "\u2028", "\u2029", "\u2020", "\x85", "\x00", "\n", " ", "", "null", "\u200b"]
+)
 STRINGS = st.one_of(TEXT, TRICKY, st.builds(lambda a, b: a + b, TEXT, TRICKY))
 NUMBERS = st.one_of(
     st.integers(),
@@ -87,7 +89,10 @@ def test_reader_gives_the_sdk_readers_values(value):
     for text in (line, line.replace("NaN", "nan")):
         reference = _outcome(deserialize_json, text)
         fast = _outcome(RedactingSingerReader().deserialize_json, text)
-        assert (fast[0], repr(fast[1])) == (reference[0], repr(reference[1]))
+        if reference[0] == "error":  # e.g. "nan": refused too, with the content-free error
+            assert fast == ("error", "InvalidInputLine")
+        else:
+            assert (fast[0], repr(fast[1])) == (reference[0], repr(reference[1]))
 
 
 def _reference_convert(mapper: UserMapper, record: dict[str, Any]) -> tuple[dict, dict, list]:

@@ -1,7 +1,9 @@
 import itertools
 import json
 
+from target_insider_one import payload
 from target_insider_one.payload import build_body, plan_requests, serialize_user
+from target_insider_one.text import LINE_BREAKS
 
 
 def users(n: int, size: int = 10) -> list[bytes]:
@@ -79,3 +81,16 @@ def test_not_append_is_also_sent_at_the_top_level_and_counted_in_the_size():
         data, skip_hook=False, not_append=True, max_users=1000, max_bytes=len(body) - 1
     )
     assert len(plans) == 2
+
+
+def test_every_line_break_starts_with_a_byte_pair_the_quick_check_looks_for():
+    leads = {payload._NEL_BYTES, payload._SEPARATOR_LEAD}
+    assert all(c.encode()[:2] in leads for c in LINE_BREAKS)
+
+
+def test_line_breaks_are_escaped_next_to_lookalike_bytes():
+    # U+2020 (E2 80 A0) shares the separators' lead bytes; U+00C5 is C3 85, not C2 85.
+    user = {"attributes": {"a": "\u2020\u00c5", "b": "x\u2029y\x85z\u2028"}}
+    data = serialize_user(user)
+    assert data == b'{"attributes":{"a":"\xe2\x80\xa0\xc3\x85","b":"x\\u2029y\\u0085z\\u2028"}}'
+    assert json.loads(data) == user

@@ -11,6 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from target_insider_one import phone_pool
 from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
 from target_insider_one.phone_pool import PhonePrefetch, normalise_values
 
@@ -98,6 +99,31 @@ def test_records_are_held_only_while_a_chunk_is_in_the_worker(prefetch):
     assert released == sent[:4]  # chunk 1 released once chunk 2 went to the worker
     assert prefetch.drain() == sent[4:]
     assert prefetch.drain() == []
+
+
+def test_a_state_per_tap_page_leaves_few_phones_to_normalise_inline(monkeypatch):
+    # The tap emits a STATE after each page (up to 2,500 rows) and the target drains the
+    # held records before it: the chunk still filling then is normalised inline. With
+    # 2,000-record chunks that was a fifth of all phones, in the main process.
+    inline_calls = []
+
+    def counting_to_e164(value: object, options: PhoneOptions) -> str:
+        inline_calls.append(value)
+        return to_e164(value, options)
+
+    monkeypatch.setattr(phone_pool, "to_e164", counting_to_e164)
+    prefetch = PhonePrefetch(GB, ("Phone",), cores=2)
+    page = 2500
+    try:
+        sent = messages([f"020 7200 {i:04d}" for i in range(page)])
+        answers = []
+        for message in sent:
+            answers += [answered(prefetch, m["record"]["Phone"]) for m in prefetch.add(message)]
+        answers += [answered(prefetch, m["record"]["Phone"]) for m in prefetch.drain()]  # STATE
+    finally:
+        prefetch.close()
+    assert answers == [inline(m["record"]["Phone"]) for m in sent]
+    assert len(inline_calls) <= page // 10
 
 
 class _FailingPool:

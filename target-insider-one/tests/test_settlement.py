@@ -58,6 +58,29 @@ _STEPS = st.lists(
 )
 
 
+@given(_STEPS, st.sampled_from(["new", "same", "equal"]))
+def test_taking_a_state_without_the_lock_gives_the_locked_answers(steps, value):
+    fast, reference = Ledger(), Ledger()
+    open_records: list[int] = []
+    for index, (action, pick) in enumerate(steps):
+        if action == "open":
+            open_records.append(fast.open())
+            assert reference.open() == open_records[-1]
+        elif action == "state":
+            # New values, the very same object again, or equal copies (not emitted twice).
+            state = {"new": {"n": index}, "same": _SAME_STATE, "equal": {"n": 0}}[value]
+            fast.note_state(state)
+            reference.note_state(state)
+        elif open_records:
+            number = open_records.pop(pick % len(open_records))
+            for ledger in (fast, reference):
+                (ledger.settle if action == "settle" else ledger.undeliver)([number])
+        assert fast.take_safe_state() == reference._take_safe_state_locked()
+
+
+_SAME_STATE = {"n": 0}
+
+
 @given(_STEPS)
 def test_a_safe_state_never_passes_an_unsettled_record(steps):
     ledger = Ledger()
