@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
 import requests
 from api_sandbox.testing import SandboxProcess
@@ -60,30 +61,39 @@ def main() -> None:
         ]
         _report("key URL, page 1", samples)
 
-        _, first = _timed(http, key_url, headers, {"$pageSize": "2500"})
-        last_page = max(1, (first["count"] + 2499) // 2500)
-        token_url = f"{sb.sfmc_url}/data/v1/customobjectdata/token/{first['requestToken']}/rowset"
-        step = max(1, last_page // args.pages)
-        samples = [
-            _timed(http, token_url, headers, {"$page": str(p)})[0]
-            for p in range(1, last_page + 1, step)
-        ]
-        _report(f"continuation pages 1..{last_page} (every {step})", samples)
+        pages = _ContinuationPages(http, headers, sb.sfmc_url, key_url, args.pages)
+        pages.report("continuation", {"$pageSize": "2500"})
+        pages.report(
+            "filtered+ordered",
+            {
+                "$pageSize": "2500",
+                "$filter": "ModifiedDate gte '2025-01-01T00:00:00'",
+                "$orderBy": "ModifiedDate asc, SubscriberKey asc",
+            },
+        )
 
-        query = {
-            "$pageSize": "2500",
-            "$filter": "ModifiedDate gte '2025-01-01T00:00:00'",
-            "$orderBy": "ModifiedDate asc, SubscriberKey asc",
-        }
-        _, first = _timed(http, key_url, headers, query)
+
+@dataclass(frozen=True)
+class _ContinuationPages:
+    """Samples the continuation (request token) pages of one query, spread over its depth."""
+
+    http: requests.Session
+    headers: dict[str, str]
+    sfmc_url: str
+    key_url: str
+    sampled: int
+
+    def report(self, label: str, query: dict[str, str]) -> None:
+        _, first = _timed(self.http, self.key_url, self.headers, query)
         last_page = max(1, (first["count"] + 2499) // 2500)
-        token_url = f"{sb.sfmc_url}/data/v1/customobjectdata/token/{first['requestToken']}/rowset"
-        step = max(1, last_page // args.pages)
+        token = first["requestToken"]
+        token_url = f"{self.sfmc_url}/data/v1/customobjectdata/token/{token}/rowset"
+        step = max(1, last_page // self.sampled)
         samples = [
-            _timed(http, token_url, headers, {"$page": str(p)})[0]
+            _timed(self.http, token_url, self.headers, {"$page": str(p)})[0]
             for p in range(1, last_page + 1, step)
         ]
-        _report(f"filtered+ordered pages 1..{last_page} (every {step})", samples)
+        _report(f"{label} pages 1..{last_page} (every {step})", samples)
 
 
 if __name__ == "__main__":
