@@ -11,6 +11,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -129,8 +130,15 @@ class Insider:
             status = self.config.insider_auth_failure_status
             raise InsiderError(status, AUTH_FAILURE_BODIES[status])
 
-    def parse(self, content_type: str, raw: bytes) -> dict[str, Any]:
+    def parse(
+        self, content_type: str, raw: bytes, decode: Callable[[], Any] | None = None
+    ) -> dict[str, Any]:
         """Whole-request checks: content type, size, JSON, users.
+
+        Args:
+            content_type: The request's Content-Type.
+            raw: The body.
+            decode: Decodes ``raw`` as JSON (the request's cached decode); default json.loads.
 
         Raises:
             InsiderError: for any request-level 4xx.
@@ -147,7 +155,7 @@ class Insider:
                 {"error": f"request body is bigger than maximum allowed size {limit:,} bytes"},
             )
         try:
-            body = json.loads(raw)
+            body = decode() if decode is not None else json.loads(raw)
         except ValueError:
             # Body shape for invalid JSON is uncertain (§9 q6).
             raise InsiderError(

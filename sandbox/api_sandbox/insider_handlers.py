@@ -38,7 +38,7 @@ def upsert_entry(req: Request) -> dict[str, Any]:
     users: int | None = None
     skip_hook = None
     with contextlib.suppress(ValueError, TypeError):
-        decoded = json.loads(req.body)
+        decoded = req.json_body
         if isinstance(decoded, dict):
             skip_hook = decoded.get("skip_hook", False)
             if isinstance(decoded.get("users"), list):
@@ -60,7 +60,9 @@ def upsert(req: Request) -> Reply:
     entry = upsert_entry(req)
     try:
         _check_auth(req)
-        reply = insider.upsert(insider.parse(req.header("Content-Type") or "", req.body))
+        reply = insider.upsert(
+            insider.parse(req.header("Content-Type") or "", req.body, lambda: req.json_body)
+        )
     except InsiderError as exc:
         insider.record({**entry, "status": exc.status})
         raise

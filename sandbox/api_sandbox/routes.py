@@ -9,9 +9,11 @@ API (``/_sandbox/``) has its own table in ``admin.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,15 @@ class Request:
     def header(self, name: str) -> str | None:
         """A request header, None when absent."""
         return self.headers.get(name)
+
+    @cached_property
+    def json_body(self) -> Any:
+        """The body decoded as JSON, once: an upsert's log entry and the model both read it.
+
+        Raises:
+            ValueError: The body is not JSON (decoded again on each call; that is rare).
+        """
+        return json.loads(self.body)
 
     def bearer(self) -> str | None:
         """The token of an ``Authorization: Bearer`` header."""
