@@ -67,11 +67,25 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     small_rss: tuple[float, float] = (0.0, 0.0)  # peak MB of tap, target in the pipe
+    sandbox_pid: int | None = None  # the main sandbox, whose CPU each stage shares
+    cpu_lines: list[tuple[int, str]] = field(default_factory=list)  # (row, account)
 
     def stage(self, label: str, once: Callable[[], stages.Measured]) -> Repeated:
         """A process stage, repeated within the time budget."""
         progress(f"{label} ...")
-        return stages.repeated(label, once, self.args.repeat, self.args.single_run_limit)
+        return stages.repeated(
+            label, once, self.args.repeat, self.args.single_run_limit, self.sandbox_pid
+        )
+
+    def cpu(self, number: int, what: str, stage: Repeated) -> None:
+        """A line of the CPU account: where a stage's wall time went on the two cores."""
+        busy = (stage.cpu_seconds + stage.sandbox_cpu_seconds) / stage.seconds
+        account = (
+            f"{number}: {what} {stage.cpu_seconds:.1f} s + sandbox "
+            f"{stage.sandbox_cpu_seconds:.1f} s CPU in {stage.seconds:.1f} s wall "
+            f"({busy:.2f} of 2 cores busy)"
+        )
+        self.cpu_lines.append((number, account))
 
     def note(self, text: str) -> None:
         """A line printed under the table (how a figure was computed)."""
@@ -86,6 +100,7 @@ class Bench:
         args, work = self.args, self.work
         progress(f"starting a sandbox with {args.rows:,} rows ...")
         with SandboxProcess(rows=args.rows, start_timeout=memory.START_TIMEOUT) as sandbox:
+            self.sandbox_pid = sandbox.proc.pid if sandbox.proc else None
             tap_config = sandbox.tap_config(
                 token_store_path=str(work / "token.json"),
                 max_pages_per_run=project.pages_for(args.rows),
@@ -97,6 +112,7 @@ class Bench:
             singer = work / "singer.jsonl"
             tap = self.stage("tap-sfmc-de alone > file", lambda: plugins.tap_to_file(singer))
             records = singer_file.count_records(singer)
+            self.cpu(4, "tap", tap)
             progress(f"  the tap wrote {records:,} records")
             self.bounds_and_anchors(plugins, singer, records, tap)
             self.pipe_and_meltano(sandbox, plugins, records)
@@ -136,6 +152,10 @@ class Bench:
             "target-insider-one phones on", lambda: plugins.target_from_file(singer, phones=True)
         )
 
+        self.cpu(3, "anchor tap (with its start and load)", anchor_full)
+        self.cpu(5, "anchor target", anchor_target)
+        self.cpu(6, "target (phones off)", phones_off)
+        self.cpu(7, "target (phones on, with its phone worker)", phones_on)
         anchor_seconds = max(anchor_full.seconds - anchor_load.seconds, 1e-9)
         anchor_runs = min(anchor_full.runs, anchor_load.runs)
         tap_ratio = anchor_seconds / tap.seconds
@@ -174,9 +194,12 @@ class Bench:
 
         def pipe_once() -> stages.Measured:
             pipes.append(plugins.pipe())
-            return stages.Measured(pipes[-1].seconds, pipes[-1].consumer.peak_rss_mb)
+            last = pipes[-1]
+            cpu = last.producer.cpu_seconds + last.consumer.cpu_seconds
+            return stages.Measured(last.seconds, last.consumer.peak_rss_mb, cpu)
 
         pipe = self.stage("tap | target", pipe_once)
+        self.cpu(8, "tap + target", pipe)
         self.small_rss = (
             max(p.producer.peak_rss_mb for p in pipes),
             max(p.consumer.peak_rss_mb for p in pipes),
@@ -199,6 +222,7 @@ class Bench:
             return measured
 
         melt = self.stage("meltano run (first run, empty state)", meltano_once)
+        self.cpu(9, "meltano with its tap and target", melt)
         progress("meltano run again (quiet: nothing changed) ...")
         before = Counts.of(sandbox)
         stages.meltano_run(envs[0], work / "meltano-0", "meltano run quiet")
@@ -303,6 +327,10 @@ def main() -> None:
     print()
     for note in bench.notes:
         print(f"- {note}")
+    print()
+    print("CPU account (median run; the sandbox stands in for both APIs on the same 2 cores):")
+    for _, line in sorted(bench.cpu_lines):
+        print(f"- {line}")
     print(described)
     print(
         f"total {total:.0f} s. Rates are records/s over whole-process wall time (bounds: "

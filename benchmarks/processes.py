@@ -11,6 +11,7 @@ shown when a process fails.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -30,10 +31,11 @@ class StageError(RuntimeError):
 
 @dataclass(frozen=True)
 class Measured:
-    """What one process cost."""
+    """What one process cost: wall, peak RSS and CPU (user + system, its children's too)."""
 
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0
 
 
 POLL_SECONDS = 0.01
@@ -65,11 +67,23 @@ class PeakRss:
             self.mb = max(self.mb, reading)
             time.sleep(POLL_SECONDS)
 
-    def wait(self, proc: subprocess.Popen[bytes]) -> float:
-        """Wait for the process to exit; its peak RSS in MB."""
-        proc.wait()
+    def wait(self, proc: subprocess.Popen[bytes]) -> tuple[float, float]:
+        """Wait for the process to exit: its peak RSS in MB and its CPU seconds.
+
+        CPU comes from ``wait4``'s rusage (user + system), which includes the children it
+        waited for (the target's phone worker; ``meltano run``'s tap and target). Only its
+        ``ru_maxrss`` is unreliable (see the module docstring).
+        """
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         self._thread.join()
-        return self.mb
+        return self.mb, usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stderr_path(work: Path, label: str, suffix: str = "") -> Path:
@@ -121,14 +135,14 @@ def run(
             proc = subprocess.Popen(  # noqa: S603 - argv built by the benchmark
                 argv, stdin=source, stdout=sink, stderr=stderr, cwd=ROOT, env=env
             )
-            rss = PeakRss(proc.pid).wait(proc)
+            rss, cpu = PeakRss(proc.pid).wait(proc)
             seconds = time.perf_counter() - started
     finally:
         for handle in (source, sink):
             if not isinstance(handle, int):
                 handle.close()
     _check(label, proc, stderr_path)
-    return Measured(seconds, rss)
+    return Measured(seconds, rss, cpu)
 
 
 @dataclass(frozen=True)
@@ -170,10 +184,14 @@ def pipe(
         )
         right_peak = PeakRss(right.pid)
         left.stdout.close()  # the consumer holds the only read end: EOF reaches it
-        left_rss = left_peak.wait(left)
+        left_rss, left_cpu = left_peak.wait(left)
         left_seconds = time.perf_counter() - started
-        right_rss = right_peak.wait(right)
+        right_rss, right_cpu = right_peak.wait(right)
         seconds = time.perf_counter() - started
     _check(f"{label} (left side)", left, paths[0])
     _check(f"{label} (right side)", right, paths[1])
-    return PipeMeasured(seconds, Measured(left_seconds, left_rss), Measured(seconds, right_rss))
+    return PipeMeasured(
+        seconds,
+        Measured(left_seconds, left_rss, left_cpu),
+        Measured(seconds, right_rss, right_cpu),
+    )

@@ -25,15 +25,25 @@ def progress(message: str) -> None:
 
 @dataclass(frozen=True)
 class Repeated:
-    """A stage run several times: the median and how many runs it is the median of."""
+    """A stage run several times: medians, and how many runs they are the median of.
+
+    ``cpu_seconds`` is the stage's own processes' CPU; ``sandbox_cpu_seconds`` what the
+    sandbox serving it spent meanwhile, on the same two cores.
+    """
 
     seconds: float
     runs: int
     peak_rss_mb: float
+    cpu_seconds: float = 0.0
+    sandbox_cpu_seconds: float = 0.0
 
 
 def repeated(
-    label: str, once: Callable[[], Measured], repeat: int, single_run_limit: float
+    label: str,
+    once: Callable[[], Measured],
+    repeat: int,
+    single_run_limit: float,
+    sandbox_pid: int | None = None,
 ) -> Repeated:
     """Run ``once`` up to ``repeat`` times and take the median wall time.
 
@@ -42,16 +52,24 @@ def repeated(
     how many runs each figure is the median of.
     """
     results = []
+    sandbox_cpu = []
     for number in range(1, repeat + 1):
+        before = processes.cpu_seconds(sandbox_pid) if sandbox_pid else 0.0
         result = once()
+        sandbox_cpu.append(processes.cpu_seconds(sandbox_pid) - before if sandbox_pid else 0.0)
         results.append(result)
-        progress(f"  {label}: run {number}: {result.seconds:.1f} s, {result.peak_rss_mb:.0f} MB")
+        progress(
+            f"  {label}: run {number}: {result.seconds:.1f} s, {result.peak_rss_mb:.0f} MB, "
+            f"CPU {result.cpu_seconds:.1f} s (sandbox {sandbox_cpu[-1]:.1f} s)"
+        )
         if result.seconds > single_run_limit:
             break
     return Repeated(
         statistics.median(r.seconds for r in results),
         len(results),
         max(r.peak_rss_mb for r in results),
+        statistics.median(r.cpu_seconds for r in results),
+        statistics.median(sandbox_cpu),
     )
 
 

@@ -53,6 +53,11 @@ def test_bench_table_has_every_row_with_a_number() -> None:
     assert all(cells[-1] in {"met", "NOT MET", "-"} for cells in rows), result.stdout
     assert "machine: " in result.stdout
     assert "cores" in result.stdout
+    account = result.stdout.split("CPU account", 1)[-1]
+    for number in (3, 4, 5, 6, 7, 8, 9):  # each measured process stage has its CPU line
+        assert re.search(rf"^- {number}: .* \d+\.\d s \+ sandbox \d+\.\d s CPU", account, re.M), (
+            result.stdout
+        )
 
 
 SCHEMA = {
@@ -111,6 +116,18 @@ def test_anchor_target_reads_every_record(tmp_path: Path) -> None:
         )  # fmt: skip
     assert f"{len(RECORDS)} records".encode() in result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == {"bookmarks": {}}
+
+
+BURN = "import time\nwhile time.process_time() < 0.3: pass"
+
+
+def test_cpu_is_the_childs_including_the_children_it_waited_for(tmp_path: Path) -> None:
+    # Like the target's phone worker or meltano's tap and target: a grandchild's CPU counts.
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURN!r}], check=True)"
+    measured = processes.run("child", [sys.executable, "-c", child], tmp_path)
+    assert measured.cpu_seconds >= 0.3
+    idle = processes.run("idle", [sys.executable, "-c", "pass"], tmp_path)
+    assert idle.cpu_seconds < 0.3
 
 
 def test_peak_rss_is_the_childs_own_not_the_benchmarks(tmp_path: Path) -> None:
