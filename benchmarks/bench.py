@@ -225,8 +225,14 @@ class Bench:
         self.cpu(9, "meltano with its tap and target", melt)
         progress("meltano run again (quiet: nothing changed) ...")
         before = Counts.of(sandbox)
-        stages.meltano_run(envs[0], work / "meltano-0", "meltano run quiet")
+        quiet_run = stages.meltano_run(envs[0], work / "meltano-0", "meltano run quiet")
         quiet = Counts.of(sandbox) - before
+        self.note(
+            f"9: the quiet run (nothing new) took {quiet_run.seconds:.1f} s wall, "
+            f"{quiet_run.cpu_seconds:.1f} s CPU: Meltano's and both plugins' start and end "
+            f"alone, so {records:,} rows in one run cannot beat "
+            f"{records / quiet_run.seconds:,.0f} rec/s here"
+        )
         first = first_runs[0]
         cap = max_pages
         batch = int(project.configured(project.TARGET, {}, "batch_size_rows", 1000))
