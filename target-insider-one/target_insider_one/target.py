@@ -147,9 +147,9 @@ class TargetInsiderOne(Target):
         """
         self._assert_line_requires(message_dict, requires={"value"})
         self._process_held_records()  # the STATE comes after them
-        # A batch delivered in the background may have made an earlier STATE safe: that
-        # one goes out first, so a STATE never waits longer than until the next one.
-        self.runtime.wait_for_delivery()
+        # Not waiting for the batch in the background: the STATE goes out after the record
+        # whose processing finds it settled (or at the end), and the main thread keeps
+        # reading meanwhile. An earlier STATE made safe goes out before this one is noted.
         self._emit_safe_state()
         self.runtime.ledger.note_state(message_dict["value"])
         self._emit_safe_state()
