@@ -33,6 +33,7 @@ import math
 import os
 import threading
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -129,8 +130,8 @@ def _is_plain(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one cas
     exponent (msgspec writes ``1e16``, json ``1e+16``); anything else takes the reference.
     """
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
+    if kind is str or kind is bool or value is None or isinstance(value, StrEnum):
+        return True  # a StrEnum (a reason) is written as its text by both
     if kind is int:
         return value.bit_length() <= _PLAIN_INT_BITS  # type: ignore[attr-defined]
     if kind is float:

@@ -171,6 +171,7 @@ def test_decimal_values_decode_as_decimal():
 
 DEAD_LETTER_VALUES = st.one_of(
     VALUES,
+    st.sampled_from(DeadLetterReason),
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(2**64), max_value=2**64),
     st.tuples(SCALARS),
@@ -210,7 +211,7 @@ def test_dead_letter_fast_line_takes_typical_records_and_leaves_what_differs():
         "message": "m",
         "stream": "s",
         "record": {"Key": "K1", "Points": 3, "Value": 44803.08, "Opt": True, "Email": None},
-        "details": {"issues": [{"target": "email", "kind": "identifier"}]},
+        "details": {"issues": [{"target": "email", "reason": DeadLetterReason.BAD_REQUEST}]},
         "batch_id": None,
         "run_id": "r",
         "at": "2026-12-01T00:00:00Z",
