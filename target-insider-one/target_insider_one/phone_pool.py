@@ -13,10 +13,11 @@ exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. 
   down, a warning without any value is logged, and every later value is normalised inline;
 - with one core, with ``normalize_phone_numbers`` off or with no phone mapping there is no
   pool, and records are processed as they arrive. Records are held back only once a full
-  chunk has arrived (small inputs never start a process), at most two chunks. A STATE is
-  held in line with them (released after the records before it, so the ledger numbers it
-  as before); every held message is processed before any other message (SCHEMA...) or the
-  end of input, so STATE and delivery order are unchanged;
+  chunk has arrived (small inputs never start a process), at most two chunks. A STATE
+  arriving while a chunk is in the worker is held in line with them (released after the
+  records before it, so the ledger numbers it as before; otherwise the records before it
+  are processed at once); every held message is processed before any other message
+  (SCHEMA...) or the end of input, so STATE and delivery order are unchanged;
 - the worker ignores SIGINT (the target handles it and exits; the worker then sees its
   input pipe close and exits too).
 """
@@ -160,6 +161,10 @@ class PhonePrefetch:
         """
         if not self.enabled:  # no worker (or it failed): what is held first, then this
             return [*self.drain(), message] if self._queued or self._current else [message]
+        if message.get("type") == "STATE" and not self._queued:
+            # Nothing in the worker (a small input, the first chunk still filling): the
+            # records before it are processed now, so its STATE is not held back.
+            return [*self.drain(), message]
         self._current.append(message)
         if len(self._current) < self.chunk_records:
             return []
