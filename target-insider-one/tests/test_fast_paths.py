@@ -19,7 +19,12 @@ from target_insider_one.settings import parse_settings
 from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue
-from target_insider_one.values import InvalidValueError, is_empty, to_utc_datetime
+from target_insider_one.values import (
+    InvalidValueError,
+    is_empty,
+    to_utc_datetime,
+    to_utc_datetime_reference,
+)
 
 from .conftest import CUSTOMERS_SCHEMA, DEMO_MAPPING
 
@@ -220,3 +225,25 @@ def test_dead_letter_fast_line_takes_typical_records_and_leaves_what_differs():
     for value in (1e16, float("nan"), 2**70, Decimal(1), (1,), "\ud800"):
         other = {**entry, "record": {"Value": value}}
         assert fast_line(other) is None, value
+
+
+def _date_outcome(function, value) -> tuple[str, Any]:
+    try:
+        return "ok", function(value)
+    except InvalidValueError as exc:
+        return "error", exc.reason
+
+
+UTC_TEXTS = st.one_of(
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.replace(microsecond=0).isoformat()),
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.isoformat()),
+)
+
+
+@settings(max_examples=200)
+@given(UTC_TEXTS, st.integers(0, 24), st.sampled_from("0123456789T:+-Z 9x\u0660"))
+def test_utc_datetime_text_shortcut_is_the_reference(text, position, character):
+    for value in (text, text[:position] + character + text[position + 1 :], f" {text[1:]}"):
+        assert _date_outcome(to_utc_datetime, value) == _date_outcome(
+            to_utc_datetime_reference, value
+        )
