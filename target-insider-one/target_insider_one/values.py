@@ -194,7 +194,9 @@ def to_utc_datetime(value: object) -> str:
         type(value) is str
         and len(value) == _UTC_TEXT_LENGTH
         and value.endswith("+00:00")
+        and value[4] == value[7] == "-"  # extended format only (not 20241221T044155.000)
         and value[10] == "T"
+        and value[13] == value[16] == ":"
         and value[0] != "0"  # a year before 1000 is written by strftime (below)
     ):
         # Already UTC to the second, as taps write it (``2024-12-21T04:41:55+00:00``):

@@ -243,7 +243,11 @@ UTC_TEXTS = st.one_of(
 @settings(max_examples=200)
 @given(UTC_TEXTS, st.integers(0, 24), st.sampled_from("0123456789T:+-Z 9x\u0660"))
 def test_utc_datetime_text_shortcut_is_the_reference(text, position, character):
-    for value in (text, text[:position] + character + text[position + 1 :], f" {text[1:]}"):
+    changed = text[:position] + character + text[position + 1 :]
+    # Basic-format parts that fromisoformat accepts too, in the same 25 characters.
+    basic_time = f"{text[:11]}{text[11:19].replace(':', '')}.0{text[19:]}"
+    basic_date = f"{text[:10].replace('-', '')}{text[10:19]}.0{text[19:]}"
+    for value in (text, changed, f" {text[1:]}", basic_time, basic_date):
         assert _date_outcome(to_utc_datetime, value) == _date_outcome(
             to_utc_datetime_reference, value
         )
