@@ -33,8 +33,10 @@ import math
 import os
 import threading
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from typing_extensions import override
 
 from target_insider_one.text import safe_json_line
@@ -49,6 +51,9 @@ REMEMBERED_LETTERS = 100_000  # about 10 MB of digests
 TAIL_BYTES = 64 * 1024 * 1024
 _MAX_INT_BITS = 14_000  # about 4,200 decimal digits: below int's str() limit (4,300)
 _MAX_DECIMAL_EXPONENT = 4_000
+_PLAIN_INT_BITS = 63  # signed 64-bit: what msgspec writes and reads back as a plain int
+_ENCODER = msgspec.json.Encoder()
+_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 
 
 def json_default(value: object) -> Any:  # noqa: PLR0911 - one case per type
@@ -118,8 +123,55 @@ def encode_line(entry: dict[str, Any]) -> str:
     return safe_json_line(text)
 
 
+def _is_plain(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one case per type
+    """Whether msgspec writes ``value`` exactly as ``json.dumps`` would, and reads it back.
+
+    JSON's own types with str keys, 64-bit integers and finite floats whose ``repr`` has no
+    exponent (msgspec writes ``1e16``, json ``1e+16``); anything else takes the reference.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None or isinstance(value, StrEnum):
+        return True  # a StrEnum (a reason) is written as its text by both
+    if kind is int:
+        return value.bit_length() <= _PLAIN_INT_BITS  # type: ignore[attr-defined]
+    if kind is float:
+        return math.isfinite(value) and "e" not in repr(value)  # type: ignore[arg-type]
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        return all(
+            type(k) is str and _is_plain(v, depth + 1)
+            for k, v in value.items()  # type: ignore[attr-defined]
+        )
+    if kind is list:
+        return all(_is_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+    return False
+
+
+def fast_line(entry: dict[str, Any]) -> str | None:
+    """:func:`encode_line` of an entry made of plain values, in one msgspec pass.
+
+    Args:
+        entry: The object (its top-level values are str or None).
+
+    Returns:
+        The same line as :func:`encode_line`, or None when the entry needs the reference
+        (a value that is not plain, a lone surrogate msgspec refuses).
+    """
+    if not (_is_plain(entry["record"]) and _is_plain(entry["details"])):
+        return None
+    try:
+        text = _ENCODER.encode(entry).decode()
+    except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError: a lone surrogate
+        return None
+    return safe_json_line(text)
+
+
 def letter_digest(entry: dict[str, Any]) -> bytes:
     """What makes two dead letters the same: stream, reason and record.
+
+    The key is the canonical (sorted) JSON of the three, so equal values give equal digests
+    whichever side computes them (a line read back, or a plain entry about to be written).
 
     Args:
         entry: A dead letter as read back from its line.
@@ -127,13 +179,12 @@ def letter_digest(entry: dict[str, Any]) -> bytes:
     Returns:
         A 16-byte digest.
     """
-    key = json.dumps(
-        [entry.get("stream"), entry.get("reason"), entry.get("record")],
-        sort_keys=True,
-        ensure_ascii=True,
-        separators=(",", ":"),
-    )
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+    key_of = [entry.get("stream"), entry.get("reason"), entry.get("record")]
+    try:
+        key = _SORTED_ENCODER.encode(key_of)
+    except (TypeError, ValueError, OverflowError):  # e.g. a lone surrogate read back
+        key = json.dumps(key_of, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(key, digest_size=16).digest()
 
 
 def open_private(path: Path) -> Any:
@@ -190,6 +241,9 @@ class JsonlWriter:
         for secret in self._redact:
             line = line.replace(secret, "***")
         return line
+
+    def _holds_secret(self, line: str) -> bool:
+        return any(secret in line for secret in self._redact)
 
     def write_line(self, line: str) -> None:
         """Append one line (a newline is added).
@@ -310,8 +364,12 @@ class DeadLetterWriter(JsonlWriter):
             "run_id": self.run_id,
             "at": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        line = self.redacted(encode_line(entry))
-        digest = letter_digest(json.loads(line))  # the record exactly as a reader sees it
+        line = fast_line(entry)
+        if line is not None and not self._holds_secret(line):
+            digest = letter_digest(entry)  # plain values: read back exactly as they are
+        else:
+            line = self.redacted(encode_line(entry))
+            digest = letter_digest(json.loads(line))  # the record exactly as a reader sees it
         with self._lock:
             if self._seen is None:
                 self._load_seen()

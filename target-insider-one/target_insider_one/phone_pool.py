@@ -13,9 +13,11 @@ exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. 
   down, a warning without any value is logged, and every later value is normalised inline;
 - with one core, with ``normalize_phone_numbers`` off or with no phone mapping there is no
   pool, and records are processed as they arrive. Records are held back only once a full
-  chunk has arrived (small inputs never start a process), at most two chunks, and every
-  held record is processed before any other message (STATE, SCHEMA...) or the end of input,
-  so STATE and delivery order are unchanged;
+  chunk has arrived (small inputs never start a process), at most two chunks. A STATE
+  arriving while a chunk is in the worker is held in line with them (released after the
+  records before it, so the ledger numbers it as before; otherwise the records before it
+  are processed at once); every held message is processed before any other message
+  (SCHEMA...) or the end of input, so STATE and delivery order are unchanged;
 - the worker ignores SIGINT (the target handles it and exits; the worker then sees its
   input pipe close and exits too).
 """
@@ -40,10 +42,10 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("target_insider_one.phone_pool")
 
-# Pickling 250 values is still cheap next to parsing them. Small, because every STATE (the
-# tap sends one per page, up to 2,500 rows) drains the held records and the chunk still
-# filling is then normalised inline: with 2,000-record chunks that was a fifth of all phones.
-CHUNK_RECORDS = 250
+# Pickling 1,000 values is cheap next to parsing them. A STATE (the tap sends one per page)
+# is held in line with the records, so only the chunk filling at a SCHEMA or at the end of
+# input is normalised inline.
+CHUNK_RECORDS = 1000
 # A normalised value: (e164, "", "") or ("", reason, message) of the PhoneNumberError.
 Result = tuple[str, str, str]
 
@@ -100,7 +102,7 @@ def phone_fields(settings: Settings) -> tuple[str, ...]:
 
 
 class PhonePrefetch:
-    """Holds back RECORD messages a chunk at a time while a worker normalises their phones."""
+    """Holds back RECORD and STATE messages a chunk at a time while a worker normalises phones."""
 
     def __init__(
         self,
@@ -149,16 +151,20 @@ class PhonePrefetch:
         return e164
 
     def add(self, message: dict[str, Any]) -> list[dict[str, Any]]:
-        """Take a RECORD message; return those whose phones are ready, in input order.
+        """Take a RECORD or STATE message; return those whose phones are ready, in order.
 
         Args:
-            message: The RECORD message.
+            message: The message (a STATE holds no phone: it only keeps its place).
 
         Returns:
             Messages to process now (none while a chunk fills).
         """
         if not self.enabled:  # no worker (or it failed): what is held first, then this
             return [*self.drain(), message] if self._queued or self._current else [message]
+        if message.get("type") == "STATE" and not self._queued:
+            # Nothing in the worker (a small input, the first chunk still filling): the
+            # records before it are processed now, so its STATE is not held back.
+            return [*self.drain(), message]
         self._current.append(message)
         if len(self._current) < self.chunk_records:
             return []

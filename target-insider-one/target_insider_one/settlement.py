@@ -90,6 +90,9 @@ class Ledger:
         self._states: deque[tuple[int, Any]] = deque()
         self._safe: Any = None
         self._emitted: Any = None
+        # Set by whatever can make a STATE safe (settle, undeliver, note_state): the
+        # per-record question is answered without the lock until one of them happened.
+        self._changed = False
 
     def open(self) -> int:
         """Note a record that waits for delivery.
@@ -111,6 +114,7 @@ class Ledger:
         """
         with self._lock:
             self._open.difference_update(numbers)
+            self._changed = True
 
     def undeliver(self, numbers: Iterable[int]) -> None:
         """Records whose request was not delivered: STATE stops before the first of them.
@@ -123,6 +127,7 @@ class Ledger:
             return
         with self._lock:
             self._open.difference_update(numbers)
+            self._changed = True
             first = min(numbers)
             self._blocked_at = first if self._blocked_at is None else min(first, self._blocked_at)
 
@@ -134,6 +139,7 @@ class Ledger:
         """
         with self._lock:
             self._states.append((self._next, state))
+            self._changed = True
 
     @property
     def blocked(self) -> bool:
@@ -144,21 +150,22 @@ class Ledger:
     def take_safe_state(self) -> Any:
         """The latest STATE that is safe and was not taken before.
 
-        The target asks after every record, and almost always nothing is new: with no STATE
-        waiting and the last safe one already taken, the answer is None without the lock.
-        That reads only what the main thread writes (``note_state`` and this method run
-        there, never in a delivery thread).
+        The target asks after every record, and almost always nothing is new: when nothing
+        was settled, undelivered or noted since the last answer, it is None without the
+        lock (a flag set under the lock and read without it: a delivery thread's settling
+        seen one record late only delays the STATE to the next record).
 
         Returns:
             The STATE value, or None when nothing new is safe.
         """
-        if not self._states and self._safe is self._emitted:
+        if not self._changed:
             return None
         return self._take_safe_state_locked()
 
     def _take_safe_state_locked(self) -> Any:
         """:meth:`take_safe_state` without the shortcut (the reference for its test)."""
         with self._lock:
+            self._changed = False
             while self._low < self._next and self._low not in self._open:
                 self._low += 1
             horizon = self._low if self._blocked_at is None else min(self._low, self._blocked_at)

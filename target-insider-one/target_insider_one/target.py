@@ -140,16 +140,22 @@ class TargetInsiderOne(Target):
         """Note the STATE in the ledger (not in the SDK's ``_latest_state``).
 
         The SDK would emit its latest STATE after each full drain, whatever was delivered;
-        this target emits a STATE only once every record before it is settled.
+        this target emits a STATE only once every record before it is settled. A STATE
+        behind records held for the phone worker is held in line with them (no drain).
 
         Args:
             message_dict: The STATE message.
         """
         self._assert_line_requires(message_dict, requires={"value"})
-        self._process_held_records()  # the STATE comes after them
-        # A batch delivered in the background may have made an earlier STATE safe: that
-        # one goes out first, so a STATE never waits longer than until the next one.
-        self.runtime.wait_for_delivery()
+        self._process_ready(self.phones.add(message_dict))
+
+    def _note_state(self, message_dict: dict) -> None:
+        """Note a STATE after the records before it, without waiting for any delivery.
+
+        The STATE it makes safe goes out after the record whose processing finds it
+        settled (or at the end), and the main thread keeps reading meanwhile. An earlier
+        STATE that became safe goes out before this one is noted.
+        """
         self._emit_safe_state()
         self.runtime.ledger.note_state(message_dict["value"])
         self._emit_safe_state()
@@ -161,8 +167,15 @@ class TargetInsiderOne(Target):
         Args:
             message_dict: The RECORD message.
         """
-        for message in self.phones.add(message_dict):
-            self._process_one_record(message)
+        self._process_ready(self.phones.add(message_dict))
+
+    def _process_ready(self, messages: list[dict]) -> None:
+        """Process RECORD and STATE messages released by the phone prefetch, in order."""
+        for message in messages:
+            if message.get("type") == "STATE":
+                self._note_state(message)
+            else:
+                self._process_one_record(message)
 
     def _process_one_record(self, message_dict: dict) -> None:
         """Process a record; after a drain it triggered, emit the STATE it made safe."""
@@ -218,9 +231,8 @@ class TargetInsiderOne(Target):
         self._handle_max_record_age()
 
     def _process_held_records(self) -> None:
-        """Process the records held for the phone worker: any other message comes after."""
-        for message in self.phones.drain():
-            self._process_one_record(message)
+        """Process the messages held for the phone worker: any other message comes after."""
+        self._process_ready(self.phones.drain())
 
     @override
     def _process_schema_message(self, message_dict: dict) -> None:

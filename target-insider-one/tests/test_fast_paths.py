@@ -11,13 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from singer_sdk.singerlib.json import deserialize_json
 from target_insider_one.config_schema import EmptyStringPolicy
+from target_insider_one.deadletter import encode_line, fast_line, letter_digest
 from target_insider_one.mapping import UserMapper
 from target_insider_one.payload import serialize_user, serialize_user_stdlib
 from target_insider_one.reader import RedactingSingerReader
 from target_insider_one.settings import parse_settings
+from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import check_unicode
 from target_insider_one.validation import Issue
-from target_insider_one.values import InvalidValueError, is_empty, to_utc_datetime
+from target_insider_one.values import (
+    InvalidValueError,
+    is_empty,
+    to_utc_datetime,
+    to_utc_datetime_reference,
+)
 
 from .conftest import CUSTOMERS_SCHEMA, DEMO_MAPPING
 
@@ -165,3 +172,82 @@ def test_datetime_text_is_the_strftime_one(value):
 
 def test_decimal_values_decode_as_decimal():
     assert RedactingSingerReader().deserialize_json('{"a":1.50}') == {"a": Decimal("1.50")}
+
+
+DEAD_LETTER_VALUES = st.one_of(
+    VALUES,
+    st.sampled_from(DeadLetterReason),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.tuples(SCALARS),
+    st.dictionaries(st.integers(), SCALARS, max_size=2),
+)
+
+
+@settings(max_examples=200)
+@given(
+    record=st.dictionaries(STRINGS, DEAD_LETTER_VALUES, max_size=6),
+    details=st.dictionaries(STRINGS, DEAD_LETTER_VALUES, max_size=3),
+    message=STRINGS,
+    batch_id=st.one_of(st.none(), TEXT),
+)
+def test_dead_letter_fast_line_is_the_reference_line(record, details, message, batch_id):
+    entry = {
+        "reason": DeadLetterReason.REJECTED_BY_INSIDER,
+        "message": message,
+        "stream": "Customers",
+        "record": record,
+        "details": details,
+        "batch_id": batch_id,
+        "run_id": "abc",
+        "at": "2026-12-01T00:00:00Z",
+    }
+    reference = encode_line(entry)
+    line = fast_line(entry)
+    if line is not None:
+        assert line == reference
+        # The digest of the entry in memory is that of the line read back (a rerun's).
+        assert letter_digest(entry) == letter_digest(json.loads(reference))
+
+
+def test_dead_letter_fast_line_takes_typical_records_and_leaves_what_differs():
+    entry = {
+        "reason": "no_valid_identifier",
+        "message": "m",
+        "stream": "s",
+        "record": {"Key": "K1", "Points": 3, "Value": 44803.08, "Opt": True, "Email": None},
+        "details": {"issues": [{"target": "email", "reason": DeadLetterReason.BAD_REQUEST}]},
+        "batch_id": None,
+        "run_id": "r",
+        "at": "2026-12-01T00:00:00Z",
+    }
+    assert fast_line(entry) == encode_line(entry)
+    for value in (1e16, float("nan"), 2**70, Decimal(1), (1,), "\ud800"):
+        other = {**entry, "record": {"Value": value}}
+        assert fast_line(other) is None, value
+
+
+def _date_outcome(function, value) -> tuple[str, Any]:
+    try:
+        return "ok", function(value)
+    except InvalidValueError as exc:
+        return "error", exc.reason
+
+
+UTC_TEXTS = st.one_of(
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.replace(microsecond=0).isoformat()),
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.isoformat()),
+)
+
+
+@settings(max_examples=200)
+@given(UTC_TEXTS, st.integers(0, 24), st.sampled_from("0123456789T:+-Z 9x\u0660"))
+def test_utc_datetime_text_shortcut_is_the_reference(text, position, character):
+    changed = text[:position] + character + text[position + 1 :]
+    # Basic-format parts that fromisoformat accepts too, in the same 25 characters.
+    basic_time = f"{text[:11]}{text[11:19].replace(':', '')}.0{text[19:]}"
+    basic_date = f"{text[:10].replace('-', '')}{text[10:19]}.0{text[19:]}"
+    for value in (text, changed, f" {text[1:]}", basic_time, basic_date):
+        assert _date_outcome(to_utc_datetime, value) == _date_outcome(
+            to_utc_datetime_reference, value
+        )

@@ -101,29 +101,49 @@ def test_records_are_held_only_while_a_chunk_is_in_the_worker(prefetch):
     assert prefetch.drain() == []
 
 
-def test_a_state_per_tap_page_leaves_few_phones_to_normalise_inline(monkeypatch):
-    # The tap emits a STATE after each page (up to 2,500 rows) and the target drains the
-    # held records before it: the chunk still filling then is normalised inline. With
-    # 2,000-record chunks that was a fifth of all phones, in the main process.
+def test_a_state_per_tap_page_is_held_in_line_and_leaves_phones_to_the_worker(
+    requests_mock, make_config, monkeypatch
+):
+    # The tap emits a STATE after each page; the target holds it in line with the records
+    # for the worker instead of draining them (which normalised the filling chunk inline at
+    # every page). Only the chunk filling at the end of input is left to the main process.
+    from target_insider_one import target as target_module
+
+    from .conftest import UPSERT_URL, ok_callback, run_target, sent_bodies
+
     inline_calls = []
 
     def counting_to_e164(value: object, options: PhoneOptions) -> str:
         inline_calls.append(value)
         return to_e164(value, options)
 
+    chunk, page, pages = 20, 50, 4
     monkeypatch.setattr(phone_pool, "to_e164", counting_to_e164)
-    prefetch = PhonePrefetch(GB, ("Phone",), cores=2)
-    page = 2500
-    try:
-        sent = messages([f"020 7200 {i:04d}" for i in range(page)])
-        answers = []
-        for message in sent:
-            answers += [answered(prefetch, m["record"]["Phone"]) for m in prefetch.add(message)]
-        answers += [answered(prefetch, m["record"]["Phone"]) for m in prefetch.drain()]  # STATE
-    finally:
-        prefetch.close()
-    assert answers == [inline(m["record"]["Phone"]) for m in sent]
-    assert len(inline_calls) <= page // 10
+    monkeypatch.setattr(
+        target_module,
+        "PhonePrefetch",
+        lambda *args, **kwargs: PhonePrefetch(*args, chunk_records=chunk, cores=2, **kwargs),
+    )
+    requests_mock.post(UPSERT_URL, json=ok_callback)
+    values = [f"020 7200 {i:04d}" for i in range(page * pages)]  # each its own phone
+    msgs = [schema_msg()]
+    for number in range(pages):
+        start = number * page
+        msgs += [
+            record_msg(customer(start + i, Phone=v)) for i, v in enumerate(values[start:][:page])
+        ]
+        msgs.append(state_msg(number))
+    result = run_target(make_config(batch_size_rows=30, max_concurrent_requests=2), msgs)
+    phones = {
+        u["identifiers"]["uuid"]: u["identifiers"].get("phone_number")
+        for body in sent_bodies(requests_mock)
+        for u in body["users"]
+    }
+    options = result.target.runtime.settings.phone
+    expected = {f"CUST-{i:06d}": inline(v, options)[0] or None for i, v in enumerate(values)}
+    assert phones == expected
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states][-1] == pages - 1
+    assert 0 < len(inline_calls) <= chunk  # the worker ran; the rest was the last chunk
 
 
 class _FailingPool:

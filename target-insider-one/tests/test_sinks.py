@@ -639,20 +639,31 @@ def test_state_waits_for_records_still_buffered_in_another_stream(
     requests_mock, make_config, monkeypatch
 ):
     # Stream A drains (full) while stream B still buffers a record received before the
-    # STATE: that STATE must wait for B's drain; a STATE after only settled records goes
-    # out at once, mid-run.
+    # STATE: that STATE must wait for B's drain. What Singer needs, and what is pinned:
+    # no STATE before every record before it is settled, STATE flows mid-run (not only at
+    # the end of input), values only move forward, and the latest STATE goes out last. Not
+    # every STATE received need be emitted: one made safe with a later one is skipped.
     from target_insider_one.target import TargetInsiderOne
 
     requests_mock.post(UPSERT_URL, json=ok_callback)
+    before = {1: {"B1"}, 2: {"B1", "A2", "A3"}, 3: {"B1", "A2", "A3", "B4"}}
+    before[4] = before[3] | {"A5", "A6"}
+    ended = []
     emitted = []
     original = TargetInsiderOne._write_state_message
+    original_end = TargetInsiderOne.process_endofpipe
 
     def spy(self, state):
         sent = {u["identifiers"]["uuid"] for b in sent_bodies(requests_mock) for u in b["users"]}
-        emitted.append((state["bookmarks"]["Customers"]["v"], sent))
+        emitted.append((state["bookmarks"]["Customers"]["v"], sent, bool(ended)))
         original(self, state)
 
+    def end(self):
+        ended.append(True)
+        original_end(self)
+
     monkeypatch.setattr(TargetInsiderOne, "_write_state_message", spy)
+    monkeypatch.setattr(TargetInsiderOne, "process_endofpipe", end)
     msgs = [
         schema_msg("A"),
         schema_msg("B"),
@@ -664,10 +675,47 @@ def test_state_waits_for_records_still_buffered_in_another_stream(
         record_msg(customer(4, SubscriberKey="B4"), "B"),  # B is full: drained here
         state_msg(3),
         record_msg(customer(5, SubscriberKey="A5"), "A"),
+        record_msg(customer(6, SubscriberKey="A6"), "A"),  # A again: B's batch is settled
+        state_msg(4),
     ]
     result = run_target(make_config(batch_size_rows=2, max_concurrent_requests=1), msgs)
-    assert emitted == [(2, {"A2", "A3", "B1", "B4"}), (3, {"A2", "A3", "B1", "B4"})]
-    assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == [2, 3]
+    values = [value for value, _, _ in emitted]
+    assert all(before[value] <= sent for value, sent, _ in emitted)  # never ahead
+    assert values == sorted(set(values))
+    assert values[-1] == 4
+    assert 3 in values  # safe once B's batch settled: emitted then, before the end
+    assert not emitted[values.index(3)][2]
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states] == values
+
+
+def test_state_does_not_wait_for_the_batch_in_the_background(
+    requests_mock, make_config, monkeypatch
+):
+    # Insider answers the background batch only once the record after the STATE was
+    # read: a STATE that waited for that batch would hold it up until the deadline.
+    from target_insider_one.sinks import InsiderUpsertSink
+
+    read_on = threading.Event()
+    answered_in_time = []
+
+    def slow(request, context):
+        answered_in_time.append(read_on.wait(timeout=10))
+        return ok_callback(request, context)
+
+    original = InsiderUpsertSink.process_record
+
+    def spy(self, record, context):
+        if record["SubscriberKey"] == "CUST-000002":
+            read_on.set()
+        original(self, record, context)
+
+    requests_mock.post(UPSERT_URL, json=slow)
+    monkeypatch.setattr(InsiderUpsertSink, "process_record", spy)
+    msgs = [schema_msg(), *messages(2), state_msg(2), *messages(1, start=2), state_msg(3)]
+    result = run_target(make_config(batch_size_rows=2, max_concurrent_requests=1), msgs)
+    assert answered_in_time == [True, True]
+    assert [s["bookmarks"]["Customers"]["v"] for s in result.states][-1] == 3
+    assert result.stats["users_upserted"] == 3
 
 
 def test_fast_fail_stops_requests_that_are_still_retrying(requests_mock, make_config):
