@@ -2,11 +2,16 @@
 
 At 1.5 s per rowset request a run of 50 pages spends most of its time waiting. While the
 engine (:mod:`tap_sfmc_de.windows`) reads page p of a window that may be prefetched, the
-prefetcher also starts pages p+1 .. p+c-1 (same page size and ``$filter``) on a small
-thread pool, never beyond the last page the latest count implies. The engine still takes
+prefetcher also starts pages p+1 .. p+c (same page size and ``$filter``) on a pool of c
+threads, never beyond the last page the latest count implies. c pages ahead, not c-1: the
+page the engine takes has usually arrived already, so c-1 ahead would leave one of the c
+slots idle while the engine emits it (a page read per 1.5 s / (c-1), not / c). While the
+engine's page is still in flight the c-th page ahead waits in the pool's queue (unsent,
+cancellable) and starts the moment any request completes. The engine still takes
 pages strictly in order and judges each one with its guards; any other request (a re-read,
 a step-back, another window or mode) drops what was started ahead: pages not sent yet are
-cancelled and their budget given back, pages in flight finish and are discarded.
+cancelled and their budget given back, pages in flight (at most c) finish and are
+discarded.
 
 Bounded cost: every page is taken from the run's budget (:meth:`PageReader.claim`) on the
 engine's thread before it is started, and a page ahead only while ``RESERVE`` requests (or
@@ -121,7 +126,7 @@ class Prefetcher:
     def _top_up(self, request: PageRequest, last_page: int, keep: int) -> None:
         following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
         while (
-            len(self._ahead) < self.depth - 1
+            len(self._ahead) < self.depth
             and following <= last_page
             and self.reader.remaining > keep
             and self.reader.claim(RequestKind.DATA)
