@@ -78,13 +78,14 @@ class Prefetcher:
         return [request.page for request, _ in self._ahead]
 
     def read(
-        self, request: PageRequest, last_page: int, keep: int = RESERVE
+        self, request: PageRequest, last_page: int | None, keep: int = RESERVE
     ) -> tuple[RowsetPage, bool]:
         """The page asked for; first starts the pages after it, up to ``last_page``.
 
         Args:
             request: The page the engine reads now.
-            last_page: The last page of the window by the latest count.
+            last_page: The last page of the window by the latest count; None: read no
+                page ahead (what was started ahead is dropped, unless it is this page).
             keep: Requests to leave in the budget for the engine (at least ``RESERVE``).
 
         Returns:
@@ -96,12 +97,33 @@ class Prefetcher:
         """
         future = self._take(request)
         early = future is not None
+        if last_page is None:
+            self.drop()
+            if future is None:  # read on the engine's thread, as without a prefetcher
+                return self._read_now(request), False
+            return future.result(), early
         if future is None:
             if not self.reader.claim(RequestKind.DATA):
                 raise BudgetSpentError
             future = self._start(request)
-        self._top_up(request, last_page, max(keep, RESERVE))
+        following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+        self._top_up(following, request, last_page, max(keep, RESERVE), self.depth)
         return future.result(), early
+
+    def start(self, request: PageRequest, last_page: int, keep: int, free: int = 1) -> None:
+        """Start ``request`` and the pages after it before the engine asks for them.
+
+        For pages the engine will likely read once its own requests (a probe) are
+        answered: if it reads something else, they are dropped like any page ahead.
+
+        Args:
+            request: The first page to start.
+            last_page: The last page of the window by the latest count.
+            keep: Requests to leave in the budget for the engine.
+            free: Slots left for the engine's own requests meanwhile.
+        """
+        self.drop()
+        self._top_up(request.page, request, last_page, max(keep, RESERVE), self.depth - free)
 
     def drop(self) -> None:
         """Forget every page started ahead (the engine reads something else next)."""
@@ -123,10 +145,11 @@ class Prefetcher:
         self.drop()
         return None
 
-    def _top_up(self, request: PageRequest, last_page: int, keep: int) -> None:
-        following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+    def _top_up(
+        self, following: int, request: PageRequest, last_page: int, keep: int, limit: int
+    ) -> None:
         while (
-            len(self._ahead) < self.depth
+            len(self._ahead) < limit
             and following <= last_page
             and self.reader.remaining > keep
             and self.reader.claim(RequestKind.DATA)
@@ -134,6 +157,14 @@ class Prefetcher:
             ahead = PageRequest(following, request.page_size, request.filter_expr)
             self._ahead.append((ahead, self._start(ahead)))
             following += 1
+
+    def _read_now(self, request: PageRequest) -> RowsetPage:
+        return self.reader.read(
+            RequestKind.DATA,
+            page=request.page,
+            page_size=request.page_size,
+            filter_expr=request.filter_expr,
+        )
 
     def _start(self, request: PageRequest) -> Future[RowsetPage]:
         if self._pool is None:

@@ -296,3 +296,52 @@ def test_while_the_engine_holds_a_page_page_concurrency_requests_stay_in_flight(
         held.release.set()
         prefetch.close()
     assert len(held.sent) == pages.total == 5
+
+
+class ProofWatcher:
+    """A DE whose ``$filter`` proof waits (with a deadline) for a data page to be sent."""
+
+    def __init__(self, de):
+        self.de = de
+        self.data_sent = threading.Event()
+        self.overlapped = []  # per proof probe: was a data page already sent?
+        self.lock = threading.Lock()
+
+    def fetch(self, *, page, page_size, filter_expr=None, **kwargs):
+        if page_size > 1:
+            self.data_sent.set()
+        elif filter_expr is not None:  # the proof: 1-row pages with a $filter
+            self.overlapped.append(self.data_sent.wait(5))
+        with self.lock:
+            return self.de.fetch(page=page, page_size=page_size, filter_expr=filter_expr, **kwargs)
+
+
+def test_the_first_pages_are_sent_while_filter_is_being_proved():
+    de = make_de(95)
+    watched = ProofWatcher(de)
+    emitted, _, stats = run(watched, {}, max_pages=60, page_concurrency=4)
+    assert watched.overlapped[:1] == [True]
+    # The pages started on the guess were the window's: none dropped, none read twice.
+    assert set(emitted) == set(de.rows)
+    assert stats.data_pages == run(make_de(95), {}, max_pages=60)[2].data_pages
+
+
+def test_pages_started_on_a_wrong_guess_are_dropped_and_the_budget_holds():
+    de = make_de(95, filter_honoured=False)  # the proof finds $filter ignored: client mode
+    watched = ProofWatcher(de)
+    emitted, _, stats = run(watched, {}, max_pages=60, page_concurrency=4)
+    assert watched.overlapped[:1] == [True]
+    assert set(emitted) == set(de.rows)
+    sequential = run(make_de(95, filter_honoured=False), {}, max_pages=60)[2]
+    # At most page_concurrency - 1 requests lost on the guess, all of them counted.
+    assert 0 < stats.data_pages - sequential.data_pages <= 3
+    assert stats.data_pages + stats.probe_requests <= 60
+
+
+def test_no_pages_are_guessed_when_the_budget_would_not_leave_the_proof_its_requests():
+    de = make_de(95)
+    watched = ProofWatcher(de)
+    watched.data_sent.set()  # do not wait: nothing is sent before the proof here
+    emitted, _, stats = run(watched, {}, max_pages=8, page_concurrency=4)
+    assert stats.data_pages + stats.probe_requests <= 8
+    assert len(emitted) == 10 * stats.data_pages
