@@ -44,6 +44,10 @@ class PageRequest:
     page_size: int
     filter_expr: str | None
 
+    def same_query(self, other: PageRequest) -> bool:
+        """Whether ``other`` is a page of the same paging (page size and ``$filter``)."""
+        return (self.page_size, self.filter_expr) == (other.page_size, other.filter_expr)
+
 
 class Prefetcher:
     """Data pages started ahead, in page order, on ``concurrency`` worker threads."""
@@ -106,8 +110,10 @@ class Prefetcher:
             if not self.reader.claim(RequestKind.DATA):
                 raise BudgetSpentError
             future = self._start(request)
-        following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
-        self._top_up(following, request, last_page, max(keep, RESERVE), self.depth)
+        # Nothing of this window goes after the next window's page, once that is started.
+        if not self._ahead or self._ahead[-1][0].same_query(request):
+            following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+            self._top_up(following, request, last_page, keep, self.depth)
         return future.result(), early
 
     def start(self, request: PageRequest, last_page: int, keep: int, free: int = 1) -> None:
@@ -123,7 +129,21 @@ class Prefetcher:
             free: Slots left for the engine's own requests meanwhile.
         """
         self.drop()
-        self._top_up(request.page, request, last_page, max(keep, RESERVE), self.depth - free)
+        self._top_up(request.page, request, last_page, keep, self.depth - free)
+
+    def start_next(self, request: PageRequest, keep: int) -> bool:
+        """Start ``request`` after the pages ahead (the next window's first page).
+
+        Args:
+            request: A page of another query, read after every page now ahead.
+            keep: Requests to leave in the budget for the engine.
+
+        Returns:
+            Whether it was started (a slot and the budget allowed it).
+        """
+        before = len(self._ahead)
+        self._top_up(request.page, request, request.page, keep, self.depth)
+        return len(self._ahead) > before
 
     def drop(self) -> None:
         """Forget every page started ahead (the engine reads something else next)."""
@@ -148,6 +168,7 @@ class Prefetcher:
     def _top_up(
         self, following: int, request: PageRequest, last_page: int, keep: int, limit: int
     ) -> None:
+        keep = max(keep, RESERVE)
         while (
             len(self._ahead) < limit
             and following <= last_page

@@ -485,7 +485,6 @@ class DECheck:
             )
         return self._line("mode and cost", Grade.OK, finding)
 
-
     def _guessed_pages(self, pages: int) -> int:
         # WindowSync._start_during_probes: c - 1 pages of the window the proof would open.
         s = self.settings

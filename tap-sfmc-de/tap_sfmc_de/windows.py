@@ -421,6 +421,7 @@ class WindowSync:
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
     _rows_counted: int = 0  # the count probe's: every row of the DE, at the run's start
+    _next_upper: dt.datetime | None = None  # the follow-up window's, once its page 1 is sent
     recent: RecentRows = field(init=False)
     verdict: Verdict | None = None
     prefetch: Prefetcher | None = field(init=False, default=None)
@@ -490,7 +491,8 @@ class WindowSync:
             yield self._complete(window)
             if not self.plan.incremental or not self._follow_up_has_rows(window, progress):
                 return
-            window = self._open(self._t0(None), mode)
+            window = self._open(self._next_upper or self._t0(None), mode)
+            self._next_upper = None
 
     def _follow_up_has_rows(self, window: Window, progress: _Pass) -> bool:
         # Only a window that had rows suggests writers were active while it was paged;
@@ -657,6 +659,25 @@ class WindowSync:
         last_page = math.ceil(self._rows_counted / size) if guess.lower is None else 1
         first = PageRequest(1, size, self._filter_expr(guess))
         self.prefetch.start(first, last_page, keep=PROOF_PROBES + PAGE_AND_PROBE)
+
+    def _start_follow_up(self, window: Window, progress: _Pass, keep: int) -> None:
+        """Send the follow-up window's page 1 while this window's last pages are in flight.
+
+        Once every page of the window is sent, a slot is free for the window the run opens
+        next (when this one had rows). Its upper is the server time known now instead of
+        at the end of this window: an earlier upper, which the next run's window covers. If
+        no follow-up opens after all (rows shifted, the window ended empty), the page is
+        dropped: one request.
+        """
+        if self._next_upper is not None or not progress.emitted or window.upper is None:
+            return
+        upper = self._t0(None)
+        if not self.plan.incremental or upper <= window.upper:
+            return
+        follow_up = Window(window.upper, upper, window.mode)  # what _open makes of it then
+        request = PageRequest(1, self.plan.page_size, self._filter_expr(follow_up))
+        if self.prefetch is not None and self.prefetch.start_next(request, keep):
+            self._next_upper = upper
 
     def _check_order(self, window: Window, page: int, result: RowsetPage) -> None:
         """Judge the row order once per verdict; refuse offset paging over an unstable one."""
@@ -835,6 +856,8 @@ class WindowSync:
         last_page, keep = self._read_ahead(window, page, progress) or (None, RESERVE)
         request = PageRequest(page, self.plan.page_size, filter_expr)
         result, early = self.prefetch.read(request, last_page, keep)
+        if last_page is not None and self.prefetch.started[-1:] == [last_page]:
+            self._start_follow_up(window, progress, keep)
         if early and progress.prev_count is not None and result.count > progress.prev_count:
             # Rows only leave a past window, so a higher count than the page before says
             # this page was served before it, with rows leaving in between: the shift
