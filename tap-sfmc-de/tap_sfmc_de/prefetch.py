@@ -2,11 +2,16 @@
 
 At 1.5 s per rowset request a run of 50 pages spends most of its time waiting. While the
 engine (:mod:`tap_sfmc_de.windows`) reads page p of a window that may be prefetched, the
-prefetcher also starts pages p+1 .. p+c-1 (same page size and ``$filter``) on a small
-thread pool, never beyond the last page the latest count implies. The engine still takes
+prefetcher also starts pages p+1 .. p+c (same page size and ``$filter``) on a pool of c
+threads, never beyond the last page the latest count implies. c pages ahead, not c-1: the
+page the engine takes has usually arrived already, so c-1 ahead would leave one of the c
+slots idle while the engine emits it (a page read per 1.5 s / (c-1), not / c). While the
+engine's page is still in flight the c-th page ahead waits in the pool's queue (unsent,
+cancellable) and starts the moment any request completes. The engine still takes
 pages strictly in order and judges each one with its guards; any other request (a re-read,
 a step-back, another window or mode) drops what was started ahead: pages not sent yet are
-cancelled and their budget given back, pages in flight finish and are discarded.
+cancelled and their budget given back, pages in flight (at most c) finish and are
+discarded.
 
 Bounded cost: every page is taken from the run's budget (:meth:`PageReader.claim`) on the
 engine's thread before it is started, and a page ahead only while ``RESERVE`` requests (or
@@ -38,6 +43,10 @@ class PageRequest:
     page: int
     page_size: int
     filter_expr: str | None
+
+    def same_query(self, other: PageRequest) -> bool:
+        """Whether ``other`` is a page of the same paging (page size and ``$filter``)."""
+        return (self.page_size, self.filter_expr) == (other.page_size, other.filter_expr)
 
 
 class Prefetcher:
@@ -73,13 +82,14 @@ class Prefetcher:
         return [request.page for request, _ in self._ahead]
 
     def read(
-        self, request: PageRequest, last_page: int, keep: int = RESERVE
+        self, request: PageRequest, last_page: int | None, keep: int = RESERVE
     ) -> tuple[RowsetPage, bool]:
         """The page asked for; first starts the pages after it, up to ``last_page``.
 
         Args:
             request: The page the engine reads now.
-            last_page: The last page of the window by the latest count.
+            last_page: The last page of the window by the latest count; None: read no
+                page ahead (what was started ahead is dropped, unless it is this page).
             keep: Requests to leave in the budget for the engine (at least ``RESERVE``).
 
         Returns:
@@ -91,12 +101,49 @@ class Prefetcher:
         """
         future = self._take(request)
         early = future is not None
+        if last_page is None:
+            self.drop()
+            if future is None:  # read on the engine's thread, as without a prefetcher
+                return self._read_now(request), False
+            return future.result(), early
         if future is None:
             if not self.reader.claim(RequestKind.DATA):
                 raise BudgetSpentError
             future = self._start(request)
-        self._top_up(request, last_page, max(keep, RESERVE))
+        # Nothing of this window goes after the next window's page, once that is started.
+        if not self._ahead or self._ahead[-1][0].same_query(request):
+            following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+            self._top_up(following, request, last_page, keep, self.depth)
         return future.result(), early
+
+    def start(self, request: PageRequest, last_page: int, keep: int, free: int = 1) -> None:
+        """Start ``request`` and the pages after it before the engine asks for them.
+
+        For pages the engine will likely read once its own requests (a probe) are
+        answered: if it reads something else, they are dropped like any page ahead.
+
+        Args:
+            request: The first page to start.
+            last_page: The last page of the window by the latest count.
+            keep: Requests to leave in the budget for the engine.
+            free: Slots left for the engine's own requests meanwhile.
+        """
+        self.drop()
+        self._top_up(request.page, request, last_page, keep, self.depth - free)
+
+    def start_next(self, request: PageRequest, keep: int) -> bool:
+        """Start ``request`` after the pages ahead (the next window's first page).
+
+        Args:
+            request: A page of another query, read after every page now ahead.
+            keep: Requests to leave in the budget for the engine.
+
+        Returns:
+            Whether it was started (a slot and the budget allowed it).
+        """
+        before = len(self._ahead)
+        self._top_up(request.page, request, request.page, keep, self.depth)
+        return len(self._ahead) > before
 
     def drop(self) -> None:
         """Forget every page started ahead (the engine reads something else next)."""
@@ -118,10 +165,12 @@ class Prefetcher:
         self.drop()
         return None
 
-    def _top_up(self, request: PageRequest, last_page: int, keep: int) -> None:
-        following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+    def _top_up(
+        self, following: int, request: PageRequest, last_page: int, keep: int, limit: int
+    ) -> None:
+        keep = max(keep, RESERVE)
         while (
-            len(self._ahead) < self.depth - 1
+            len(self._ahead) < limit
             and following <= last_page
             and self.reader.remaining > keep
             and self.reader.claim(RequestKind.DATA)
@@ -129,6 +178,14 @@ class Prefetcher:
             ahead = PageRequest(following, request.page_size, request.filter_expr)
             self._ahead.append((ahead, self._start(ahead)))
             following += 1
+
+    def _read_now(self, request: PageRequest) -> RowsetPage:
+        return self.reader.read(
+            RequestKind.DATA,
+            page=request.page,
+            page_size=request.page_size,
+            filter_expr=request.filter_expr,
+        )
 
     def _start(self, request: PageRequest) -> Future[RowsetPage]:
         if self._pool is None:

@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 
 from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
+from tap_sfmc_de.config_schema import FilterSupport
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError, TokenExpiredError
 from tap_sfmc_de.page_reader import BudgetSpentError, PageReader, RequestKind
 from tap_sfmc_de.rowset import RowsetClient, RowsetPage
@@ -460,8 +461,9 @@ class DECheck:
             quiet = QUIET_RUN_REQUESTS
             what = "incremental, server-side windows ($filter)"
         else:
-            # Client mode reads every row each run, each page with its boundary probe.
-            first_run = 1 + probes + 2 * pages - 1
+            # Client mode reads every row each run, each page with its boundary probe; a
+            # run that proves $filter ignored first sent pages on the guess it is honoured.
+            first_run = 1 + probes + 2 * pages - 1 + self._guessed_pages(pages)
             quiet = 1 + 2 * pages - 1
             what = (
                 "incremental, client-side filtering"
@@ -482,6 +484,13 @@ class DECheck:
                 "raise max_pages_per_run or page_size",
             )
         return self._line("mode and cost", Grade.OK, finding)
+
+    def _guessed_pages(self, pages: int) -> int:
+        # WindowSync._start_during_probes: c - 1 pages of the window the proof would open.
+        s = self.settings
+        if s.fetch_mode != "incremental" or s.filter_support != FilterSupport.AUTO:
+            return 0
+        return min(s.page_concurrency - 1, 1 if s.start_date else pages)
 
 
 def rk_name(settings: Settings, de_key: str) -> str:

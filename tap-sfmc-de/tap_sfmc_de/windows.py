@@ -59,6 +59,7 @@ ORDER_RUN_ROWS = 20
 # more (at-least-once, as after a walk-back that ran out of budget), never skipped.
 SEEN_PAGES = 10
 PAGE_AND_PROBE = 2  # a client-mode page is only worth reading with its boundary probe
+PROOF_PROBES = 2 * len(LiteralForm)  # the most requests proving $filter takes
 _DIGEST_RE = re.compile(r"[0-9a-f]{16}")
 STATE_RESET_HINT = (
     "with Meltano: meltano state clear <state_id> --force; otherwise drop this stream's "
@@ -420,6 +421,7 @@ class WindowSync:
     _bookmark: dt.datetime | None = None
     _window: Window | None = None
     _rows_counted: int = 0  # the count probe's: every row of the DE, at the run's start
+    _next_upper: dt.datetime | None = None  # the follow-up window's, once its page 1 is sent
     recent: RecentRows = field(init=False)
     verdict: Verdict | None = None
     prefetch: Prefetcher | None = field(init=False, default=None)
@@ -462,7 +464,11 @@ class WindowSync:
                     window or Window(None, None, CLIENT, page_size=self.plan.page_size)
                 )
             return
-        mode = self._decide_mode(first, t0) if self.plan.incremental else CLIENT
+        if self.plan.incremental:
+            self._start_during_probes(window, t0)
+            mode = self._decide_mode(first, t0)
+        else:
+            mode = CLIENT
         self.stats.mode = mode
         if window is None:
             window = self._open(t0, mode, lookback=True)
@@ -485,7 +491,8 @@ class WindowSync:
             yield self._complete(window)
             if not self.plan.incremental or not self._follow_up_has_rows(window, progress):
                 return
-            window = self._open(self._t0(None), mode)
+            window = self._open(self._next_upper or self._t0(None), mode)
+            self._next_upper = None
 
     def _follow_up_has_rows(self, window: Window, progress: _Pass) -> bool:
         # Only a window that had rows suggests writers were active while it was paged;
@@ -623,6 +630,54 @@ class WindowSync:
         )
         self.verdict = probe.decide(sample, now)
         return self.verdict.mode
+
+    def _start_during_probes(self, window: Window | None, t0: dt.datetime) -> None:
+        """Start the first pages of a new window while ``$filter`` is being proved.
+
+        The proof takes a request or two in a row, and the window's pages would wait for
+        it. They are started on what the proof usually finds (``$filter`` honoured, the
+        first literal form), leaving one slot for the probes; any other verdict gives
+        another ``$filter`` (or none), so they do not match and are dropped: at most
+        c - 1 requests, once per verdict (rechecked daily).
+        """
+        fresh = self.verdict is not None and self.verdict.is_fresh(t0)
+        ordered = self.plan.order_by and not self.reader.order_by_refused
+        if (
+            self.prefetch is None
+            or window is not None
+            or fresh
+            or not ordered
+            or self.plan.filter_support != FilterSupport.AUTO
+        ):
+            return
+        guess = self._open(t0, SERVER, lookback=True)
+        if guess is None:
+            return
+        # As _read_ahead: a window open below holds every row the count probe counted;
+        # the count of one with a lower bound is not known before its first page.
+        size = self.plan.page_size
+        last_page = math.ceil(self._rows_counted / size) if guess.lower is None else 1
+        first = PageRequest(1, size, self._filter_expr(guess))
+        self.prefetch.start(first, last_page, keep=PROOF_PROBES + PAGE_AND_PROBE)
+
+    def _start_follow_up(self, window: Window, progress: _Pass, keep: int) -> None:
+        """Send the follow-up window's page 1 while this window's last pages are in flight.
+
+        Once every page of the window is sent, a slot is free for the window the run opens
+        next (when this one had rows). Its upper is the server time known now instead of
+        at the end of this window: an earlier upper, which the next run's window covers. If
+        no follow-up opens after all (rows shifted, the window ended empty), the page is
+        dropped: one request.
+        """
+        if self._next_upper is not None or not progress.emitted or window.upper is None:
+            return
+        upper = self._t0(None)
+        if not self.plan.incremental or upper <= window.upper:
+            return
+        follow_up = Window(window.upper, upper, window.mode)  # what _open makes of it then
+        request = PageRequest(1, self.plan.page_size, self._filter_expr(follow_up))
+        if self.prefetch is not None and self.prefetch.start_next(request, keep):
+            self._next_upper = upper
 
     def _check_order(self, window: Window, page: int, result: RowsetPage) -> None:
         """Judge the row order once per verdict; refuse offset paging over an unstable one."""
@@ -795,13 +850,14 @@ class WindowSync:
     ) -> RowsetPage:
         if progress.verifies(window, page) and self.reader.remaining < PAGE_AND_PROBE:
             raise BudgetSpentError  # a page whose boundary probe cannot be paid is wasted
-        ahead = self._read_ahead(window, page, progress)
-        if self.prefetch is None or ahead is None:
-            if self.prefetch is not None:
-                self.prefetch.drop()
+        if self.prefetch is None:
             return self._read_now(page, filter_expr)
+        # None: no page ahead; a page started while the probes ran is still taken.
+        last_page, keep = self._read_ahead(window, page, progress) or (None, RESERVE)
         request = PageRequest(page, self.plan.page_size, filter_expr)
-        result, early = self.prefetch.read(request, *ahead)
+        result, early = self.prefetch.read(request, last_page, keep)
+        if last_page is not None and self.prefetch.started[-1:] == [last_page]:
+            self._start_follow_up(window, progress, keep)
         if early and progress.prev_count is not None and result.count > progress.prev_count:
             # Rows only leave a past window, so a higher count than the page before says
             # this page was served before it, with rows leaving in between: the shift

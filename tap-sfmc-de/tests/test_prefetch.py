@@ -50,7 +50,8 @@ def test_pages_are_started_ahead_in_order_and_never_past_the_last_page():
             result, early = prefetch.read(PageRequest(page, SIZE, "f"), LAST)
             seen.append(result.items[0]["keys"]["id"])
             assert early == (page > 1)
-            assert prefetch.started == list(range(page + 1, min(page + 3, LAST) + 1))
+            # page_concurrency pages ahead: the page taken has usually arrived already.
+            assert prefetch.started == list(range(page + 1, min(page + 4, LAST) + 1))
     finally:
         prefetch.close()
     assert seen == [f"f:{page}:0" for page in range(1, LAST + 1)]
@@ -63,10 +64,10 @@ def test_another_request_drops_what_was_started_ahead():
     prefetch = Prefetcher(pages, 4)
     try:
         prefetch.read(PageRequest(3, SIZE, "f"), LAST)
-        assert prefetch.started == [4, 5, 6]
+        assert prefetch.started == [4, 5, 6, 7]
         result, early = prefetch.read(PageRequest(2, SIZE, "f"), LAST)  # a step-back
         assert (result.items[0]["keys"]["id"], early) == ("f:2:0", False)
-        assert prefetch.started == [3, 4, 5]
+        assert prefetch.started == [3, 4, 5, 6]
         result, early = prefetch.read(PageRequest(3, SIZE, "g"), LAST)  # another window
         assert (result.items[0]["keys"]["id"], early) == ("g:3:0", False)
     finally:
@@ -117,7 +118,7 @@ def test_random_guard_actions_never_exceed_the_budget_and_pages_come_in_order(
             assert pages.total <= budget
             ahead = prefetch.started
             assert ahead == list(range(page + 1, page + 1 + len(ahead)))
-            assert len(ahead) < concurrency
+            assert len(ahead) <= concurrency
             assert not ahead or ahead[-1] <= LAST
             if action == "next":
                 page = page + 1 if page < LAST else 1
@@ -136,7 +137,14 @@ def test_the_engine_emits_the_same_rows_and_state_as_a_sequential_run(n):
     sequential = run(make_de(n), {}, max_pages=60)
     concurrent = run(make_de(n), {}, max_pages=60, page_concurrency=4)
     assert concurrent[0] == sequential[0]  # the same rows, in the same order
-    assert concurrent[1] == sequential[1]
+    # The same state but for the follow-up window's upper (the bookmark then): a server
+    # time read earlier, when its page 1 was sent while this window's last pages were out.
+    without_clock = [
+        {k: v for k, v in state.items() if k != "replication_key_value"}
+        for state in (concurrent[1], sequential[1])
+    ]
+    assert without_clock[0] == without_clock[1]
+    assert concurrent[1]["replication_key_value"] <= sequential[1]["replication_key_value"]
     assert concurrent[2].data_pages == sequential[2].data_pages
 
 
@@ -256,3 +264,132 @@ def test_each_thread_sends_through_its_own_session(config):
     assert http._session() is http.session
     assert other[0] is not http.session
     assert other[0].headers["User-Agent"] == http.session.headers["User-Agent"]
+
+
+class HeldPages(Pages):
+    """Pages after the first stay in flight until released; counts how many at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_flight = 0
+        self.changed = threading.Condition(self.lock)
+        self.release = threading.Event()
+
+    def fetch(self, *, page, **kwargs):
+        if page > 1:
+            with self.changed:
+                self.in_flight += 1
+                self.changed.notify_all()
+            self.release.wait(10)
+            with self.changed:
+                self.in_flight -= 1
+        return super().fetch(page=page, **kwargs)
+
+    def wait_in_flight(self, n, deadline=5.0):
+        with self.changed:
+            return self.changed.wait_for(lambda: self.in_flight >= n, deadline)
+
+
+def test_while_the_engine_holds_a_page_page_concurrency_requests_stay_in_flight():
+    held = HeldPages()
+    pages = reader(50, held)
+    prefetch = Prefetcher(pages, 4)
+    try:
+        prefetch.read(PageRequest(1, SIZE, "f"), LAST)  # arrived: the engine emits it now
+        # Not 3 (concurrency - 1 ahead): that left one slot idle while the engine emitted.
+        assert held.wait_in_flight(4)
+        assert prefetch.started == [2, 3, 4, 5]
+    finally:
+        held.release.set()
+        prefetch.close()
+    assert len(held.sent) == pages.total == 5
+
+
+class ProofWatcher:
+    """A DE whose ``$filter`` proof waits (with a deadline) for a data page to be sent."""
+
+    def __init__(self, de):
+        self.de = de
+        self.data_sent = threading.Event()
+        self.overlapped = []  # per proof probe: was a data page already sent?
+        self.lock = threading.Lock()
+
+    def fetch(self, *, page, page_size, filter_expr=None, **kwargs):
+        if page_size > 1:
+            self.data_sent.set()
+        elif filter_expr is not None:  # the proof: 1-row pages with a $filter
+            self.overlapped.append(self.data_sent.wait(5))
+        with self.lock:
+            return self.de.fetch(page=page, page_size=page_size, filter_expr=filter_expr, **kwargs)
+
+
+def test_the_first_pages_are_sent_while_filter_is_being_proved():
+    de = make_de(95)
+    watched = ProofWatcher(de)
+    emitted, _, stats = run(watched, {}, max_pages=60, page_concurrency=4)
+    assert watched.overlapped[:1] == [True]
+    # The pages started on the guess were the window's: none dropped, none read twice.
+    assert set(emitted) == set(de.rows)
+    assert stats.data_pages == run(make_de(95), {}, max_pages=60)[2].data_pages
+
+
+def test_pages_started_on_a_wrong_guess_are_dropped_and_the_budget_holds():
+    de = make_de(95, filter_honoured=False)  # the proof finds $filter ignored: client mode
+    watched = ProofWatcher(de)
+    emitted, _, stats = run(watched, {}, max_pages=60, page_concurrency=4)
+    assert watched.overlapped[:1] == [True]
+    assert set(emitted) == set(de.rows)
+    sequential = run(make_de(95, filter_honoured=False), {}, max_pages=60)[2]
+    # At most page_concurrency - 1 requests lost on the guess, all of them counted.
+    assert 0 < stats.data_pages - sequential.data_pages <= 3
+    assert stats.data_pages + stats.probe_requests <= 60
+
+
+def test_no_pages_are_guessed_when_the_budget_would_not_leave_the_proof_its_requests():
+    de = make_de(95)
+    watched = ProofWatcher(de)
+    watched.data_sent.set()  # do not wait: nothing is sent before the proof here
+    emitted, _, stats = run(watched, {}, max_pages=8, page_concurrency=4)
+    assert stats.data_pages + stats.probe_requests <= 8
+    assert len(emitted) == 10 * stats.data_pages
+
+
+class LastPageHeld:
+    """A DE whose last page of the first window waits (with a deadline) for another query."""
+
+    def __init__(self, de, last):
+        self.de = de
+        self.last = last
+        self.window_filter = None
+        self.other_sent = threading.Event()
+        self.overlapped = []  # for the first window's last page: was the next window's sent?
+        self.lock = threading.Lock()
+
+    def fetch(self, *, page, page_size, filter_expr=None, **kwargs):
+        if page_size > 1:
+            with self.lock:
+                self.window_filter = self.window_filter or filter_expr
+                other = filter_expr != self.window_filter
+            if other:
+                self.other_sent.set()
+            elif page == self.last and not self.overlapped:
+                self.overlapped.append(self.other_sent.wait(5))
+        with self.lock:
+            return self.de.fetch(page=page, page_size=page_size, filter_expr=filter_expr, **kwargs)
+
+
+def test_the_next_window_is_sent_while_the_last_pages_of_this_one_are_in_flight():
+    de = make_de(95)
+    held = LastPageHeld(de, LAST)
+    emitted, state, stats = run(held, {}, max_pages=60, page_concurrency=4)
+    assert held.overlapped == [True]
+    assert set(emitted) == set(de.rows)
+    assert stats.windows_completed == 2
+    # The follow-up window's page 1 was taken, not read again.
+    follow_ups = [
+        r for r in de.requests if r["page_size"] > 1 and r["filter"] != held.window_filter
+    ]
+    assert len(follow_ups) == 1
+    sequential = run(make_de(95), {}, max_pages=60)[2]
+    assert stats.data_pages == sequential.data_pages
+    assert "window" not in state
