@@ -24,6 +24,8 @@ from pathlib import Path
 
 from api_sandbox.testing import SandboxProcess
 
+from benchmarks import project
+
 TAP = Path(sys.executable).parent / "tap-sfmc-de"
 PAGE_SIZE = 2500
 
@@ -58,8 +60,13 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--page-concurrency", type=int, help="default: the tap's default")
+    parser.add_argument(
+        "--max-pages-per-run",
+        type=int,
+        help="default: enough for the whole DE in one run, probes included",
+    )
     args = parser.parse_args()
-    overrides = {}
+    overrides = {"max_pages_per_run": args.max_pages_per_run or project.pages_for(args.rows)}
     if args.page_concurrency is not None:
         overrides["page_concurrency"] = args.page_concurrency
     with SandboxProcess(rows=10) as sandbox, tempfile.TemporaryDirectory() as tmp:
