@@ -1,7 +1,6 @@
 """Repository-wide pytest set-up shared by every package's tests."""
 
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,27 +17,34 @@ settings.register_profile(
 )
 settings.load_profile("project")
 
-# `make test` runs on two pytest-xdist workers with `--dist loadgroup`. The tests under tests/
-# run Meltano (or Dagster, or the benchmarks) in this repository's own project and so share
-# its `.meltano/`: the plugin virtualenvs `meltano install` builds, the per-plugin run
-# directory `meltano invoke` writes the plugin's config into and deletes afterwards, the
-# default system database. They form one group, which one worker runs in order, as a serial
+# On two pytest-xdist workers (`pytest -n 2 --dist loadgroup`), the tests under tests/ run
+# Meltano (or Dagster, or the benchmarks) in this repository's own project and so share its
+# `.meltano/`: the plugin virtualenvs `meltano install` builds, the per-plugin run directory
+# `meltano invoke`/`run` write the plugin's config and state.json into and delete afterwards,
+# the default system database. They form one group, which one worker runs in order, as a serial
 # run would. The README test runs in a fresh copy of the repository and needs no group; the
 # packages' own tests run their CLIs directly, each against its own sandbox (free ports) and
-# temporary files.
-SHARED_PROJECT_TESTS = Path(__file__).resolve().parent / "tests"
-OWN_PROJECT_COPY = {"test_readme_commands.py"}
+# temporary files. The group is chosen by path in the scheduler: xdist 3.8's `xdist_group`
+# marker does nothing under pytest 9.2 (it renames `item._nodeid`, which pytest no longer reads).
+SHARED_PROJECT_TESTS = "tests/"
+OWN_PROJECT_COPY = "tests/test_readme_commands.py"
 SHARED_PROJECT_GROUP = "meltano-project"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register xdist's marker also for runs without xdist (the suite uses --strict-markers)."""
-    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under `--dist loadgroup`: every test sharing the Meltano project goes to one worker."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only with xdist running
 
+    class SharedProjectScheduling(LoadScopeScheduling):
+        """One work unit for the shared-project tests; every other test is its own unit."""
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test that uses the repository's Meltano project in one xdist group."""
-    for item in items:
-        path = item.path
-        if path.is_relative_to(SHARED_PROJECT_TESTS) and path.name not in OWN_PROJECT_COPY:
-            item.add_marker(pytest.mark.xdist_group(SHARED_PROJECT_GROUP))
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path.startswith(SHARED_PROJECT_TESTS) and path != OWN_PROJECT_COPY:
+                return SHARED_PROJECT_GROUP
+            return nodeid
+
+    return SharedProjectScheduling(config, log)
