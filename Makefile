@@ -36,9 +36,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The whole suite: lint, unit tests, sandbox tests, end-to-end tests (incl. scale_out).
+## The whole suite: lint, unit tests, sandbox tests, end-to-end tests (incl. scale_out), on two
+## workers: most e2e tests wait on subprocesses and sandbox latency, so two pay even on 2 cores.
+## The tests sharing the repository's .meltano/ stay on one worker (xdist_group, conftest.py).
 test: lint venv-dagster services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ## Unit tests only (no meltano, no subprocesses).
 test-fast: venv
