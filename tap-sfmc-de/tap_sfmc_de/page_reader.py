@@ -49,6 +49,10 @@ class BudgetSpentError(Exception):
     """The run's rowset request budget is used up (not an error: the next run continues)."""
 
 
+class PageDroppedError(Exception):
+    """A page read ahead was dropped while in flight: its retries are not sent or paid."""
+
+
 class Fetcher(Protocol):
     """What :class:`PageReader` needs from a rowset client."""
 
@@ -158,6 +162,7 @@ class PageReader:
         page_size: int,
         filter_expr: str | None = None,
         claimed: bool = False,
+        dropped: threading.Event | None = None,
     ) -> RowsetPage:
         """One page, re-requested while it contradicts itself.
 
@@ -167,19 +172,25 @@ class PageReader:
             page_size: Rows per page.
             filter_expr: ``$filter``, if any.
             claimed: The first request was already taken from the budget (:meth:`claim`).
+            dropped: Set when nobody needs the page any more (a page read ahead that was
+                dropped): no retry or re-request is sent or paid for after that.
 
         Returns:
             A self-consistent page.
 
         Raises:
             BudgetSpentError: When no request is left in this run's budget.
+            PageDroppedError: When ``dropped`` was set before a retry.
             SfmcApiError: When the page stays inconsistent after the retries.
         """
         problem = ""
         for attempt in range(INCONSISTENT_PAGE_RETRIES + 1):
+            if attempt and dropped is not None and dropped.is_set():
+                raise PageDroppedError
             result = self._send(
                 kind,
                 claimed=claimed and attempt == 0,
+                dropped=dropped,
                 page=page,
                 page_size=page_size,
                 filter_expr=filter_expr,
@@ -198,10 +209,14 @@ class PageReader:
             "Salesforce support with the DE key and time."
         )
 
-    def _send(self, kind: RequestKind, *, claimed: bool, **kwargs: Any) -> RowsetPage:
+    def _send(
+        self, kind: RequestKind, *, claimed: bool, dropped: threading.Event | None, **kwargs: Any
+    ) -> RowsetPage:
         order_by = None if self.order_by_refused else self.order_by
         try:
-            page = self._counted(kind, claimed=claimed, order_by=order_by, **kwargs)
+            page = self._counted(
+                kind, claimed=claimed, dropped=dropped, order_by=order_by, **kwargs
+            )
         except SfmcApiError as exc:
             # $orderBy is undocumented on rowset; a server may refuse it outright. Only an
             # unfiltered request can blame the 400 on the ordering. Paging then relies on
@@ -212,18 +227,23 @@ class PageReader:
                 raise
             self.logger.info("SFMC refused $orderBy (%s); using the server's default order", exc)
             self.order_by_refused = True
-            page = self._counted(kind, claimed=False, order_by=None, **kwargs)
+            page = self._counted(kind, claimed=False, dropped=dropped, order_by=None, **kwargs)
         if page.server_time is not None:
             self.last_server_time = page.server_time
         return page
 
-    def _counted(self, kind: RequestKind, *, claimed: bool, **kwargs: Any) -> RowsetPage:
+    def _counted(
+        self, kind: RequestKind, *, claimed: bool, dropped: threading.Event | None, **kwargs: Any
+    ) -> RowsetPage:
         if not claimed and not self.claim(kind):
             raise BudgetSpentError
-        return self.rowset.fetch(before_resend=lambda: self._resend(kind), **kwargs)
+        return self.rowset.fetch(before_resend=lambda: self._resend(kind, dropped), **kwargs)
 
-    def _resend(self, kind: RequestKind) -> None:
+    def _resend(self, kind: RequestKind, dropped: threading.Event | None) -> None:
         # A retried request (429, 5xx, timeout, re-mint) reaches SFMC again: it is one more
-        # rowset request, and under concurrency a 50200 makes such resends routine.
+        # rowset request, and under concurrency a 50200 makes such resends routine. A page
+        # dropped meanwhile is not worth it: its retries would spend the engine's requests.
+        if dropped is not None and dropped.is_set():
+            raise PageDroppedError
         if not self.claim(kind):
             raise BudgetSpentError

@@ -20,6 +20,7 @@ what the engine asks to keep) stay left for the engine itself.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,15 @@ class PageRequest:
         return (self.page_size, self.filter_expr) == (other.page_size, other.filter_expr)
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """A page started ahead: its request, its future, and the flag set when it is dropped."""
+
+    request: PageRequest
+    future: Future[RowsetPage]
+    dropped: threading.Event
+
+
 class Prefetcher:
     """Data pages started ahead, in page order, on ``concurrency`` worker threads."""
 
@@ -68,7 +78,7 @@ class Prefetcher:
         if gate is not None:
             gate.cap(concurrency)
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: deque[tuple[PageRequest, Future[RowsetPage]]] = deque()
+        self._ahead: deque[_Ahead] = deque()
 
     @property
     def depth(self) -> int:
@@ -79,7 +89,7 @@ class Prefetcher:
     @property
     def started(self) -> list[int]:
         """Page numbers started ahead and not yet taken, in order."""
-        return [request.page for request, _ in self._ahead]
+        return [ahead.request.page for ahead in self._ahead]
 
     def read(
         self, request: PageRequest, last_page: int | None, keep: int = RESERVE
@@ -111,8 +121,8 @@ class Prefetcher:
                 raise BudgetSpentError
             future = self._start(request)
         # Nothing of this window goes after the next window's page, once that is started.
-        if not self._ahead or self._ahead[-1][0].same_query(request):
-            following = (self._ahead[-1][0].page if self._ahead else request.page) + 1
+        if not self._ahead or self._ahead[-1].request.same_query(request):
+            following = (self._ahead[-1].request.page if self._ahead else request.page) + 1
             self._top_up(following, request, last_page, keep, self.depth)
         return future.result(), early
 
@@ -148,8 +158,9 @@ class Prefetcher:
     def drop(self) -> None:
         """Forget every page started ahead (the engine reads something else next)."""
         while self._ahead:
-            _, future = self._ahead.popleft()
-            if future.cancel():  # never sent: not a request
+            ahead = self._ahead.popleft()
+            ahead.dropped.set()  # in flight: no retry of it is sent or paid for
+            if ahead.future.cancel():  # never sent: not a request
                 self.reader.refund(RequestKind.DATA)
 
     def close(self) -> None:
@@ -160,8 +171,8 @@ class Prefetcher:
             self._pool = None
 
     def _take(self, request: PageRequest) -> Future[RowsetPage] | None:
-        if self._ahead and self._ahead[0][0] == request:
-            return self._ahead.popleft()[1]
+        if self._ahead and self._ahead[0].request == request:
+            return self._ahead.popleft().future
         self.drop()
         return None
 
@@ -176,7 +187,8 @@ class Prefetcher:
             and self.reader.claim(RequestKind.DATA)
         ):
             ahead = PageRequest(following, request.page_size, request.filter_expr)
-            self._ahead.append((ahead, self._start(ahead)))
+            dropped = threading.Event()
+            self._ahead.append(_Ahead(ahead, self._start(ahead, dropped), dropped))
             following += 1
 
     def _read_now(self, request: PageRequest) -> RowsetPage:
@@ -187,7 +199,9 @@ class Prefetcher:
             filter_expr=request.filter_expr,
         )
 
-    def _start(self, request: PageRequest) -> Future[RowsetPage]:
+    def _start(
+        self, request: PageRequest, dropped: threading.Event | None = None
+    ) -> Future[RowsetPage]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sfmc-page")
         return self._pool.submit(
@@ -197,4 +211,5 @@ class Prefetcher:
             page_size=request.page_size,
             filter_expr=request.filter_expr,
             claimed=True,
+            dropped=dropped,
         )

@@ -348,6 +348,10 @@ class PageAction(StrEnum):
     REREAD = "reread"  # the cursor stepped back: read again from there
     RESCAN_ON_CLIENT = "rescan-on-client"  # $filter let rows outside the window through
     STOP = "stop"  # the budget ran out walking back: the next run continues
+    # The page stands, but the run stops after it: the row order is not judged yet and this
+    # run cannot pay for the judgement; paging on (pages read ahead included) could complete
+    # the window over rows a reshuffling server never served. The next run judges first.
+    LAST = "last"
 
 
 _OUTCOME_OF = {PageAction.RESCAN_ON_CLIENT: Outcome.FILTER_BROKEN, PageAction.STOP: Outcome.STOPPED}
@@ -679,15 +683,25 @@ class WindowSync:
         if self.prefetch is not None and self.prefetch.start_next(request, keep):
             self._next_upper = upper
 
-    def _check_order(self, window: Window, page: int, result: RowsetPage) -> None:
-        """Judge the row order once per verdict; refuse offset paging over an unstable one."""
+    def _check_order(self, window: Window, page: int, result: RowsetPage) -> bool:
+        """Judge the row order once per verdict; refuse offset paging over an unstable one.
+
+        Returns:
+            False when the order still has to be judged and this run cannot pay for it
+            (retries of pages read ahead can spend the requests kept for it): the run stops
+            after this page, and the next one judges first.
+        """
         verdict = self.verdict
         if verdict is None or len(result.items) < PAGE_AND_PROBE:
-            return
+            return True
         multi_page = result.has_next or page > 1  # one page is read whole, in any order
         if verdict.order == Order.UNKNOWN and multi_page:
             if self.reader.remaining < PAGE_AND_PROBE:
-                return  # judged next run, with budget for it
+                self.logger.info(
+                    "The row order is not judged yet and this run's budget cannot pay for it: "
+                    "stopping after this page; the next run judges it first"
+                )
+                return False
             verdict.order = self._judge_order(window, page, result)
         if verdict.order == Order.UNSTABLE and multi_page:
             raise SfmcApiError(
@@ -699,6 +713,7 @@ class WindowSync:
                 "or run more often so each window holds fewer changed rows; a full first load "
                 "of a larger DE needs a server that keeps its row order."
             )
+        return True
 
     def _judge_order(self, window: Window, page: int, result: RowsetPage) -> Order:
         keys = [next(iter((item.get("keys") or {"": ""}).values()), "") for item in result.items]
@@ -838,6 +853,14 @@ class WindowSync:
             action, records = yield from guard(window, page, result, progress)
             if action == PageAction.REREAD:
                 continue
+            if action == PageAction.LAST:
+                # Not past the window's last page: completing needs a judged order.
+                if result.has_next:
+                    state = self._advance(window, page, result, progress)
+                else:
+                    state = self._owned_state(window)
+                yield Batch(records, state)
+                return Outcome.STOPPED
             if action != PageAction.KEEP:
                 return _OUTCOME_OF[action]
             if not result.has_next:  # the reader vouches that count agrees
@@ -906,7 +929,7 @@ class WindowSync:
         """Server mode: rows leave the window (count drops), or $filter lets others in."""
         if self._server_shift(window, page, result.count, progress):
             return PageAction.REREAD, []
-        self._check_order(window, page, result)
+        judged = self._check_order(window, page, result)
         outside_before = self.stats.outside_window
         records = self._accept(result.items, window, progress, page)
         if self.stats.outside_window > outside_before:
@@ -918,25 +941,32 @@ class WindowSync:
             )
             yield Batch(records, None)
             return PageAction.RESCAN_ON_CLIENT, []
-        return (yield from self._settle(window, page, records, progress))
+        return (yield from self._settle(window, page, records, progress, judged=judged))
 
     def _client_guard(
         self, window: Window, page: int, result: RowsetPage, progress: _Pass
     ) -> Generator[Batch, None, Guarded]:
         """Client mode: the scanned set grows and shrinks, so each boundary is probed."""
-        self._check_order(window, page, result)
+        judged = self._check_order(window, page, result)
         records = self._accept(result.items, window, progress, page)
-        return (yield from self._settle(window, page, records, progress))
+        return (yield from self._settle(window, page, records, progress, judged=judged))
 
     def _settle(
-        self, window: Window, page: int, records: list[dict[str, Any]], progress: _Pass
+        self,
+        window: Window,
+        page: int,
+        records: list[dict[str, Any]],
+        progress: _Pass,
+        *,
+        judged: bool = True,
     ) -> Generator[Batch, None, Guarded]:
         """Verify the page's boundary when counts prove nothing (both guards end here)."""
+        stands = PageAction.KEEP if judged else PageAction.LAST
         if not progress.verifies(window, page):
-            return PageAction.KEEP, records
+            return stands, records
         yield Batch(records, None)  # real rows; re-reads are de-duplicated
         stopped = yield from self._verify_boundary(window, page, progress)
-        return (PageAction.STOP if stopped else PageAction.KEEP), []
+        return (PageAction.STOP if stopped else stands), []
 
     def _advance(
         self, window: Window, page: int, result: RowsetPage, progress: _Pass

@@ -393,3 +393,40 @@ def test_the_next_window_is_sent_while_the_last_pages_of_this_one_are_in_flight(
     sequential = run(make_de(95), {}, max_pages=60)[2]
     assert stats.data_pages == sequential.data_pages
     assert "window" not in state
+
+
+class RetryingAhead(Pages):
+    """Pages after the first wait for ``go``, then are retried three times (429 50200)."""
+
+    def __init__(self):
+        super().__init__()
+        self.go = threading.Event()
+        self.started = threading.Semaphore(0)
+        self.sent_ahead = 0
+
+    def fetch(self, *, page, before_resend=None, **kwargs):
+        if page > 1:
+            with self.lock:
+                self.sent_ahead += 1
+            self.started.release()
+            assert self.go.wait(30)
+            for _ in range(3):
+                before_resend()  # raises once the page was dropped: nothing more is sent
+        return super().fetch(page=page, **kwargs)
+
+
+def test_a_page_dropped_in_flight_sends_and_pays_for_no_retry():
+    # Found in review: the retries of pages nobody needed any more were paid from the
+    # budget (17 requests instead of 4 here), spending what the engine kept for itself.
+    fetcher = RetryingAhead()
+    pages = reader(30, fetcher)
+    prefetch = Prefetcher(pages, 4)
+    prefetch.read(PageRequest(1, SIZE, "f"), LAST)  # pages 2..5 started ahead
+    for _ in range(3):  # at least three of them in flight (4 threads)
+        assert fetcher.started.acquire(timeout=30)
+    prefetch.drop()  # a step-back: the engine needs none of them now
+    fetcher.go.set()
+    prefetch.close()
+    # Page 1 and each page sent ahead once (one not sent yet was refunded); no retry paid.
+    assert fetcher.sent_ahead in {3, 4}
+    assert pages.total == 1 + fetcher.sent_ahead, pages.total
