@@ -38,7 +38,7 @@ lint: venv
 
 ## The whole suite: lint, unit tests, sandbox tests, end-to-end tests (incl. scale_out), on two
 ## workers: most e2e tests wait on subprocesses and sandbox latency, so two pay even on 2 cores.
-## The tests sharing the repository's .meltano/ stay on one worker (xdist_group, conftest.py).
+## The tests sharing the repository's .meltano/ stay on one worker (a scheduler hook in conftest.py).
 test: lint venv-dagster services
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
