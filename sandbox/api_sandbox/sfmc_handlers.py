@@ -7,7 +7,7 @@ from ``errors.py`` (raised here or by the model) that the server renders.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from api_sandbox import sfmc_fields
 from api_sandbox.errors import SoapFaultError, forbidden, not_authorized, not_found
@@ -16,6 +16,7 @@ from api_sandbox.sfmc_soap import parse_request
 
 if TYPE_CHECKING:
     from api_sandbox.routes import Request
+    from api_sandbox.sfmc_rowset import Page
 
 READ_SCOPE = "data_extensions_read"
 
@@ -43,18 +44,18 @@ def rowset(req: Request) -> Reply:
     _require_read_scope(req)
     app = req.app
     page = _rowset_page(req)
-    rule = app.faults.check_content("rowset", page["page"])
+    rule = app.faults.check_content("rowset", page.body["page"])
     if rule is not None:
         app.fault_fired("rowset")
         page = app.rowset.distort(page, rule)
-    reply = ok(page)
+    reply = Reply(HTTPStatus.OK, page.wire())
     # The page content is already fixed; scenario changes are applied before the bytes
     # leave, so the client's next request always sees them (no race).
-    app.page_served(page["customObjectKey"], page["page"], len(page.get("items", ())))
+    app.page_served(page.body["customObjectKey"], page.body["page"], len(page.items or ()))
     return reply
 
 
-def _rowset_page(req: Request) -> dict[str, Any]:
+def _rowset_page(req: Request) -> Page:
     parts = req.rest.strip("/").split("/")
     if len(parts) == 3 and parts[2].lower() == "rowset":  # noqa: PLR2004 - {kind}/{id}/rowset
         kind, ident = parts[0].lower(), parts[1]
