@@ -45,9 +45,6 @@ class RequestToken:
     page_size: int
     expires_at: float
     snapshot: str | None = None
-    # (DE table, version, count): the table name is unique per DE instance, so a DE
-    # replaced under the same key never inherits the old count (id() can be reused).
-    cached_count: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -254,10 +251,7 @@ class Rowset:
             # (a live scenario fired by another page's response) would make the page lie
             # about itself, which no server with one query per page does.
             with self.store.lock:
-                stamp = (de.table, de.version)
-                if tok.cached_count is None or tok.cached_count[:2] != stamp:
-                    tok.cached_count = (*stamp, self.store.count(de, tok.flt))
-                count = tok.cached_count[2]
+                count = self.store.count(de, tok.flt)
                 salt = self.store.order_salt(self.config.default_order, de)
                 rows = (
                     self.store.select(de, tok.flt, tok.order, size, offset, salt=salt)

@@ -39,6 +39,9 @@ Order = list[tuple[Field, bool]]
 _SHUFFLE_A = 2_654_435_761
 _SHUFFLE_P = 4_294_967_311
 _STABLE_ON_UPDATE = frozenset({"firstname", "lastname", "birthdate"})
+# Counts remembered per (table, version, filter): a client paging by key URL asks the same
+# count on every page, a full scan each time. Forgotten all at once when this many are held.
+_COUNTS_KEPT = 256
 
 
 def _change_record(stamped: int, lag_seconds: int, trigger: str) -> dict[str, Any]:
@@ -123,6 +126,7 @@ class Store:
         self.lock = threading.RLock()
         self.des: dict[str, DataExtension] = {}
         self._table_ids = itertools.count(1)
+        self._counts: dict[tuple[Any, ...], int] = {}
 
     # -- definitions -------------------------------------------------------------
     def get(self, key: str, *, by_name: bool = False) -> DataExtension | None:
@@ -272,6 +276,7 @@ class Store:
     def clear(self) -> None:
         """Remove every DE and snapshot."""
         with self.lock:
+            self._counts.clear()
             for key in list(self.des):
                 self.drop(key)
             for (name,) in self.conn.execute(
@@ -310,12 +315,22 @@ class Store:
         return " ORDER BY " + ", ".join([*terms, "rowid"])
 
     def count(self, de: DataExtension, flt: Filter | None) -> int:
-        """Number of rows matching ``flt``."""
+        """Number of rows matching ``flt``.
+
+        Every change bumps ``de.version`` under this lock and a replaced DE gets a new
+        table, so a count remembered for (table, version, filter) is the count now.
+        """
         where, params = self._where(de, flt)
+        key = (de.table, de.version, where, *params)
         with self.lock:
-            return self.conn.execute(f"SELECT count(*) FROM {de.table}{where}", params).fetchone()[
-                0
-            ]
+            count = self._counts.get(key)
+            if count is None:
+                sql = f"SELECT count(*) FROM {de.table}{where}"
+                count = self.conn.execute(sql, params).fetchone()[0]
+                if len(self._counts) >= _COUNTS_KEPT:
+                    self._counts.clear()
+                self._counts[key] = count
+            return count
 
     def select(
         self,

@@ -321,3 +321,14 @@ def test_request_token_counts_a_replaced_de_afresh(sandbox, rowset):
     second = rowset(path=first["links"]["next"]).json()
     assert second["count"] == 5
     assert second["items"] == [{"keys": {"id": "1"}, "values": {}}]
+
+
+def test_key_requests_with_one_filter_count_each_change(sandbox, rowset):
+    # Counts are remembered per (table, version, filter) across request tokens.
+    small_de(sandbox, n=6)
+    query = {"pageSize": 2, "filter": "Id gt 1"}
+    assert rowset("Small", **query).json()["count"] == 5
+    assert rowset("Small", page=2, **query).json()["count"] == 5
+    sandbox.mutate("Small", insert=2)
+    assert rowset("Small", page=3, **query).json()["count"] == 7
+    assert rowset("Small", pageSize=2, filter="Id gt 2").json()["count"] == 6
