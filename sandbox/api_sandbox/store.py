@@ -32,6 +32,7 @@ from api_sandbox.generator import (
     customers_fields,
     generate_rows,
 )
+from api_sandbox.page_orders import PageOrders
 
 Order = list[tuple[Field, bool]]
 # A shuffled order is ``(rowid * A + salt) mod P``: with P prime above any rowid this is
@@ -127,6 +128,7 @@ class Store:
         self.des: dict[str, DataExtension] = {}
         self._table_ids = itertools.count(1)
         self._counts: dict[tuple[Any, ...], int] = {}
+        self._orders = PageOrders(self.conn)
 
     # -- definitions -------------------------------------------------------------
     def get(self, key: str, *, by_name: bool = False) -> DataExtension | None:
@@ -277,6 +279,7 @@ class Store:
         """Remove every DE and snapshot."""
         with self.lock:
             self._counts.clear()
+            self._orders.clear()
             for key in list(self.des):
                 self.drop(key)
             for (name,) in self.conn.execute(
@@ -347,6 +350,10 @@ class Store:
         order_sql = self._order(de, order, salt)
         sql = f"SELECT {de.select_list} FROM {de.table}{where}{order_sql} LIMIT ? OFFSET ?"
         with self.lock:
+            query = (where, params, order_sql)
+            rows = self._orders.page(de, query, limit, offset)
+            if rows is not None:
+                return rows
             return self.conn.execute(sql, [*params, limit, offset]).fetchall()
 
     def snapshot(
