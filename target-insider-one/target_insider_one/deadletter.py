@@ -148,20 +148,46 @@ def _is_plain(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one cas
     return False
 
 
-def fast_line(entry: dict[str, Any]) -> str | None:
-    """:func:`encode_line` of an entry made of plain values, in one msgspec pass.
+def plain_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry as :func:`encode_line` writes it, if msgspec can write it the same way.
+
+    A record's top-level ``Decimal`` values (what the reader makes of JSON numbers with a
+    fraction) are replaced by what :func:`json_default` gives ``json.dumps``; the result
+    is the value a reader of the line gets back, so its digest is the line's.
 
     Args:
-        entry: The object (its top-level values are str or None).
+        entry: The dead letter (its top-level values other than record and details are
+            str or None).
+
+    Returns:
+        The entry with plain values, or None when it needs the reference encoder.
+    """
+    record = entry["record"]
+    if type(record) is dict and any(type(v) is Decimal for v in record.values()):
+        record = {k: json_default(v) if type(v) is Decimal else v for k, v in record.items()}
+        entry = {**entry, "record": record}
+    if not (_is_plain(record) and _is_plain(entry["details"])):
+        return None
+    return entry
+
+
+def fast_line(entry: dict[str, Any]) -> str | None:
+    """:func:`encode_line` in one msgspec pass, for an entry of plain values.
+
+    Args:
+        entry: The dead letter.
 
     Returns:
         The same line as :func:`encode_line`, or None when the entry needs the reference
         (a value that is not plain, a lone surrogate msgspec refuses).
     """
-    if not (_is_plain(entry["record"]) and _is_plain(entry["details"])):
-        return None
+    plain = plain_entry(entry)
+    return None if plain is None else _encode_plain(plain)
+
+
+def _encode_plain(plain: dict[str, Any]) -> str | None:
     try:
-        text = _ENCODER.encode(entry).decode()
+        text = _ENCODER.encode(plain).decode()
     except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError: a lone surrogate
         return None
     return safe_json_line(text)
@@ -364,9 +390,10 @@ class DeadLetterWriter(JsonlWriter):
             "run_id": self.run_id,
             "at": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        line = fast_line(entry)
+        plain = plain_entry(entry)
+        line = None if plain is None else _encode_plain(plain)
         if line is not None and not self._holds_secret(line):
-            digest = letter_digest(entry)  # plain values: read back exactly as they are
+            digest = letter_digest(plain)  # type: ignore[arg-type] # read back exactly as is
         else:
             line = self.redacted(encode_line(entry))
             digest = letter_digest(json.loads(line))  # the record exactly as a reader sees it
