@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import threading
+import time
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ _MAX_DECIMAL_EXPONENT = 4_000
 _PLAIN_INT_BITS = 63  # signed 64-bit: what msgspec writes and reads back as a plain int
 _ENCODER = msgspec.json.Encoder()
 _SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
+_NEL_BYTES = "\x85".encode()
+_SEPARATOR_LEAD = "\u2028".encode()[:2]  # U+2029's too
 
 
 def json_default(value: object) -> Any:  # noqa: PLR0911 - one case per type
@@ -128,6 +131,7 @@ def _is_plain(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one cas
 
     JSON's own types with str keys, 64-bit integers and finite floats whose ``repr`` has no
     exponent (msgspec writes ``1e16``, json ``1e+16``); anything else takes the reference.
+    Strings, booleans and None inside a container are accepted without a call (most values).
     """
     kind = type(value)
     if kind is str or kind is bool or value is None or isinstance(value, StrEnum):
@@ -139,32 +143,71 @@ def _is_plain(value: object, depth: int = 0) -> bool:  # noqa: PLR0911 - one cas
     if depth >= MAX_DEPTH:
         return False
     if kind is dict:
-        return all(
-            type(k) is str and _is_plain(v, depth + 1)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return False
+            if not (type(item) is str or item is None or _is_plain(item, depth + 1)):
+                return False
+        return True
     if kind is list:
-        return all(_is_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+        return all(
+            type(item) is str or _is_plain(item, depth + 1)
+            for item in value  # type: ignore[attr-defined]
+        )
     return False
 
 
-def fast_line(entry: dict[str, Any]) -> str | None:
-    """:func:`encode_line` of an entry made of plain values, in one msgspec pass.
+def plain_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The entry as :func:`encode_line` writes it, if msgspec can write it the same way.
+
+    A record's top-level ``Decimal`` values (what the reader makes of JSON numbers with a
+    fraction) are replaced by what :func:`json_default` gives ``json.dumps``; the result
+    is the value a reader of the line gets back, so its digest is the line's.
 
     Args:
-        entry: The object (its top-level values are str or None).
+        entry: The dead letter (its top-level values other than record and details are
+            str or None).
+
+    Returns:
+        The entry with plain values, or None when it needs the reference encoder.
+    """
+    record = entry["record"]
+    if type(record) is dict:
+        for value in record.values():
+            if type(value) is Decimal:
+                record = {
+                    k: json_default(v) if type(v) is Decimal else v for k, v in record.items()
+                }
+                entry = {**entry, "record": record}
+                break
+    if not (_is_plain(record) and _is_plain(entry["details"])):
+        return None
+    return entry
+
+
+def fast_line(entry: dict[str, Any]) -> str | None:
+    """:func:`encode_line` in one msgspec pass, for an entry of plain values.
+
+    Args:
+        entry: The dead letter.
 
     Returns:
         The same line as :func:`encode_line`, or None when the entry needs the reference
         (a value that is not plain, a lone surrogate msgspec refuses).
     """
-    if not (_is_plain(entry["record"]) and _is_plain(entry["details"])):
-        return None
+    plain = plain_entry(entry)
+    return None if plain is None else _encode_plain(plain)
+
+
+def _encode_plain(plain: dict[str, Any]) -> str | None:
     try:
-        text = _ENCODER.encode(entry).decode()
+        data = _ENCODER.encode(plain)
     except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError: a lone surrogate
         return None
-    return safe_json_line(text)
+    # msgspec writes no lone surrogate; a line break's UTF-8 form starts with one of these.
+    if _NEL_BYTES in data or _SEPARATOR_LEAD in data:
+        return safe_json_line(data.decode())
+    return data.decode()
 
 
 def letter_digest(entry: dict[str, Any]) -> bytes:
@@ -304,6 +347,16 @@ class DeadLetterWriter(JsonlWriter):
         self.duplicates = 0
         self._seen: set[bytes] | None = None
         self._order: collections.deque[bytes] = collections.deque()
+        self._at_second = -1
+        self._at = ""
+
+    def _now(self) -> str:
+        """The UTC time to the second, formatted once per second (not once per letter)."""
+        second = int(time.time())
+        if second != self._at_second:
+            self._at_second = second
+            self._at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self._at
 
     def _remember(self, digest: bytes) -> None:
         assert self._seen is not None  # noqa: S101 - loaded first by the caller
@@ -362,11 +415,12 @@ class DeadLetterWriter(JsonlWriter):
             "details": details or {},
             "batch_id": batch_id,
             "run_id": self.run_id,
-            "at": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "at": self._now(),
         }
-        line = fast_line(entry)
+        plain = plain_entry(entry)
+        line = None if plain is None else _encode_plain(plain)
         if line is not None and not self._holds_secret(line):
-            digest = letter_digest(entry)  # plain values: read back exactly as they are
+            digest = letter_digest(plain)  # type: ignore[arg-type] # read back exactly as is
         else:
             line = self.redacted(encode_line(entry))
             digest = letter_digest(json.loads(line))  # the record exactly as a reader sees it

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_insider_one.config_schema import EmptyStringPolicy, InvalidAttributePolicy
+from target_insider_one.conversion_steps import OMIT, compile_step
 from target_insider_one.phone import PhoneNumberError, to_e164
 from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import check_unicode
-from target_insider_one.validation import Issue, validate_identifiers
+from target_insider_one.validation import IdentifierCheck, Issue
 from target_insider_one.values import (
     InvalidValueError,
     converter_for_kind,
@@ -20,6 +20,7 @@ from target_insider_one.values import (
     to_country,
     to_email,
     to_int_array,
+    to_integer,
     to_language,
     to_number,
     to_string,
@@ -33,11 +34,6 @@ if TYPE_CHECKING:
     from target_insider_one.settings import AttributeTarget, Settings
 
 _BOOLEAN_DEFAULTS = ("email_optin", "sms_optin", "whatsapp_optin", "gdpr_optin")
-
-
-def _blank(value: str | list[Any]) -> bool:
-    """A blank string or an empty list (absent under ``empty_string_policy: omit``)."""
-    return not value.strip() if isinstance(value, str) else not value
 
 
 @dataclass
@@ -69,10 +65,16 @@ class UserMapper:
         """
         self.settings = settings
         self._to_phone = to_phone
+        self._identifiers = IdentifierCheck(settings, to_phone)
         properties = schema.get("properties") or {}
         self._attributes: list[tuple[str, AttributeTarget, Callable[[object], Any]]] = [
             (source, target, self._converter(target, properties.get(source)))
             for source, target in settings.attributes
+        ]
+        omit = settings.empty_string_policy == EmptyStringPolicy.OMIT
+        self._steps = [
+            (source, target.name, target.custom, target.label, compile_step(convert, omit=omit))
+            for source, target, convert in self._attributes
         ]
         self._fixed: dict[str, Any] = {}
         self._fixed_custom: dict[str, Any] = {}
@@ -89,17 +91,20 @@ class UserMapper:
             return converter_for_kind(kind)
         defaults: dict[str, Callable[[object], Any]] = {
             "birthday": to_birthday,
-            "age": functools.partial(to_number, integer=kind == "integer"),
+            "age": to_integer if kind == "integer" else to_number,
             "static_segment_id": to_int_array,
             "language": to_language,
             "country": to_country,
-            "email": functools.partial(to_email, normalize=self.settings.normalize_emails),
+            "email": self._email_attribute,
             "phone_number": self._phone_attribute,
             **dict.fromkeys(_BOOLEAN_DEFAULTS, to_bool),
         }
         if target.name in defaults:
             return defaults[target.name]
         return to_utc_datetime if kind in {"date-time", "date"} else to_string
+
+    def _email_attribute(self, value: object) -> str:
+        return to_email(value, normalize=self.settings.normalize_emails)
 
     def _phone_attribute(self, value: object) -> str:
         try:
@@ -112,11 +117,8 @@ class UserMapper:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Convert the mapped attributes of a record (fixed values included).
 
-        This runs for every attribute of every record, so the common cases are inlined:
-        ``None`` and (under ``omit``) blank strings are skipped without a call, and only a
-        non-ASCII string or a list can hold a lone surrogate (``check_unicode``). The rules
-        are :func:`~target_insider_one.values.is_empty` and
-        :func:`~target_insider_one.text.check_unicode`; ``test_mapping`` checks the two agree.
+        Each attribute has its compiled step (:mod:`target_insider_one.conversion_steps`);
+        ``None`` is skipped without a call.
 
         Args:
             record: The source record.
@@ -127,33 +129,20 @@ class UserMapper:
         """
         attributes: dict[str, Any] = dict(self._fixed)
         custom: dict[str, Any] = dict(self._fixed_custom)
-        omit = self.settings.empty_string_policy == EmptyStringPolicy.OMIT
         get = record.get
-        for source, target, convert in self._attributes:
+        for source, name, into_custom, label, step in self._steps:
             value = get(source)
             if value is None:
                 continue
-            if type(value) is str:
-                if omit and (not value or value.isspace()):  # what strip() would remove
-                    continue
-            elif omit and isinstance(value, str | list) and _blank(value):
-                continue
             try:
-                # to_string returns a str unchanged: skip the call for the commonest case.
-                converted = value if convert is to_string and type(value) is str else convert(value)
-                if isinstance(converted, str):
-                    if not converted.isascii():
-                        check_unicode(converted)
-                elif isinstance(converted, list):
-                    check_unicode(converted)
+                converted = step(value)
             except (InvalidValueError, ValueError, TypeError, OverflowError) as exc:
                 reason = getattr(exc, "reason", "invalid_value")
                 message = getattr(exc, "message", "value could not be converted")
-                issues.append(Issue(target.label, source, reason, message))
+                issues.append(Issue(label, source, reason, message))
                 continue
-            if omit and converted == "" and isinstance(converted, str):
-                continue
-            (custom if target.custom else attributes)[target.name] = converted
+            if converted is not OMIT:
+                (custom if into_custom else attributes)[name] = converted
         return attributes, custom
 
     def map_record(self, record: Mapping[str, Any]) -> MappedRecord:
@@ -166,7 +155,7 @@ class UserMapper:
             The mapped record.
         """
         settings = self.settings
-        outcome = validate_identifiers(record, settings, self._to_phone)
+        outcome = self._identifiers(record)
         if outcome.skip_reason:
             return MappedRecord(None, outcome.skip_reason, outcome.skip_message, outcome.issues)
         issues = outcome.issues

@@ -44,8 +44,11 @@ def identifier_keys(identifiers: dict[str, Any]) -> tuple[str, ...]:
     Returns:
         Keys such as ``email:a@b.co`` and ``custom.loyalty_id:42``.
     """
+    custom = identifiers.get("custom")
+    if custom is None:  # the common case, once per record
+        return tuple([f"{k}:{v}" for k, v in identifiers.items()])
     keys = [f"{k}:{v}" for k, v in identifiers.items() if k != "custom"]
-    keys += [f"custom.{k}:{v}" for k, v in (identifiers.get("custom") or {}).items()]
+    keys += [f"custom.{k}:{v}" for k, v in custom.items()]
     return tuple(keys)
 
 

@@ -228,7 +228,10 @@ class TargetInsiderOne(Target):
                 sink.current_size,
             )
             self.drain_one(sink)
-        self._handle_max_record_age()
+        # The SDK's _handle_max_record_age without its call when nothing is old enough (the
+        # caller emits the safe STATE after every record anyway).
+        if self._max_record_age_in_minutes > self._MAX_RECORD_AGE_IN_MINUTES:
+            self._handle_max_record_age()
 
     def _process_held_records(self) -> None:
         """Process the messages held for the phone worker: any other message comes after."""

@@ -25,11 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from target_insider_one.config_schema import InvalidIdentifierPolicy
+from target_insider_one.config_schema import EmptyStringPolicy, InvalidIdentifierPolicy
 from target_insider_one.phone import PhoneNumberError, to_e164
 from target_insider_one.settlement import DeadLetterReason
 from target_insider_one.text import clean_identifier
-from target_insider_one.values import InvalidValueError, is_empty, to_email
+from target_insider_one.values import EMAIL_PATTERN, InvalidValueError, is_empty, to_email
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -128,10 +128,7 @@ def validate_identifiers(
         try:
             normalised = _identifier_value(mapping, value, settings, to_phone)
             if normalised.lower() in settings.blocked_identifier_values:
-                raise InvalidValueError(  # noqa: TRY301
-                    "blocked_value",
-                    f"{mapping.label} is a placeholder value listed in blocked_identifier_values",
-                )
+                raise _blocked(mapping)
         except InvalidValueError as exc:
             outcome.issues.append(
                 Issue(mapping.label, mapping.field, exc.reason, exc.message, "identifier")
@@ -145,6 +142,120 @@ def validate_identifiers(
         outcome.identifiers["custom"] = custom
     _decide_skip(outcome, present, settings)
     return outcome
+
+
+class IdentifierCheck:
+    """:func:`validate_identifiers` compiled for one configuration (the per-record path).
+
+    Each identifier gets one step that knows its type, the normalisation and the blocked
+    values; text that is ASCII and printable (what taps write) takes a shortcut, anything
+    else the reference :func:`_identifier_value`. ``test_fast_paths`` checks the outcome
+    equals :func:`validate_identifiers`'.
+    """
+
+    def __init__(
+        self, settings: Settings, to_phone: Callable[[object, PhoneOptions], str] = to_e164
+    ) -> None:
+        """Build a step per identifier.
+
+        Args:
+            settings: Target settings.
+            to_phone: As for :func:`validate_identifiers`.
+        """
+        self.settings = settings
+        self._omit = settings.empty_string_policy == EmptyStringPolicy.OMIT
+        self._steps = [
+            (
+                m.field,
+                m.type == "custom",
+                str(m.name) if m.type == "custom" else m.type,
+                m,
+                self._step(m, to_phone),
+            )
+            for m in settings.identifiers
+        ]
+
+    def _step(
+        self, mapping: IdentifierMapping, to_phone: Callable[[object, PhoneOptions], str]
+    ) -> Callable[[object], str]:
+        settings = self.settings
+        blocked = settings.blocked_identifier_values
+
+        def reference(value: object) -> str:
+            normalised = _identifier_value(mapping, value, settings, to_phone)
+            if normalised.lower() in blocked:
+                raise _blocked(mapping)
+            return normalised
+
+        if mapping.type == "phone_number":
+            return reference
+        if mapping.type == "email":
+            normalize = settings.normalize_emails
+            email_re = EMAIL_PATTERN
+
+            def email(value: object) -> str:
+                # clean_identifier is strip() for printable ASCII; to_email strips again.
+                if type(value) is str and value.isascii() and value.isprintable():
+                    text = value.strip().lower() if normalize else value.strip()
+                    if email_re.fullmatch(text) and text.lower() not in blocked:
+                        return text
+                return reference(value)
+
+            return email
+
+        def text_identifier(value: object) -> str:
+            if type(value) is str and value.isascii() and value.isprintable():
+                text = value.strip()
+                if text and text.lower() not in blocked:
+                    return text
+            return reference(value)
+
+        return text_identifier
+
+    def __call__(self, record: Mapping[str, Any]) -> IdentifierOutcome:
+        """Validate and normalise every configured identifier of a record.
+
+        Args:
+            record: The source record.
+
+        Returns:
+            As :func:`validate_identifiers`.
+        """
+        identifiers: dict[str, Any] = {}
+        issues: list[Issue] = []
+        custom: dict[str, str] = {}
+        present = 0
+        omit = self._omit
+        get = record.get
+        for source, is_custom, slot, mapping, step in self._steps:
+            value = get(source)
+            if value is None:
+                continue
+            if type(value) is str:
+                if omit and (not value or value.isspace()):  # what strip() removes
+                    continue
+            elif is_empty(value, self.settings.empty_string_policy):
+                continue
+            present += 1
+            try:
+                normalised = step(value)
+            except InvalidValueError as exc:
+                issues.append(Issue(mapping.label, source, exc.reason, exc.message, "identifier"))
+                continue
+            (custom if is_custom else identifiers)[slot] = normalised
+        if custom:
+            identifiers["custom"] = custom
+        outcome = IdentifierOutcome(identifiers, issues)
+        if issues or not identifiers:
+            _decide_skip(outcome, present, self.settings)
+        return outcome
+
+
+def _blocked(mapping: IdentifierMapping) -> InvalidValueError:
+    return InvalidValueError(
+        "blocked_value",
+        f"{mapping.label} is a placeholder value listed in blocked_identifier_values",
+    )
 
 
 def _decide_skip(outcome: IdentifierOutcome, present: int, settings: Settings) -> None:

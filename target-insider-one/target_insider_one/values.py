@@ -167,6 +167,18 @@ def to_number(value: object, *, integer: bool = False) -> int | float:
     raise InvalidValueError("not_a_number", f"{type(value).__name__} is not a number")
 
 
+def to_integer(value: object) -> int | float:
+    """:func:`to_number` for a field the schema says is an integer.
+
+    Args:
+        value: Source value.
+
+    Returns:
+        An ``int``, or a ``float`` for a value with a fraction.
+    """
+    return to_number(value, integer=True)
+
+
 def _parse_temporal(value: object) -> dt.datetime | dt.date:
     if isinstance(value, dt.datetime | dt.date):
         return value
@@ -359,7 +371,7 @@ def to_country(value: object) -> str:
     return text.upper() if len(text) == 2 else text  # noqa: PLR2004
 
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def to_email(value: object, *, normalize: bool = True) -> str:
@@ -378,7 +390,7 @@ def to_email(value: object, *, normalize: bool = True) -> str:
     if not isinstance(value, str):
         raise InvalidValueError("email_not_string", "email must be a string")
     text = value.strip().lower() if normalize else value
-    if not _EMAIL_RE.fullmatch(text):
+    if not EMAIL_PATTERN.fullmatch(text):
         raise InvalidValueError("email_invalid", "email address is not valid")
     return text
 
@@ -397,7 +409,7 @@ def converter_for_kind(kind: str) -> Converter:
     """
     return {
         "boolean": to_bool,
-        "integer": lambda v: to_number(v, integer=True),
+        "integer": to_integer,
         "number": to_number,
         "date-time": to_utc_datetime,
         "date": to_utc_datetime,

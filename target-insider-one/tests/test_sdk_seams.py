@@ -133,3 +133,13 @@ def test_sdk_record_steps_are_still_the_ones_the_plain_record_path_repeats():
     assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p < 0]
     assert positions == sorted(positions), f"{TARGET}: TargetInsiderOne._process_plain_record"
     assert source.count("sink.") == 14, f"{TARGET}: a new sink step; repeat it in the plain path"
+
+
+def test_sdk_still_decides_the_record_age_drain_with_the_test_the_plain_path_repeats():
+    # TargetInsiderOne._process_plain_record calls _handle_max_record_age only when this
+    # test is true (it runs after every record).
+    source = inspect.getsource(Target._handle_max_record_age)
+    assert "if self._max_record_age_in_minutes > self._MAX_RECORD_AGE_IN_MINUTES:" in source, (
+        f"singer-sdk {version('singer-sdk')} decides the record-age drain differently: "
+        f"adapt {TARGET}: TargetInsiderOne._process_plain_record"
+    )
