@@ -89,6 +89,25 @@ class InsiderUpsertSink(BatchSink):
         self._warned: set[tuple[str, str]] = set()
         self._check_fields()
 
+    @override
+    def _singer_validate_message(self, record: dict) -> None:
+        """A record without its key properties is dead-lettered, not the end of the run.
+
+        The SDK raises ``MissingKeyPropertiesError`` (and a traceback) for it, so one such row
+        would stop every run at the same place. Only the field names go in the message.
+
+        Args:
+            record: The record (after schema validation).
+        """
+        if self.invalid_record_message is not None:
+            return  # already dead-lettered for its schema, which says more
+        missing = [key for key in self._key_properties if key not in record]
+        if missing:
+            self.invalid_record_message = (
+                f"the record lacks its key properties {missing} (the stream's SCHEMA message "
+                "names them in key_properties)"
+            )
+
     def _check_fields(self) -> None:
         """Stop on identifier fields the schema lacks; warn about attribute fields.
 

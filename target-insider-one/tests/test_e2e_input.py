@@ -170,3 +170,28 @@ def test_schema_with_multiple_of_validates_instead_of_crashing(sandbox, tmp_path
     (letter,) = result.dead_letters()
     assert letter["reason"] == "schema_validation_failed"
     assert letter["record"]["SubscriberKey"] == "CUST-000001"
+
+
+@pytest.mark.parametrize("schema_requires_it", [False, True])
+def test_a_record_without_its_key_property_is_dead_lettered_and_the_run_goes_on(
+    sandbox, tmp_path, schema_requires_it
+):
+    schema = json.loads(json.dumps(schema_msg()))
+    if schema_requires_it:
+        schema["schema"]["required"] = ["SubscriberKey"]
+    else:
+        schema["schema"].pop("required", None)
+    keyless = customer(1)
+    del keyless["SubscriberKey"]  # still has an email: mapping alone would send it
+    lines = [schema, record_msg(customer(0)), record_msg(keyless), record_msg(customer(2))]
+    lines.append(state_msg(3))
+    result = run_cli(sandbox.target_config(**DEMO_MAPPING), b"".join(map(_line, lines)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.states == [{"bookmarks": {"Customers": {"v": 3}}}]
+    uuids = sorted(p["identifiers"]["uuid"] for p in sandbox.profiles())
+    assert uuids == ["CUST-000000", "CUST-000002"]
+    (letter,) = result.dead_letters()
+    assert letter["reason"] == "schema_validation_failed"
+    assert letter["record"]["EmailAddress"] == keyless["EmailAddress"]
+    assert keyless["EmailAddress"] not in result.stderr  # no PII in the log
