@@ -109,6 +109,11 @@ class Plugins:
         """``tap-sfmc-de > singer``."""
         return processes.run("tap alone", self.tap(), self.work, stdout=singer)
 
+    def tap_start_up(self) -> Measured:
+        """``tap-sfmc-de --about --format json``: the interpreter and a sync's imports alone."""
+        argv = [project.TAP, "--about", "--format", "json"]
+        return processes.run("tap start-up", argv, self.work)
+
     def target_from_file(self, singer: Path, *, phones: bool) -> Measured:
         """``target-insider-one < singer``."""
         label = f"target phones {'on' if phones else 'off'}"

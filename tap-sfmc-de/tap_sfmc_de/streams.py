@@ -26,7 +26,13 @@ from tap_sfmc_de.progress import ProgressLog
 from tap_sfmc_de.rowset import RowsetClient
 from tap_sfmc_de.schema import DEField, build_schema, key_properties, stream_name_for_key
 from tap_sfmc_de.singer_writer import SingerWriter
-from tap_sfmc_de.values import ConversionProblemError, DateColumn, FieldConverter, is_beyond_utc
+from tap_sfmc_de.values import (
+    ConversionProblemError,
+    DateColumn,
+    FieldConverter,
+    is_beyond_utc,
+    to_text,
+)
 from tap_sfmc_de.windows import SyncPlan, WindowSync, identity_digest, row_identity
 
 if TYPE_CHECKING:
@@ -81,6 +87,8 @@ class DataExtensionStream(Stream):
         self._converters = {
             f.name.lower(): FieldConverter(f.name, f.kind, settings.timezone) for f in fields
         }
+        # Column name as REST sends it (lowercase) -> (field name, its text converter).
+        self._columns = {raw: (c.name, c.from_text) for raw, c in self._converters.items()}
         self._strict = {f.name.lower() for f in fields if f.is_primary_key}
         # The replication key's column parses its values for the window, then converts
         # them for the record from that parse (DateColumn keeps the last one).
@@ -350,23 +358,50 @@ class DataExtensionStream(Stream):
         )
 
     def _convert(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        # The per-value loop of every row: one lookup and one call per value (the
+        # converter's own checks inlined), the rest in _convert_odd.
         record: dict[str, Any] = {}
-        for part in ("keys", "values"):
-            for raw_name, raw in (item.get(part) or {}).items():
-                converter = self._converters.get(raw_name)  # REST's names are lowercase
-                if converter is None:
-                    converter = self._converters.get(raw_name.lower())
-                    if converter is None:
-                        self._unknown(raw_name)
-                        continue
+        columns = self._columns
+        for part in (item.get("keys"), item.get("values")):
+            if not part:
+                continue
+            for raw_name, raw in part.items():
+                column = columns.get(raw_name)  # REST's names are lowercase
+                if column is None or raw.__class__ is not str or not raw:
+                    self._convert_odd(item, record, raw_name, raw)
+                    continue
+                name, from_text = column
+                if from_text is to_text and raw.isascii():  # most values: text, kept as is
+                    record[name] = raw
+                    continue
                 try:
-                    record[converter.name] = converter.convert(raw)
+                    record[name] = from_text(raw)
                 except ConversionProblemError as exc:
-                    if converter.name.lower() in self._strict:
-                        raise self._fatal(item, converter.name, exc) from None
-                    record[converter.name] = None
-                    self._problem(item, converter.name, exc)
+                    record[name] = self._bad_value(item, name, exc)
         return record
+
+    def _convert_odd(
+        self, item: Mapping[str, Any], record: dict[str, Any], raw_name: str, raw: Any
+    ) -> None:
+        """A value _convert's loop does not take: a column not in lowercase, NULL, not text."""
+        converter = self._converters.get(raw_name) or self._converters.get(raw_name.lower())
+        if converter is None:
+            self._unknown(raw_name)
+            return
+        try:
+            record[converter.name] = converter.convert(raw)
+        except ConversionProblemError as exc:
+            record[converter.name] = self._bad_value(item, converter.name, exc)
+
+    def _bad_value(self, item: Mapping[str, Any], field_name: str, exc: Exception) -> None:
+        """Null for a value that does not convert; a key or replication key stops the sync.
+
+        Raises:
+            ValueConversionError: For a key or replication-key field.
+        """
+        if field_name.lower() in self._strict:
+            raise self._fatal(item, field_name, exc) from None
+        self._problem(item, field_name, exc)
 
     def _problem(self, item: Mapping[str, Any], field_name: str, exc: Exception) -> None:
         self._problems[field_name] += 1

@@ -380,7 +380,8 @@ class FieldConverter:
     name: str
     kind: str  # "string" | "integer" | "number" | "boolean" | "date-time"
     tz: dt.tzinfo
-    _from_text: Callable[[str], Any] = field(init=False, repr=False, compare=False)
+    # Non-empty text to the typed value (what ``convert`` does once NULL is ruled out).
+    from_text: Callable[[str], Any] = field(init=False, repr=False, compare=False)
 
     dates: DateColumn | None = field(init=False, repr=False, compare=False)
 
@@ -392,7 +393,7 @@ class FieldConverter:
         else:
             from_text = _FROM_TEXT.get(self.kind, partial(_unsupported, self.kind))
         object.__setattr__(self, "dates", dates)
-        object.__setattr__(self, "_from_text", from_text)
+        object.__setattr__(self, "from_text", from_text)
 
     def convert(self, raw: Any) -> Any:
         """Convert one raw value.
@@ -408,7 +409,7 @@ class FieldConverter:
         """
         if raw is None or raw == "":
             return None
-        return self._from_text(raw if isinstance(raw, str) else str(raw))
+        return self.from_text(raw if isinstance(raw, str) else str(raw))
 
 
 def _unsupported(kind: str, text: str) -> Any:  # noqa: ARG001

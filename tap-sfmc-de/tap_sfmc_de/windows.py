@@ -998,24 +998,30 @@ class WindowSync:
     def _accept(
         self, items: list[dict[str, Any]], window: Window, progress: _Pass, page: int
     ) -> list[dict[str, Any]]:
+        # Every row of every page passes here: the window's bounds and the callables are
+        # looked up once per page, and Window.contains is spelled out inline.
         records = []
+        lower, upper = window.lower, window.upper
+        bounded = lower is not None or upper is not None
+        replication_value, convert, stats = self.replication_value, self.convert, self.stats
+        first_read = progress.seen.first_read
         for item in items:
-            if window.lower is not None or window.upper is not None:
-                value = self.replication_value(item)
+            if bounded:
+                value = replication_value(item)
                 if value is None:
-                    self.stats.null_replication_key += 1
+                    stats.null_replication_key += 1
                     continue
-                if not window.contains(value):
-                    self.stats.outside_window += 1
-                    progress.newer += window.upper is not None and value >= window.upper
+                if (lower is not None and value < lower) or (upper is not None and value >= upper):
+                    stats.outside_window += 1
+                    progress.newer += upper is not None and value >= upper
                     continue
-            if not progress.seen.first_read(row_identity(item), page):
-                self.stats.duplicates += 1
+            if not first_read(row_identity(item), page):
+                stats.duplicates += 1
                 continue
-            if window.upper is not None and not self.recent.note(item, value, window.upper):
-                self.stats.already_emitted += 1
+            if upper is not None and not self.recent.note(item, value, upper):
+                stats.already_emitted += 1
                 continue
-            records.append(self.convert(item))
-        self.stats.emitted += len(records)
+            records.append(convert(item))
+        stats.emitted += len(records)
         progress.emitted += len(records)
         return records

@@ -7,8 +7,11 @@ import re
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError, ValueConversionError
 from tap_sfmc_de.tap import TapSfmcDe
+from tap_sfmc_de.values import ConversionProblemError
 from tap_sfmc_de.windows import identity_digest, row_identity
 from tap_sfmc_de_testkit import (
     ACCESS_TOKEN,
@@ -338,3 +341,70 @@ def test_catalog_full_table_is_honoured_like_fetch_mode_full(sfmc, fake_de, conf
         assert [m["record"]["Id"] for m in out if m["type"] == "RECORD"] == ["a"]
         state = [m for m in out if m["type"] == "STATE"][-1]["value"]
     assert not any("2998" in (r["filter"] or "") for r in fake_de.requests[-2:])
+
+
+# --- _convert's per-value fast path gives what each column's converter gives -------------
+HOSTILE_TEXT = (
+    st.text(max_size=12)
+    | st.text(st.sampled_from(["a", "\u00e9", "\ud800", "\udfff", "\x00", "\x85", "\u2028"]))
+    | st.from_regex(r"-?[0-9\u0660-\u0669]{1,45}(\.[0-9]{0,40})?(e-?[0-9]{1,9})?", fullmatch=True)
+    | st.builds(
+        "{}/{}/{} {}:{:02d}:{:02d} {}M".format,
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.sampled_from([1, 9999, 2024, 10000]),
+        st.integers(0, 13),
+        st.integers(0, 60),
+        st.integers(0, 60),
+        st.sampled_from("APX"),
+    )
+    | st.sampled_from(["", "True", "no", "NaN", "1e999999999", "12/31/9999 11:59:59 PM"])
+)
+RAW_VALUE = HOSTILE_TEXT | st.none() | st.integers() | st.booleans()
+COLUMN = st.sampled_from(["points", "amount", "optin", "email", "Points", "EMAIL", "unknown"])
+
+
+def general_convert(stream, item):
+    """The reference: each column's FieldConverter.convert, as _convert did value by value."""
+    record = {}
+    for part in ("keys", "values"):
+        for raw_name, raw in (item.get(part) or {}).items():
+            converter = stream._converters.get(raw_name.lower())
+            if converter is None:
+                continue
+            try:
+                record[converter.name] = converter.convert(raw)
+            except ConversionProblemError:
+                if converter.name.lower() in stream._strict:
+                    raise ValueConversionError(converter.name) from None
+                record[converter.name] = None
+    return record
+
+
+def outcome(convert, stream, item):
+    try:
+        return "ok", convert(item)
+    except ValueConversionError:
+        return "stopped", None
+
+
+def test_the_convert_fast_path_equals_each_columns_converter(sfmc, config):
+    stream = TapSfmcDe(config=config).streams["de_customers"]
+
+    @given(
+        key=HOSTILE_TEXT,
+        modified=HOSTILE_TEXT,
+        values=st.lists(st.tuples(COLUMN, RAW_VALUE), max_size=6),
+    )
+    @settings(max_examples=200)
+    def check(key, modified, values):
+        item = {"keys": {"id": key}, "values": {"modifieddate": modified, **dict(values)}}
+        expected = outcome(lambda i: general_convert(stream, i), stream, item)
+        got = outcome(stream._convert, stream, item)
+        assert got == expected
+        if got[0] == "ok":  # same keys in the same order, same types (True is not 1)
+            assert [(k, type(v)) for k, v in got[1].items()] == [
+                (k, type(v)) for k, v in expected[1].items()
+            ]
+
+    check()
