@@ -243,9 +243,14 @@ def decoded_json(response: requests.Response) -> Any:
 
 
 def _decode(response: requests.Response) -> Any:
-    if (response.encoding or "utf-8").lower() in {"utf-8", "utf8"}:
-        try:
-            return msgspec.json.decode(response.content)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass
-    return response.json()
+    try:
+        if (response.encoding or "utf-8").lower() in {"utf-8", "utf8"}:
+            try:
+                return msgspec.json.decode(response.content)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+        return response.json()
+    except RecursionError:
+        # Both decoders give up on very deep nesting ("[" x 200,000) with a RecursionError,
+        # which is no ValueError: the run would stop with a traceback, not retry the body.
+        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None

@@ -177,3 +177,9 @@ class _Stdout:
         import io
 
         self.buffer = io.BytesIO()
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000, b'{"items": ' + b"[" * 200_000 + b"]" * 200_000])
+def test_a_body_nested_too_deeply_is_a_json_error(body):  # retried, not a traceback
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        decoded_json(response(body))
