@@ -7,10 +7,15 @@ target's documented behaviour):
 - cli_prints, array_data, camelcase, camelcase_complex_schema, duplicate_records,
   encoded_string_data, no_primary_keys, optional_attributes, pk_updates,
   record_missing_fields, record_missing_required_property, schema_updates,
-  special_chars_in_attributes, invalid_schema, record_before_schema,
-  record_missing_key_property.
+  special_chars_in_attributes, invalid_schema, record_before_schema.
 
 Left out, with the reason:
+
+- record_missing_key_property: expects the target to stop with ``MissingKeyPropertiesError``.
+  A tap that wrote such a row would write it again on every run, so stopping would block the
+  stream forever; the target dead-letters it (``schema_validation_failed``) and goes on.
+  ``test_record_missing_key_property_is_dead_lettered`` below replays the SDK's own file and
+  checks what landed.
 
 - multiple_state_messages: expects a STATE after every few records. The SDK emits STATE
   only after a full drain (end of input, 5-minute age, SIGTERM), and this target must not
@@ -24,6 +29,8 @@ Left out, with the reason:
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from singer_sdk.testing import get_target_test_class
@@ -41,7 +48,6 @@ from singer_sdk.testing.target_tests import (
     TargetOptionalAttributes,
     TargetPrimaryKeyUpdates,
     TargetRecordBeforeSchemaTest,
-    TargetRecordMissingKeyProperty,
     TargetRecordMissingOptionalFields,
     TargetRecordMissingRequiredProperty,
     TargetSchemaUpdates,
@@ -65,7 +71,6 @@ CURATED = SingerTestSuite(
         TargetOptionalAttributes,
         TargetPrimaryKeyUpdates,
         TargetRecordBeforeSchemaTest,
-        TargetRecordMissingKeyProperty,
         TargetRecordMissingOptionalFields,
         TargetRecordMissingRequiredProperty,
         TargetSchemaUpdates,
@@ -126,3 +131,23 @@ def test_duplicate_records_land_as_two_profiles(sandbox, tmp_path):
     # Last write wins: records for one profile are applied in input order.
     by_id = {p["identifiers"]["uuid"]: p["attributes"]["custom"]["metric"] for p in profiles}
     assert by_id == {"1": 100, "2": 20}
+
+
+def test_record_missing_key_property_is_dead_lettered(sandbox, tmp_path):
+    from importlib.resources import files
+
+    from singer_sdk.testing import target_test_streams
+
+    dead = tmp_path / "d.jsonl"
+    config = sandbox.target_config(**GENERIC_MAPPING, dead_letter_path=str(dead))
+    runner = TargetTestRunner(
+        TargetInsiderOne,
+        config=config,
+        input_filepath=files(target_test_streams) / "record_missing_key_property.singer",
+    )
+    runner.sync_all()
+    assert sandbox.profiles() == []
+    (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert letter["reason"] == "schema_validation_failed"
+    assert "['id']" in letter["message"]
+    assert letter["record"] == {"metric": 8214}
