@@ -30,6 +30,7 @@ from target_insider_one.values import (
     to_number,
     to_string,
     to_utc_datetime,
+    utc_text_as_written,
 )
 
 OMIT = object()
@@ -131,24 +132,9 @@ def _birthday_step(reference: Step, _omit: bool) -> Step:
 
 def _utc_datetime_step(reference: Step, _omit: bool) -> Step:
     def step(value: object) -> Any:
-        if (
-            type(value) is str
-            and len(value) == _UTC_TEXT_LENGTH
-            and value.isascii()
-            and value[19:] == "+00:00"
-            and value[4] == value[7] == "-"  # extended format only (not 20241221T044155.0)
-            and value[10] == "T"
-            and value[13] == value[16] == ":"
-            and value[0] != "0"  # a year before 1000 is written by strftime
-        ):
-            # UTC to the second, as taps write it: once the parser accepts it, the text
-            # is the answer (to_utc_datetime's own shortcut, without its call).
-            try:
-                _from_iso_datetime(value)
-            except ValueError:
-                return reference(value)
-            return f"{value[:19]}Z"
-        return reference(value)
+        # to_utc_datetime's own shortcut, without the reference step around it.
+        text = utc_text_as_written(value) if type(value) is str else None
+        return reference(value) if text is None else text
 
     return step
 

@@ -193,6 +193,36 @@ def _parse_temporal(value: object) -> dt.datetime | dt.date:
     raise InvalidValueError("not_a_date", "value is not an ISO 8601 date or date-time")
 
 
+def utc_text_as_written(value: str) -> str | None:
+    """Insider's text for UTC date-time text as taps write it, or None for any other text.
+
+    ``2024-12-21T04:41:55+00:00`` is already UTC to the second: once the same parser
+    accepts it, the text is the answer. Any other text takes the general path, which says
+    why it is not a date.
+
+    Args:
+        value: Source text.
+
+    Returns:
+        ``2024-12-21T04:41:55Z``, or None.
+    """
+    if not (
+        len(value) == _UTC_TEXT_LENGTH
+        and value.isascii()  # the parser refuses other digits anyway: a cheap first test
+        and value.endswith("+00:00")
+        and value[4] == value[7] == "-"  # extended format only (not 20241221T044155.000)
+        and value[10] == "T"
+        and value[13] == value[16] == ":"
+        and value[0] != "0"  # a year before 1000 is written by strftime (below)
+    ):
+        return None
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return f"{value[:19]}Z"
+
+
 def to_utc_datetime(value: object) -> str:
     """Format as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC.
 
@@ -202,23 +232,10 @@ def to_utc_datetime(value: object) -> str:
     Returns:
         The formatted string.
     """
-    if (
-        type(value) is str
-        and len(value) == _UTC_TEXT_LENGTH
-        and value.endswith("+00:00")
-        and value[4] == value[7] == "-"  # extended format only (not 20241221T044155.000)
-        and value[10] == "T"
-        and value[13] == value[16] == ":"
-        and value[0] != "0"  # a year before 1000 is written by strftime (below)
-    ):
-        # Already UTC to the second, as taps write it (``2024-12-21T04:41:55+00:00``):
-        # once the same parser accepts it, the text is the answer.
-        try:
-            dt.datetime.fromisoformat(value)
-        except ValueError:
-            pass  # the reference below says why
-        else:
-            return f"{value[:19]}Z"
+    if type(value) is str:
+        text = utc_text_as_written(value)
+        if text is not None:
+            return text
     return to_utc_datetime_reference(value)
 
 
