@@ -23,6 +23,7 @@ from typing import Any
 
 from target_insider_one.text import check_unicode, has_surrogates
 from target_insider_one.values import (
+    UTC_TEXT_LENGTH,
     to_birthday,
     to_bool,
     to_country,
@@ -38,7 +39,6 @@ OMIT = object()
 
 Step = Callable[[object], Any]
 _DATE_LENGTH = len("2024-12-21")
-_UTC_TEXT_LENGTH = len("2024-12-21T04:41:55+00:00")
 _COUNTRY_LENGTH = 2
 _from_iso_datetime = dt.datetime.fromisoformat
 _from_iso_date = dt.date.fromisoformat
@@ -116,7 +116,7 @@ def _birthday_step(reference: Step, _omit: bool) -> Step:
     def step(value: object) -> Any:
         if type(value) is str and value.isascii():
             try:
-                if len(value) == _UTC_TEXT_LENGTH and value[10] == "T":
+                if len(value) == UTC_TEXT_LENGTH and value[10] == "T":
                     _from_iso_datetime(value)  # validates the whole text; keeps its date
                     if value[4] == value[7] == "-":
                         return f"{value[:10]}T00:00:00Z"

@@ -35,7 +35,8 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
 _UTC = dt.UTC
 _FOUR_DIGIT_YEAR = 1000
-_UTC_TEXT_LENGTH = len("2024-12-21T04:41:55+00:00")
+UTC_TEXT_LENGTH = len("2024-12-21T04:41:55+00:00")
+"""Length of UTC date-time text as taps write it (``2024-12-21T04:41:55+00:00``)."""
 _MAX_DECIMAL_EXPONENT = 308  # the largest finite double is about 1.8e308
 
 
@@ -207,7 +208,7 @@ def utc_text_as_written(value: str) -> str | None:
         ``2024-12-21T04:41:55Z``, or None.
     """
     if not (
-        len(value) == _UTC_TEXT_LENGTH
+        len(value) == UTC_TEXT_LENGTH
         and value.isascii()  # the parser refuses other digits anyway: a cheap first test
         and value.endswith("+00:00")
         and value[4] == value[7] == "-"  # extended format only (not 20241221T044155.000)
