@@ -1,0 +1,141 @@
+"""Where a plugin's time goes: one stage of `make bench` under py-spy, as a table of functions.
+
+    .venv/bin/python -m benchmarks.profile [--stage target-off] [--rows 125000] [--top 40]
+
+Stages: ``target-off`` and ``target-on`` (the target with the project mapping, phones off or
+on, fed the Singer file the tap wrote) and ``tap`` (the tap alone, to a file), each against a
+sandbox over HTTP on 127.0.0.1, as in ``make bench``. py-spy samples the stage's main process
+(``--gil``: only samples holding the GIL, i.e. Python work; ``--nonblocking``: the process is
+never paused, so it runs at its own speed). The table gives, per function, its inclusive share
+(time in it and everything it called) and its self share, in % of the samples. A phone worker
+process is not sampled: its CPU is in the stage's CPU line.
+
+py-spy (pinned in requirements/dev.txt) needs ptrace, which root and most CI machines have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from api_sandbox.testing import SandboxProcess
+
+from benchmarks import memory, processes, project
+from benchmarks.stages import Plugins, progress
+
+STAGES = ("target-off", "target-on", "tap")
+# "name (path/to/file.py:123)": the line number goes, and the path keeps only what follows
+# site-packages/ or the repository, so one function is one row however many lines it has.
+FRAME = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::\d+)?\)$")
+REPOSITORY_PREFIX = re.compile(r"^.*?/(?=(?:tap_sfmc_de|target_insider_one|api_sandbox)/)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Samples per function: inclusive (on the stack) and self (at the top)."""
+
+    samples: int
+    inclusive: Counter[str]
+    own: Counter[str]
+
+
+def frame_label(frame: str) -> str:
+    """``name (file)`` for one py-spy frame, without its line number and install path."""
+    match = FRAME.match(frame)
+    if match is None:
+        return frame
+    path = match["path"].split("site-packages/")[-1]
+    return f"{match['name']} ({REPOSITORY_PREFIX.sub('', path)})"
+
+
+def aggregate(lines: Iterable[str]) -> Profile:
+    """Fold py-spy's raw output (``frame;frame;... count`` per line) into a Profile."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    samples = 0
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        weight = int(count)
+        samples += weight
+        # The first frame names the process and thread, not a function.
+        labels = [frame_label(frame) for frame in stack.split(";")[1:]]
+        for label in set(labels):
+            inclusive[label] += weight
+        if labels:
+            own[labels[-1]] += weight
+    return Profile(samples, inclusive, own)
+
+
+def render(profile: Profile, top: int) -> str:
+    """Two tables: the ``top`` functions by inclusive share, then by self share."""
+    out = [f"{profile.samples:,} samples (GIL held)"]
+    for title, counts in (("inclusive", profile.inclusive), ("self", profile.own)):
+        out += ["", f"| {title} % | function |", "|---:|---|"]
+        out += [
+            f"| {100 * count / max(profile.samples, 1):.1f} | {label} |"
+            for label, count in counts.most_common(top)
+        ]
+    return "\n".join(out)
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", choices=STAGES, default="target-off")
+    parser.add_argument("--rows", type=int, default=125_000, help="rows of the DE")
+    parser.add_argument("--rate", type=int, default=200, help="samples per second")
+    parser.add_argument("--top", type=int, default=40, help="functions per table")
+    return parser.parse_args()
+
+
+def stage_argv(stage: str, plugins: Plugins) -> list[str]:
+    """The stage's command line."""
+    return plugins.tap() if stage == "tap" else plugins.target(phones=stage == "target-on")
+
+
+def main() -> None:
+    """Run the stage under py-spy once and print where its time went."""
+    args = parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        sys.exit("py-spy is not installed: `make venv` installs it (requirements/dev.txt)")
+    with (
+        tempfile.TemporaryDirectory(prefix="profile-") as tmp,
+        SandboxProcess(rows=args.rows, start_timeout=memory.START_TIMEOUT) as sandbox,
+    ):
+        work = Path(tmp)
+        tap_config = sandbox.tap_config(
+            token_store_path=str(work / "token.json"),
+            max_pages_per_run=project.pages_for(args.rows),
+        )
+        target_config = sandbox.target_config(
+            dead_letter_path=str(work / "dead.jsonl"), **project.project_mapping()
+        )
+        plugins = Plugins.write(work, tap_config, target_config)
+        singer = work / "singer.jsonl"
+        if args.stage != "tap":
+            progress(f"the tap writes {args.rows:,} rows to a file ...")
+            plugins.tap_to_file(singer)
+        raw = work / "py-spy.txt"
+        sampler = [spy, "record", "--nonblocking", "--gil", "-r", str(args.rate), "-f", "raw"]
+        argv = [*sampler, "-o", str(raw), "--", *stage_argv(args.stage, plugins)]
+        progress(f"{args.stage} under py-spy ...")
+        stdin = None if args.stage == "tap" else singer
+        measured = processes.run(f"profile {args.stage}", argv, work, stdin=stdin)
+        profile = aggregate(raw.read_text(encoding="utf-8", errors="replace").splitlines())
+    print(f"{args.stage}, {args.rows:,} rows: {measured.seconds:.1f} s wall, "
+          f"{measured.cpu_seconds:.1f} s CPU (with py-spy's own)")  # fmt: skip
+    print(render(profile, args.top))
+
+
+if __name__ == "__main__":
+    main()
