@@ -171,8 +171,9 @@ class PhonePrefetch:
         chunk, self._current = self._current, []
         values = self._values(chunk)
         future = self._submit(values)
-        if future is None:  # no pool (it failed): process at once, inline
-            return self._release(chunk, [], None)
+        if future is None:  # no pool (it failed): inline, after the chunk held in the worker
+            self._current = chunk
+            return self.drain()
         self._queued.append((chunk, values, future))
         if len(self._queued) < 2:  # noqa: PLR2004 - keep one chunk in the worker
             return []
