@@ -333,6 +333,7 @@ def main() -> None:
     """Measure everything, then print the table and the machine."""
     args = parse_args()
     described = machine.describe()
+    project.compile_packages()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         bench = Bench(args, Path(tmp))
