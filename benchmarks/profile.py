@@ -150,13 +150,7 @@ def main() -> None:
         SandboxProcess(rows=args.rows, start_timeout=memory.START_TIMEOUT) as sandbox,
     ):
         work = Path(tmp)
-        tap_config = sandbox.tap_config(
-            token_store_path=str(work / "token.json"),
-            max_pages_per_run=project.pages_for(args.rows),
-        )
-        target_config = sandbox.target_config(
-            dead_letter_path=str(work / "dead.jsonl"), **project.project_mapping()
-        )
+        tap_config, target_config = project.plugin_configs(sandbox, work, args.rows)
         plugins = Plugins.write(work, tap_config, target_config)
         singer = work / "singer.jsonl"
         if args.stage != "tap":

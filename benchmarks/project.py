@@ -14,11 +14,14 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from benchmarks.processes import BIN, ROOT
+
+if TYPE_CHECKING:
+    from api_sandbox.testing import SandboxProcess
 
 TAP = str(BIN / "tap-sfmc-de")
 TARGET = str(BIN / "target-insider-one")
@@ -43,6 +46,19 @@ def compile_packages() -> None:
     """
     for package in PACKAGES:
         compileall.compile_dir(ROOT / package, quiet=1)
+
+
+def plugin_configs(
+    sandbox: SandboxProcess, work: Path, rows: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tap's config (reading the whole DE in one run) and the target's (project mapping)."""
+    tap_config = sandbox.tap_config(
+        token_store_path=str(work / "token.json"), max_pages_per_run=pages_for(rows)
+    )
+    target_config = sandbox.target_config(
+        dead_letter_path=str(work / "dead.jsonl"), **project_mapping()
+    )
+    return tap_config, target_config
 
 
 def project_mapping() -> dict[str, Any]:
