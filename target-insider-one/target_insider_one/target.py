@@ -249,8 +249,26 @@ class TargetInsiderOne(Target):
 
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
+        """Stop the run at a BATCH message: this target does not take them.
+
+        The SDK would read the BATCH's files and hand their records to ``process_batch``
+        outside the record path: never mapped, counted, opened in the ledger or sent, while
+        the STATE after them went out. The target does not advertise the ``batch``
+        capability, so a tap should not send one; if it does, the run stops before any
+        later STATE (the records before it are delivered or re-sent next run as usual).
+
+        Raises:
+            InsiderFatalError: Always.
+        """
         self._process_held_records()
-        super()._process_batch_message(message_dict)
+        stream = message_dict.get("stream")
+        raise InsiderFatalError(
+            f"A BATCH message arrived for stream {stream!r}, and target-insider-one takes "
+            "records only as RECORD messages (it does not advertise the 'batch' capability): "
+            "remove the tap's batch_config so it sends RECORD messages. Nothing in the batch "
+            "was sent and no STATE after it was emitted.",
+            exit_code=ExitCode.STOPPED,
+        )
 
     @override
     def _handle_max_record_age(self) -> None:

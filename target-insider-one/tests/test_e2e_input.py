@@ -195,3 +195,26 @@ def test_a_record_without_its_key_property_is_dead_lettered_and_the_run_goes_on(
     assert letter["reason"] == "schema_validation_failed"
     assert letter["record"]["EmailAddress"] == keyless["EmailAddress"]
     assert keyless["EmailAddress"] not in result.stderr  # no PII in the log
+
+
+def test_a_batch_message_stops_the_run_before_the_state_after_it(sandbox, tmp_path):
+    # The SDK would hand a BATCH's records to the sink outside the record path: never sent,
+    # never counted, and the STATE after them emitted with exit 0.
+    batch_file = tmp_path / "batch-1.jsonl"
+    batch_file.write_text("".join(json.dumps(customer(i)) + "\n" for i in range(10, 13)))
+    batch = {
+        "type": "BATCH",
+        "stream": "Customers",
+        "encoding": {"format": "jsonl", "compression": "none"},
+        "manifest": [batch_file.as_uri()],
+    }
+    messages = [schema_msg(), record_msg(customer(1)), state_msg("before"), batch]
+    messages.append(state_msg("after"))
+    result = run_cli(sandbox.target_config(**DEMO_MAPPING), messages, tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "BATCH" in result.stderr
+    assert "batch_config" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "after" not in [s["bookmarks"]["Customers"]["v"] for s in result.states]
+    stored = {p["identifiers"]["uuid"] for p in sandbox.profiles()}
+    assert not stored & {f"CUST-{i:06d}" for i in range(10, 13)}
