@@ -18,12 +18,14 @@ exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. 
   records before it, so the ledger numbers it as before; otherwise the records before it
   are processed at once); every held message is processed before any other message
   (SCHEMA...) or the end of input, so STATE and delivery order are unchanged;
-- the worker ignores SIGINT (the target handles it and exits; the worker then sees its
-  input pipe close and exits too).
+- the worker ignores SIGINT (the target handles it and exits), is killed when the target
+  dies (Linux), and writes nothing to the target's stdout (see :func:`_start_worker`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -69,8 +71,30 @@ def normalise_values(values: list[str], options: PhoneOptions) -> list[Result]:
     return results
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how the run stops
+_PR_SET_PDEATHSIG = 1  # prctl option (Linux): a signal for this process when its parent dies
+
+
+def _start_worker(parent: int) -> None:
+    """Set the worker up so that it never outlives the target, nor holds its stdout.
+
+    The target exits with ``os._exit`` on SIGTERM/SIGINT (and can be killed outright), which
+    skips the pool's shutdown, and the worker would wait on its queue forever. Holding the
+    target's stdout, it would keep an orchestrator that reads STATE until end of file (Meltano)
+    waiting too. So: SIGINT is ignored (the target decides how the run stops), the worker is
+    killed when the target dies (Linux), exits if it already has, and its stdout is
+    /dev/null (it never writes Singer output).
+
+    Args:
+        parent: The target's process id.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # stdout
+    os.close(devnull)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the stdout part still holds
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the target died before the line above took effect
+        os._exit(0)
 
 
 def usable_cores() -> int:
@@ -219,7 +243,10 @@ class PhonePrefetch:
             if self._pool is None:
                 # spawn, not fork: the target runs HTTP threads, and forking them is unsafe.
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=get_context("spawn"), initializer=_ignore_interrupts
+                    max_workers=1,
+                    mp_context=get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(os.getpid(),),
                 )
             return self._pool.submit(normalise_values, values, self.options)
         except (BrokenProcessPool, RuntimeError, OSError) as exc:

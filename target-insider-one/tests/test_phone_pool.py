@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import signal
+import subprocess
+import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +22,7 @@ from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
 from target_insider_one.phone_pool import PhonePrefetch, normalise_values
 
 from .conftest import customer, record_msg, schema_msg, state_msg
-from .e2e_helpers import run_cli
+from .e2e_helpers import TARGET_CLI, run_cli
 
 GB = PhoneOptions(default_region="GB")
 PHONE_TEXT = st.text(alphabet="0123456789+()- .xet:#ABC", max_size=24)
@@ -265,3 +271,83 @@ def test_a_pool_that_breaks_at_submit_still_releases_every_chunk_in_order(prefet
     released = [m for message in sent for m in prefetch.add(message)] + prefetch.drain()
     assert released == sent
     assert not prefetch.enabled
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (the phone worker, multiprocessing's tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _until(condition, timeout: float = 60.0) -> bool:
+    """Poll an observable condition until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, tmp_path):
+    # The target exits at once on SIGTERM (os._exit, no pool shutdown). A worker that
+    # outlived it kept the target's stdout open, so an orchestrator reading STATE until end of
+    # file (Meltano) waited for ever.
+    config = sandbox.target_config(
+        identifier_mappings=[
+            {"type": "uuid", "field": "SubscriberKey"},
+            {"type": "phone_number", "field": "Phone"},
+        ],
+        attribute_mappings={"FirstName": "name"},
+        phone_default_region="GB",
+        dead_letter_path=str(tmp_path / "dead.jsonl"),
+    )
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [str(TARGET_CLI), "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    lines = [schema_msg()]
+    for i in range(2500):
+        lines.append(record_msg(customer(i, Phone=f"07911 1{i:05d}")))
+        if i % 1200 == 1199:  # rarer than a chunk: a STATE with nothing in the worker drains it
+            lines.append(state_msg(i))
+    proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
+    proc.stdin.flush()  # stdin stays open: the last chunks stay held
+    workers: list[int] = []
+    try:
+        assert _until(lambda: _children(proc.pid)), "no phone worker started"
+        workers = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "the target's stdout is still open after it exited"
+        assert _until(lambda: not [w for w in workers if _alive(w)], 30), "a worker outlived it"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in workers:  # this test's own processes, by pid
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    delivered = {p["identifiers"]["uuid"] for p in sandbox.profiles()}
+    for state in (json.loads(line) for line in out if line.strip()):
+        last = state["bookmarks"]["Customers"]["v"]
+        assert all(f"CUST-{i:06d}" in delivered for i in range(last + 1)), last
