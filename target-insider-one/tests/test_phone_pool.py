@@ -351,3 +351,77 @@ def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, 
     for state in (json.loads(line) for line in out if line.strip()):
         last = state["bookmarks"]["Customers"]["v"]
         assert all(f"CUST-{i:06d}" in delivered for i in range(last + 1)), last
+
+
+# -- every failure of the worker, at every point: input order and inline answers ------------
+
+MODES = ("ok", "short", "long", "raise_result", "raise_submit", "pending_then_cancel", "runtime")
+
+
+class _ScriptedPool:
+    """Each submit behaves as the next mode of a script (then 'ok')."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = list(script)
+        self.pending: list[Future] = []
+
+    def submit(self, fn, values, options) -> Future:
+        mode = self.script.pop(0) if self.script else "ok"
+        if mode == "raise_submit":
+            raise BrokenProcessPool("worker died")
+        if mode == "runtime":
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: Future = Future()
+        results = fn(values, options)
+        if mode == "short":
+            future.set_result(results[:-1] if results else [("", "x", "y")])
+        elif mode == "long":
+            future.set_result([*results, ("", "x", "y")])
+        elif mode == "raise_result":
+            future.set_exception(BrokenProcessPool("worker died"))
+        elif mode == "pending_then_cancel":
+            future.cancel()  # as cancel_futures=True leaves a chunk not yet started
+        else:
+            future.set_result(results)
+        return future
+
+    def shutdown(self, **_kwargs) -> None:
+        for future in self.pending:
+            future.cancel()
+
+
+EVENTS = st.lists(st.sampled_from(["R", "R", "R", "S", "D"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS, st.lists(st.sampled_from(MODES), max_size=6), st.integers(1, 4))
+def test_every_failure_mode_at_every_point_keeps_input_order(events, script, chunk):
+    prefetch = PhonePrefetch(GB, ("Phone",), chunk_records=chunk, cores=2)
+    prefetch._pool = _ScriptedPool(script)
+    sent: list[dict] = []
+    released: list[dict] = []
+    n = 0
+    for event in events:
+        if event == "D":  # a SCHEMA / ACTIVATE_VERSION / BATCH: everything held first
+            released += prefetch.drain()
+            assert released == sent
+            continue
+        if event == "R":
+            message = messages([SAMPLES[n % len(SAMPLES)]])[0]
+            message["record"]["SubscriberKey"] = f"K{n}"
+        else:
+            message = {"type": "STATE", "value": {"n": n}}
+        n += 1
+        sent.append(message)
+        out = prefetch.add(message)
+        released += out
+        # a STATE is released only after every message before it
+        for i, m in enumerate(released):
+            assert m is sent[i]
+        # answers for what was just released equal inline answers
+        for m in out:
+            if m["type"] == "RECORD":
+                value = m["record"]["Phone"]
+                assert answered(prefetch, value) == inline(value)
+    released += prefetch.drain()
+    assert released == sent
