@@ -74,6 +74,19 @@ def test_answers_from_the_table_equal_inline_even_for_values_not_in_it(known, as
         assert answered(prefetch, value) == inline(value)
 
 
+def phone_config(sandbox, **extra) -> dict:
+    """A target config with a phone identifier normalised in region GB."""
+    return sandbox.target_config(
+        identifier_mappings=[
+            {"type": "uuid", "field": "SubscriberKey"},
+            {"type": "phone_number", "field": "Phone"},
+        ],
+        attribute_mappings={"FirstName": "name"},
+        phone_default_region="GB",
+        **extra,
+    )
+
+
 @pytest.fixture
 def prefetch():
     pool = PhonePrefetch(GB, ("Phone",), chunk_records=4, cores=2)
@@ -226,14 +239,7 @@ def test_cli_with_the_worker_sends_each_record_its_own_phone(sandbox, tmp_path):
         if i % 1000 == 999:
             msgs.append(state_msg(i))
     msgs.append(state_msg("end"))
-    config = sandbox.target_config(
-        identifier_mappings=[
-            {"type": "uuid", "field": "SubscriberKey"},
-            {"type": "phone_number", "field": "Phone"},
-        ],
-        attribute_mappings={"FirstName": "name"},
-        phone_default_region="GB",
-    )
+    config = phone_config(sandbox)
     result = run_cli(config, msgs, tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert [s["bookmarks"]["Customers"]["v"] for s in result.states][-1] == "end"
@@ -308,15 +314,7 @@ def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, 
     # The target exits at once on SIGTERM (os._exit, no pool shutdown). A worker that
     # outlived it kept the target's stdout open, so an orchestrator reading STATE until end of
     # file (Meltano) waited for ever.
-    config = sandbox.target_config(
-        identifier_mappings=[
-            {"type": "uuid", "field": "SubscriberKey"},
-            {"type": "phone_number", "field": "Phone"},
-        ],
-        attribute_mappings={"FirstName": "name"},
-        phone_default_region="GB",
-        dead_letter_path=str(tmp_path / "dead.jsonl"),
-    )
+    config = phone_config(sandbox, dead_letter_path=str(tmp_path / "dead.jsonl"))
     (tmp_path / "config.json").write_text(json.dumps(config))
     proc = subprocess.Popen(
         [str(TARGET_CLI), "--config", str(tmp_path / "config.json")],
