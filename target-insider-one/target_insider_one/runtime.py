@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = ["InsiderFatalError", "RedactingFilter", "Runtime"]
 
+# The upsert and delivery threads take the GIL back after every socket call, and at
+# CPython's default 5 ms switch interval each take waited behind the mapping loop: a batch
+# stayed in flight longer than the next one took to map, and the main thread waited for it.
+# 0.5 ms: phones off ran 19% faster (median of 6 ABBA rounds against the sandbox, stop 22).
+GIL_SWITCH_INTERVAL_S = 0.0005
+
 
 class Runtime:
     """Lazily created shared resources."""
@@ -54,6 +61,7 @@ class Runtime:
         self._delivery_lock = threading.Lock()
         self._delivery: Future[None] | None = None
         self._redacting = log_redaction.install((settings.api_key,), logger)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     def submit(self, body: bytes) -> Future[UpsertResponse] | None:
         """Start an upsert in the pool, unless a sink has stopped the run.
