@@ -12,8 +12,11 @@ exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. 
 - a worker that dies or answers wrongly (wrong length) only costs speed: the pool is shut
   down, a warning without any value is logged, and every later value is normalised inline;
 - with one core, with ``normalize_phone_numbers`` off or with no phone mapping there is no
-  pool, and records are processed as they arrive. Records are held back only once a full
-  chunk has arrived (small inputs never start a process), at most two chunks. A STATE
+  pool, and records are processed as they arrive. The first full chunk starts the worker
+  (small inputs never start a process); until the worker has started (its imports take about
+  half a second, longer than the main process needs for several chunks) chunks are
+  normalised inline rather than waited for. Only then are records held back, at most two
+  chunks. A STATE
   arriving while a chunk is in the worker is held in line with them (released after the
   records before it, so the ledger numbers it as before; otherwise the records before it
   are processed at once); every held message is processed before any other message
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from target_insider_one.settings import Settings
 
@@ -125,6 +128,11 @@ def phone_fields(settings: Settings) -> tuple[str, ...]:
     return tuple(dict.fromkeys(fields))
 
 
+def _log_started(started: Future[int]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        LOGGER.info("The phone number worker process is up: it normalises the next chunks")
+
+
 class PhonePrefetch:
     """Holds back RECORD and STATE messages a chunk at a time while a worker normalises phones."""
 
@@ -152,6 +160,7 @@ class PhonePrefetch:
         self._queued: deque[tuple[list[dict[str, Any]], list[str], Future[list[Result]]]] = deque()
         self._known: dict[str, Result] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._started: Future[int] | None = None  # answers once the worker process is up
 
     def to_e164(self, value: object, options: PhoneOptions) -> str:
         """:func:`~target_insider_one.phone.to_e164`, answered from the worker when it can.
@@ -193,9 +202,10 @@ class PhonePrefetch:
         if len(self._current) < self.chunk_records:
             return []
         chunk, self._current = self._current, []
-        values = self._values(chunk)
-        future = self._submit(values)
-        if future is None:  # no pool (it failed): inline, after the chunk held in the worker
+        up = self._worker_up()
+        values = self._values(chunk) if up else []
+        future = self._submit(normalise_values, values, self.options) if up else None
+        if future is None:  # starting or failed: inline, after the chunk held in the worker
             self._current = chunk
             return self.drain()
         self._queued.append((chunk, values, future))
@@ -236,7 +246,26 @@ class PhonePrefetch:
                     values[value] = None
         return list(values)
 
-    def _submit(self, values: list[str]) -> Future[list[Result]] | None:
+    def _worker_up(self) -> bool:
+        """Whether the worker is ready for a chunk; the first call starts it.
+
+        Returns:
+            False while it starts and once it failed (the chunk is then normalised inline).
+        """
+        if self._started is None:
+            self._started = self._submit(os.getpid)  # the worker's pid, once it is up
+            if self._started is not None:
+                self._started.add_done_callback(_log_started)
+        if self._started is None or not self._started.done():
+            return False
+        try:
+            self._started.result()
+        except Exception as exc:  # noqa: BLE001 - any start failure: inline from now on
+            self._give_up(exc)
+            return False
+        return self.enabled
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
         if not self.enabled:
             return None
         try:
@@ -248,7 +277,7 @@ class PhonePrefetch:
                     initializer=_start_worker,
                     initargs=(os.getpid(),),
                 )
-            return self._pool.submit(normalise_values, values, self.options)
+            return self._pool.submit(fn, *args)
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             self._give_up(exc)
             return None

@@ -64,7 +64,14 @@ def run_cli(
 class RunningCli:
     """The CLI as a background process whose stdout lines are collected as they come."""
 
-    def __init__(self, config: dict[str, Any], messages: list[dict], tmp_path: Path) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        messages: list[dict],
+        tmp_path: Path,
+        *,
+        more_to_come: bool = False,
+    ) -> None:
         config = {"dead_letter_path": str(tmp_path / "dead.jsonl"), **config}
         self.dead_letter_path = Path(config["dead_letter_path"])
         config_path = tmp_path / "target-config.json"
@@ -82,10 +89,16 @@ class RunningCli:
         ]
         for reader in self._readers:
             reader.start()
+        self.send(messages, last=not more_to_come)
+
+    def send(self, messages: list[dict], *, last: bool = True) -> None:
+        """Write messages to its stdin; the ``last`` ones close it (end of input)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
-            self.proc.stdin.close()
+            self.proc.stdin.flush()
+            if last:
+                self.proc.stdin.close()
         except BrokenPipeError:  # it already exited (asserted by the caller)
             pass
 

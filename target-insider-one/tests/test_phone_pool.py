@@ -22,7 +22,7 @@ from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
 from target_insider_one.phone_pool import PhonePrefetch, normalise_values
 
 from .conftest import customer, record_msg, schema_msg, state_msg
-from .e2e_helpers import TARGET_CLI, run_cli
+from .e2e_helpers import TARGET_CLI, RunningCli
 
 GB = PhoneOptions(default_region="GB")
 PHONE_TEXT = st.text(alphabet="0123456789+()- .xet:#ABC", max_size=24)
@@ -87,6 +87,14 @@ def phone_config(sandbox, **extra) -> dict:
     )
 
 
+def worker_up(prefetch: PhonePrefetch) -> PhonePrefetch:
+    """Start the real worker and wait until it answers, so that the next chunk goes to it."""
+    prefetch._worker_up()
+    prefetch._started.result(timeout=60)
+    assert prefetch._worker_up()
+    return prefetch
+
+
 @pytest.fixture
 def prefetch():
     pool = PhonePrefetch(GB, ("Phone",), chunk_records=4, cores=2)
@@ -94,7 +102,27 @@ def prefetch():
     pool.close()
 
 
-def test_real_worker_keeps_order_and_gives_inline_results(prefetch):
+@pytest.fixture
+def started(prefetch):
+    return worker_up(prefetch)
+
+
+def test_chunks_are_normalised_inline_while_the_worker_starts(prefetch):
+    # Its imports take about half a second, in which the main process gets through several
+    # chunks: waiting for it made a 10,000-record run slower than no worker at all.
+    sent = messages(SAMPLES[:8])
+    released = [ready for message in sent for ready in prefetch.add(message)]
+    assert prefetch._pool is not None  # the first full chunk started it
+    assert released == sent  # nothing held: the worker was not up yet
+    assert prefetch.drain() == []
+    prefetch._started.result(timeout=60)
+    more = messages(SAMPLES[:8])
+    assert [ready for message in more for ready in prefetch.add(message)] == more[:4]
+    assert prefetch.drain() == more[4:]  # once it is up, a chunk waits in it
+
+
+def test_real_worker_keeps_order_and_gives_inline_results(started):
+    prefetch = started
     sent = messages([SAMPLES[i % len(SAMPLES)] for i in range(23)])
     released = []
     answers = {}
@@ -112,7 +140,8 @@ def test_real_worker_keeps_order_and_gives_inline_results(prefetch):
     assert [answers[id(m)] for m in released] == [inline(m["record"]["Phone"]) for m in sent]
 
 
-def test_records_are_held_only_while_a_chunk_is_in_the_worker(prefetch):
+def test_records_are_held_only_while_a_chunk_is_in_the_worker(started):
+    prefetch = started
     sent = messages(SAMPLES[:8])
     released = [ready for message in sent for ready in prefetch.add(message)]
     assert released == sent[:4]  # chunk 1 released once chunk 2 went to the worker
@@ -141,7 +170,9 @@ def test_a_state_per_tap_page_is_held_in_line_and_leaves_phones_to_the_worker(
     monkeypatch.setattr(
         target_module,
         "PhonePrefetch",
-        lambda *args, **kwargs: PhonePrefetch(*args, chunk_records=chunk, cores=2, **kwargs),
+        lambda *args, **kwargs: worker_up(
+            PhonePrefetch(*args, chunk_records=chunk, cores=2, **kwargs)
+        ),
     )
     requests_mock.post(UPSERT_URL, json=ok_callback)
     values = [f"020 7200 {i:04d}" for i in range(page * pages)]  # each its own phone
@@ -203,14 +234,14 @@ def test_failing_worker_falls_back_to_inline_and_loses_nothing(prefetch, caplog,
     assert "+1555" not in caplog.text
 
 
-def test_killed_worker_process_falls_back_to_inline(prefetch):
+def test_killed_worker_process_falls_back_to_inline(started):
+    prefetch = started
     sent = messages([SAMPLES[i % len(SAMPLES)] for i in range(16)])
     released = []
-    for message in sent[:4]:
-        released += prefetch.add(message)
+    for message in sent[:4]:  # a chunk in the worker
+        released += [(m, answered(prefetch, m["record"]["Phone"])) for m in prefetch.add(message)]
     pool = prefetch._pool
     assert pool is not None
-    pool.submit(os.getpid).result(timeout=60)  # the worker is up
     for pid in list(pool._processes):
         os.kill(pid, signal.SIGKILL)
     for message in sent[4:]:
@@ -228,21 +259,26 @@ def test_one_core_or_no_phone_field_starts_no_worker():
         assert prefetch._pool is None
 
 
+WORKER_UP = "The phone number worker process is up"
+
+
 @pytest.mark.e2e
 def test_cli_with_the_worker_sends_each_record_its_own_phone(sandbox, tmp_path):
-    """More records than two chunks (the worker runs), STATE in between, real HTTP."""
+    """Chunks go to the worker once it is up, STATE in between, real HTTP."""
     formats = ("+4479111{:05d}", "07911 1{:05d}", "0044 7911 1{:05d}", "07911 1{:05d} ext 9")
-    phones = [formats[i % 4].format(i) if i % 9 else "1-800-FLOWERS" for i in range(4500)]
+    phones = [formats[i % 4].format(i) if i % 9 else "1-800-FLOWERS" for i in range(5500)]
     msgs = [schema_msg()]
     for i, phone in enumerate(phones):
         msgs.append(record_msg(customer(i, Phone=phone)))
         if i % 1000 == 999:
             msgs.append(state_msg(i))
     msgs.append(state_msg("end"))
-    config = phone_config(sandbox)
-    result = run_cli(config, msgs, tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert [s["bookmarks"]["Customers"]["v"] for s in result.states][-1] == "end"
+    # The first chunk starts the worker; the rest is sent once it is up, so it does them.
+    run = RunningCli(phone_config(sandbox), msgs[:1001], tmp_path, more_to_come=True)
+    assert run.wait_until(lambda: WORKER_UP in run.stderr, timeout=120), run.stderr
+    run.send(msgs[1001:])
+    assert run.finish(timeout=300) == 0, run.stderr
+    assert [s["bookmarks"]["Customers"]["v"] for s in run.states][-1] == "end"
     profiles = {p["identifiers"]["uuid"]: p["identifiers"] for p in sandbox.profiles()}
     assert len(profiles) == len(phones)
     for i, phone in enumerate(phones):
@@ -256,7 +292,11 @@ class _BreaksAtSecondSubmit:
     def __init__(self) -> None:
         self.first: Future = Future()
 
-    def submit(self, *_args) -> Future:
+    def submit(self, fn, *_args) -> Future:
+        if fn is os.getpid:  # the worker's start-up answer
+            up: Future = Future()
+            up.set_result(1)
+            return up
         if self.first.running() or self.first.done():
             self.first.set_exception(BrokenProcessPool("worker died"))
             raise BrokenProcessPool("worker died")
@@ -318,20 +358,28 @@ def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, 
     (tmp_path / "config.json").write_text(json.dumps(config))
     proc = subprocess.Popen(
         [str(TARGET_CLI), "--config", str(tmp_path / "config.json")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
     out: list[bytes] = []
+    errors: list[bytes] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
     reader.start()
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
     lines = [schema_msg()]
     for i in range(2500):
         lines.append(record_msg(customer(i, Phone=f"07911 1{i:05d}")))
         if i % 1200 == 1199:  # rarer than a chunk: a STATE with nothing in the worker drains it
             lines.append(state_msg(i))
-    proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
-    proc.stdin.flush()  # stdin stays open: the last chunks stay held
+
+    def send(messages: list[dict]) -> None:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages).encode())
+        proc.stdin.flush()
+
+    send(lines[:1001])  # the first chunk starts the worker
     workers: list[int] = []
     try:
+        assert _until(lambda: WORKER_UP.encode() in b"".join(errors)), "no phone worker came up"
+        send(lines[1001:])  # stdin stays open: the last chunks stay held
         assert _until(lambda: _children(proc.pid)), "no phone worker started"
         workers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGTERM)
@@ -363,15 +411,17 @@ class _ScriptedPool:
         self.script = list(script)
         self.pending: list[Future] = []
 
-    def submit(self, fn, values, options) -> Future:
+    def submit(self, fn, *args) -> Future:
         mode = self.script.pop(0) if self.script else "ok"
         if mode == "raise_submit":
             raise BrokenProcessPool("worker died")
         if mode == "runtime":
             raise RuntimeError("cannot schedule new futures after shutdown")
         future: Future = Future()
-        results = fn(values, options)
-        if mode == "short":
+        results = fn(*args)
+        if fn is os.getpid and mode in {"short", "long"}:  # the start-up call has no list
+            future.set_result(results)
+        elif mode == "short":
             future.set_result(results[:-1] if results else [("", "x", "y")])
         elif mode == "long":
             future.set_result([*results, ("", "x", "y")])
