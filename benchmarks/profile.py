@@ -4,13 +4,14 @@
 
 Stages: ``target-off`` and ``target-on`` (the target with the project mapping, phones off or
 on, fed the Singer file the tap wrote) and ``tap`` (the tap alone, to a file), each against a
-sandbox over HTTP on 127.0.0.1, as in ``make bench``. py-spy samples the stage's main process
-(``--gil``: only samples holding the GIL, i.e. Python work). Each sample pauses the process
-briefly, so its wall time is a little longer than in ``make bench``; the shares are what
-count. (``--nonblocking`` would not pause it, but py-spy 0.4.0 then sometimes crashes reading
-a code object the process is changing.) The table gives, per function, its inclusive share
-(time in it and everything it called) and its self share, in % of the samples. A phone worker
-process is not sampled: its CPU is in the stage's CPU line.
+sandbox over HTTP on 127.0.0.1, as in ``make bench``. py-spy samples the stage's process and
+its children, e.g. the target's phone worker (``--subprocesses``; ``--gil``: only samples
+holding the GIL, i.e. Python work); the lines under the sample count give each process's
+samples. Each sample pauses the process briefly, so its wall time is a little longer than in
+``make bench``; the shares are what count. (``--nonblocking`` would not pause it, but py-spy
+0.4.0 then sometimes crashes reading a code object the process is changing.) The table
+gives, per function, its inclusive share (time in it and everything it called) and its self
+share, in % of all processes' samples.
 
 py-spy (pinned in requirements/dev.txt) needs ptrace, which root and most CI machines have.
 """
@@ -41,6 +42,9 @@ SPY_EXIT_TIMEOUT = 60  # s for py-spy to write its samples once the stage has ex
 # site-packages/ or the repository, so one function is one row however many lines it has.
 FRAME = re.compile(r"^(?P<name>.*) \((?P<path>.*?)(?::\d+)?\)$")
 REPOSITORY_PREFIX = re.compile(r"^.*?/(?=(?:tap_sfmc_de|target_insider_one|api_sandbox)/)")
+# With --subprocesses a stack starts with the process, then each child down to the sampled
+# one: 'process 12:"command line";'. A command line can hold ';' (multiprocessing's spawn).
+PROCESS = re.compile(r'process \d+:"(?P<command>[^"]*)";?')
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Profile:
     samples: int
     inclusive: Counter[str]
     own: Counter[str]
+    processes: Counter[str]  # samples per sampled process, by its command line
 
 
 def frame_label(frame: str) -> str:
@@ -65,6 +70,7 @@ def aggregate(lines: Iterable[str]) -> Profile:
     """Fold py-spy's raw output (``frame;frame;... count`` per line) into a Profile."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    processes: Counter[str] = Counter()
     samples = 0
     for line in lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -72,18 +78,21 @@ def aggregate(lines: Iterable[str]) -> Profile:
             continue
         weight = int(count)
         samples += weight
-        # The first frame names the process and thread, not a function.
-        labels = [frame_label(frame) for frame in stack.split(";")[1:]]
+        commands = PROCESS.findall(stack)
+        processes[commands[-1] if commands else "?"] += weight
+        frames = [frame for frame in PROCESS.sub("", stack).split(";") if frame]
+        labels = [frame_label(frame) for frame in frames]
         for label in set(labels):
             inclusive[label] += weight
         if labels:
             own[labels[-1]] += weight
-    return Profile(samples, inclusive, own)
+    return Profile(samples, inclusive, own, processes)
 
 
 def render(profile: Profile, top: int) -> str:
     """Two tables: the ``top`` functions by inclusive share, then by self share."""
     out = [f"{profile.samples:,} samples (GIL held)"]
+    out += [f"- {count:,} in {command[:100]}" for command, count in profile.processes.most_common()]
     for title, counts in (("inclusive", profile.inclusive), ("self", profile.own)):
         out += ["", f"| {title} % | function |", "|---:|---|"]
         out += [
@@ -124,7 +133,8 @@ def sampled_run(spy: str, argv: list[str], stdin: Path | None, raw: Path, rate: 
     ):
         started = time.perf_counter()
         stage = subprocess.Popen(argv, stdin=source, stdout=sink, stderr=subprocess.DEVNULL)  # noqa: S603
-        sampler = [spy, "record", "--gil", "-r", str(rate), "-f", "raw", "-o", str(raw)]
+        sampler = [spy, "record", "--subprocesses", "--gil", "-r", str(rate), "-f", "raw"]
+        sampler += ["-o", str(raw)]
         spying = subprocess.Popen(  # noqa: S603
             [*sampler, "--pid", str(stage.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -33,6 +33,22 @@ def test_aggregate_counts_each_function_once_per_sample() -> None:
         "step (target_insider_one/conversion_steps.py)": 1,
         "main (click/core.py)": 4,
     }
+    assert profile.processes == {"python": 8}
+
+
+def test_a_child_process_is_counted_as_itself_and_its_command_line_is_no_frame() -> None:
+    # py-spy --subprocesses: the parent, then the child; spawn's command line holds a ';'.
+    child = 'process 2:"python -c from multiprocessing.spawn import spawn_main; spawn_main(x=1)"'
+    worker = f"to_e164 ({OURS}/phone.py:120)"
+    profile = aggregate([*RAW, f'process 1:"python";{child};{worker} 2'])
+    assert profile.samples == 10
+    assert profile.processes == {
+        "python": 8,
+        "python -c from multiprocessing.spawn import spawn_main; spawn_main(x=1)": 2,
+    }
+    assert profile.own["to_e164 (target_insider_one/phone.py)"] == 2
+    assert not [label for label in profile.inclusive if "spawn_main" in label]
+    assert "- 2 in python -c from multiprocessing.spawn" in render(profile, top=3)
 
 
 def test_render_gives_shares_in_percent() -> None:
