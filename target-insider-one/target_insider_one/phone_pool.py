@@ -16,11 +16,10 @@ exact text or, on a miss, the inline :func:`~target_insider_one.phone.to_e164`. 
   (small inputs never start a process); until the worker has started (its imports take about
   half a second, longer than the main process needs for several chunks) chunks are
   normalised inline rather than waited for. Only then are records held back, at most two
-  chunks. A STATE
-  arriving while a chunk is in the worker is held in line with them (released after the
-  records before it, so the ledger numbers it as before; otherwise the records before it
-  are processed at once); every held message is processed before any other message
-  (SCHEMA...) or the end of input, so STATE and delivery order are unchanged;
+  chunks. A STATE arriving while a chunk is in the worker is held in line with them
+  (released after the records before it, so the ledger numbers it as before; otherwise the
+  records before it are processed at once); every held message is processed before any
+  other message (SCHEMA...) or the end of input, so STATE and delivery order are unchanged;
 - the worker ignores SIGINT (the target handles it and exits), is killed when the target
   dies (Linux), and writes nothing to the target's stdout (see :func:`_start_worker`).
 """
@@ -126,11 +125,6 @@ def phone_fields(settings: Settings) -> tuple[str, ...]:
     fields = [m.field for m in settings.identifiers if m.type == "phone_number"]
     fields += [s for s, t in settings.attributes if not t.custom and t.name == "phone_number"]
     return tuple(dict.fromkeys(fields))
-
-
-def _log_started(started: Future[int]) -> None:
-    if not started.cancelled() and started.exception() is None:
-        LOGGER.info("The phone number worker process is up: it normalises the next chunks")
 
 
 class PhonePrefetch:
@@ -255,7 +249,7 @@ class PhonePrefetch:
         if self._started is None:
             self._started = self._submit(os.getpid)  # the worker's pid, once it is up
             if self._started is not None:
-                self._started.add_done_callback(_log_started)
+                self._started.add_done_callback(self._log_started)
         if self._started is None or not self._started.done():
             return False
         try:
@@ -264,6 +258,11 @@ class PhonePrefetch:
             self._give_up(exc)
             return False
         return self.enabled
+
+    def _log_started(self, started: Future[int]) -> None:
+        # On the pool's thread; not once the run closed the pool (a worker still starting).
+        if self._pool is not None and not started.cancelled() and started.exception() is None:
+            LOGGER.info("The phone number worker process is up: it normalises the next chunks")
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
         if not self.enabled:
