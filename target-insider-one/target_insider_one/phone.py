@@ -32,7 +32,9 @@ from target_insider_one.config_schema import PhoneExtensionPolicy, PhoneValidati
 # phonenumbers compiles its metadata's patterns on every use unless told to keep them; the
 # re module's own cache (512 entries, shared with everything else in the process) then
 # does the keeping, at a lookup per match: keeping them cut phonenumbers' time by 10-20%.
-phonenumbers.enable_pattern_cache()
+# (Bounded: the keys are the metadata's patterns. A release without the switch compiles
+# as it always did.)
+getattr(phonenumbers, "enable_pattern_cache", lambda: None)()
 
 INSIDER_PHONE_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 _LEADING_00 = re.compile(r"^[\s().\-]*00")

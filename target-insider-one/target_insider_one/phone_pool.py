@@ -99,6 +99,11 @@ def _start_worker(parent: int) -> None:
         os._exit(0)
 
 
+def _worker_processes(pool: ProcessPoolExecutor) -> list[Any]:
+    # No public way before Python 3.14 (kill_workers); shutdown() forgets the table.
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on.
 
@@ -223,10 +228,20 @@ class PhonePrefetch:
         return ready + chunk
 
     def close(self) -> None:
-        """Stop the worker (not waiting for it); held chunks are then normalised inline."""
+        """Stop the worker (not waiting for it); held chunks are then normalised inline.
+
+        A worker still starting is killed: its start-up call cannot be cancelled once
+        queued, and Python's exit would wait for it (half a second on a run that is done).
+        """
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if pool is None:
+            return
+        starting = self._started is not None and not self._started.done()
+        workers = _worker_processes(pool) if starting else []
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            with contextlib.suppress(OSError, ValueError):  # already gone
+                worker.kill()
 
     def _values(self, chunk: Iterable[dict[str, Any]]) -> list[str]:
         values: dict[str, None] = {}

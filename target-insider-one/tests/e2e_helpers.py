@@ -108,7 +108,11 @@ class RunningCli:
             into.append(line)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> bool:
-        """Poll ``condition`` until it holds or the process exits; True if it held."""
+        """Poll ``condition`` until it holds or the process exits (then: whether it holds).
+
+        Raises:
+            AssertionError: At the deadline, with the process still running.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():

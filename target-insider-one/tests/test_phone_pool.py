@@ -90,6 +90,7 @@ def phone_config(sandbox, **extra) -> dict:
 def worker_up(prefetch: PhonePrefetch) -> PhonePrefetch:
     """Start the real worker and wait until it answers, so that the next chunk goes to it."""
     prefetch._worker_up()
+    assert prefetch._started is not None, "the worker could not be started"
     prefetch._started.result(timeout=60)
     assert prefetch._worker_up()
     return prefetch
@@ -275,9 +276,13 @@ def test_cli_with_the_worker_sends_each_record_its_own_phone(sandbox, tmp_path):
     msgs.append(state_msg("end"))
     # The first chunk starts the worker; the rest is sent once it is up, so it does them.
     run = RunningCli(phone_config(sandbox), msgs[:1001], tmp_path, more_to_come=True)
-    assert run.wait_until(lambda: WORKER_UP in run.stderr, timeout=120), run.stderr
-    run.send(msgs[1001:])
-    assert run.finish(timeout=300) == 0, run.stderr
+    try:
+        assert run.wait_until(lambda: WORKER_UP in run.stderr, timeout=120), run.stderr
+        run.send(msgs[1001:])
+        assert run.finish(timeout=300) == 0, run.stderr
+    finally:
+        if run.proc.poll() is None:  # a failed wait: no target left behind with stdin open
+            run.proc.kill()
     assert [s["bookmarks"]["Customers"]["v"] for s in run.states][-1] == "end"
     profiles = {p["identifiers"]["uuid"]: p["identifiers"] for p in sandbox.profiles()}
     assert len(profiles) == len(phones)
@@ -473,3 +478,89 @@ def test_every_failure_mode_at_every_point_keeps_input_order(events, script, chu
                 assert answered(prefetch, value) == inline(value)
     released += prefetch.drain()
     assert released == sent
+
+
+class _StartingPool(_ScriptedPool):
+    """The worker's start-up call stays pending until the test settles it (or the worker dies).
+
+    Like the real pool, the call counts as running once queued: it cannot be cancelled.
+    """
+
+    def __init__(self, script: list[str]) -> None:
+        super().__init__(script)
+        self.starting: Future | None = None
+        self.dead = False
+        self.chunks_before_up = 0
+
+    def submit(self, fn, *args) -> Future:
+        if self.dead:
+            raise BrokenProcessPool("worker died")
+        if fn is os.getpid:
+            self.starting = Future()
+            self.starting.set_running_or_notify_cancel()
+            return self.starting
+        if self.starting is None or not self.starting.done():
+            self.chunks_before_up += 1
+        return super().submit(fn, *args)
+
+    def settle(self, outcome: str) -> None:
+        if self.starting is None or self.starting.done():
+            return
+        if outcome == "up":
+            self.starting.set_result(1)
+        else:  # the worker died while starting: the pool is broken
+            self.dead = outcome == "died"
+            self.starting.set_exception(BrokenProcessPool("worker died while starting"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["R", "R", "R", "R", "S", "D", "U"]), max_size=50),
+    st.sampled_from(["up", "failed", "died"]),
+    st.lists(st.sampled_from(MODES), max_size=5),
+    st.integers(1, 4),
+)
+def test_a_worker_still_starting_holds_nothing_and_any_start_outcome_keeps_order(
+    events, outcome, script, chunk
+):
+    prefetch = PhonePrefetch(GB, ("Phone",), chunk_records=chunk, cores=2)
+    pool = _StartingPool(script)
+    prefetch._pool = pool
+    sent: list[dict] = []
+    released: list[dict] = []
+    for n, event in enumerate(events):
+        if event == "U":  # the start-up call answers, or fails
+            pool.settle(outcome)
+            continue
+        if event == "D":
+            released += prefetch.drain()
+            assert released == sent
+            continue
+        message = messages([SAMPLES[n % len(SAMPLES)]])[0] if event == "R" else state_msg(n)
+        sent.append(message)
+        out = prefetch.add(message)
+        released += out
+        assert all(a is b for a, b in zip(released, sent, strict=False))
+        for m in out:
+            if m["type"] == "RECORD":
+                assert answered(prefetch, m["record"]["Phone"]) == inline(m["record"]["Phone"])
+        if pool.starting is not None and not pool.starting.done():
+            assert len(sent) - len(released) < chunk  # nothing waits for a starting worker
+    released += prefetch.drain()
+    assert released == sent
+    assert pool.chunks_before_up == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_closing_while_the_worker_starts_kills_it(prefetch):
+    # Its start-up call cannot be cancelled once queued: Python's exit waited for it.
+    for message in messages(SAMPLES[:4]):  # a full chunk: starts the worker
+        prefetch.add(message)
+    assert prefetch._started is not None
+    workers = list(prefetch._pool._processes)
+    assert workers
+    assert not prefetch._started.done()  # still importing
+    prefetch.close()
+    assert _until(lambda: not [pid for pid in workers if _alive(pid)], 30), "worker still alive"
+    # Killed before it answered (left alone, it would have answered with its pid, then exited).
+    assert isinstance(prefetch._started.exception(timeout=30), BrokenProcessPool)
