@@ -22,6 +22,11 @@ class CliResult:
     stderr: str
     dead_letter_path: Path
 
+    def stdout_closed(self, timeout: float = 30) -> bool:
+        """Whether its stdout reaches end of file within ``timeout`` (all its holders exited)."""
+        self._readers[0].join(timeout=timeout)
+        return not self._readers[0].is_alive()
+
     @property
     def states(self) -> list[dict]:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
@@ -128,6 +133,11 @@ class RunningCli:
         for reader in self._readers:
             reader.join(timeout=10)
         return code
+
+    def stdout_closed(self, timeout: float = 30) -> bool:
+        """Whether its stdout reaches end of file within ``timeout`` (all its holders exited)."""
+        self._readers[0].join(timeout=timeout)
+        return not self._readers[0].is_alive()
 
     @property
     def states(self) -> list[dict]:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
-import subprocess
-import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -22,7 +19,7 @@ from target_insider_one.phone import PhoneNumberError, PhoneOptions, to_e164
 from target_insider_one.phone_pool import PhonePrefetch, normalise_values
 
 from .conftest import customer, record_msg, schema_msg, state_msg
-from .e2e_helpers import TARGET_CLI, RunningCli
+from .e2e_helpers import RunningCli
 
 GB = PhoneOptions(default_region="GB")
 PHONE_TEXT = st.text(alphabet="0123456789+()- .xet:#ABC", max_size=24)
@@ -359,38 +356,23 @@ def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, 
     # The target exits at once on SIGTERM (os._exit, no pool shutdown). A worker that
     # outlived it kept the target's stdout open, so an orchestrator reading STATE until end of
     # file (Meltano) waited for ever.
-    config = phone_config(sandbox, dead_letter_path=str(tmp_path / "dead.jsonl"))
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [str(TARGET_CLI), "--config", str(tmp_path / "config.json")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
-    out: list[bytes] = []
-    errors: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
     lines = [schema_msg()]
     for i in range(2500):
         lines.append(record_msg(customer(i, Phone=f"07911 1{i:05d}")))
         if i % 1200 == 1199:  # rarer than a chunk: a STATE with nothing in the worker drains it
             lines.append(state_msg(i))
-
-    def send(messages: list[dict]) -> None:
-        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages).encode())
-        proc.stdin.flush()
-
-    send(lines[:1001])  # the first chunk starts the worker
+    # The first chunk starts the worker.
+    run = RunningCli(phone_config(sandbox), lines[:1001], tmp_path, more_to_come=True)
+    proc = run.proc
     workers: list[int] = []
     try:
-        assert _until(lambda: WORKER_UP.encode() in b"".join(errors)), "no phone worker came up"
-        send(lines[1001:])  # stdin stays open: the last chunks stay held
+        assert run.wait_until(lambda: WORKER_UP in run.stderr, timeout=60), "no worker came up"
+        run.send(lines[1001:], last=False)  # stdin stays open: the last chunks stay held
         assert _until(lambda: _children(proc.pid)), "no phone worker started"
         workers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-        reader.join(timeout=30)
-        assert not reader.is_alive(), "the target's stdout is still open after it exited"
+        assert run.stdout_closed(timeout=30), "the target's stdout is still open after it exited"
         assert _until(lambda: not [w for w in workers if _alive(w)], 30), "a worker outlived it"
     finally:
         if proc.poll() is None:
@@ -399,7 +381,7 @@ def test_sigterm_while_chunks_are_held_leaves_no_worker_holding_stdout(sandbox, 
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
     delivered = {p["identifiers"]["uuid"] for p in sandbox.profiles()}
-    for state in (json.loads(line) for line in out if line.strip()):
+    for state in run.states:
         last = state["bookmarks"]["Customers"]["v"]
         assert all(f"CUST-{i:06d}" in delivered for i in range(last + 1)), last
 
