@@ -17,6 +17,7 @@ from tap_sfmc_de.auth import TokenManager
 from tap_sfmc_de.client import HttpClient
 from tap_sfmc_de.config_schema import CONFIG_SCHEMA, FetchMode
 from tap_sfmc_de.errors import SfmcApiError, SfmcConfigError
+from tap_sfmc_de.garbage_collection import collect_less_often
 from tap_sfmc_de.preflight_cli import preflight_option, run_preflight_cli
 from tap_sfmc_de.schema import DEField, stream_name_for_key
 from tap_sfmc_de.settings import Settings, describe_config_error, secret_settings
@@ -58,6 +59,7 @@ class TapSfmcDe(Tap):
         Args:
             kwargs: The SDK's CLI options.
         """
+        collect_less_often()
         with _message_not_traceback(cls):
             super().invoke(**kwargs)
 

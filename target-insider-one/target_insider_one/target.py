@@ -20,6 +20,7 @@ from typing_extensions import override
 from target_insider_one.client import InsiderError
 from target_insider_one.config_schema import CONFIG_SCHEMA
 from target_insider_one.field_check import unknown_settings
+from target_insider_one.garbage_collection import collect_less_often
 from target_insider_one.mapping import UserMapper
 from target_insider_one.operator_cli import operator_options
 from target_insider_one.phone_pool import PhonePrefetch, phone_fields
@@ -433,6 +434,7 @@ class TargetInsiderOne(Target):
             config: Config input.
             file_input: Optional input file.
         """
+        collect_less_often()
         try:
             super().invoke(
                 about=about, about_format=about_format, config=config, file_input=file_input
