@@ -24,6 +24,8 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 from typing_extensions import override
 
+from target_insider_one.flat_schema_check import quick_check
+
 LOGGER = logging.getLogger("target_insider_one.schema_validation")
 
 
@@ -43,6 +45,7 @@ class CompiledSchemaValidator(BaseJSONSchemaValidator):
         """
         super().__init__(schema)
         self._validate = fastjsonschema.compile(schema, use_formats=False)
+        self._accepts = quick_check(schema)
         self._fallback: JSONSchemaValidator | None = None
         self._warned: set[str] = set()
 
@@ -56,6 +59,8 @@ class CompiledSchemaValidator(BaseJSONSchemaValidator):
         Raises:
             InvalidRecord: With the failing path and rule (never the value itself).
         """
+        if self._accepts is not None and self._accepts(record):
+            return
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:
