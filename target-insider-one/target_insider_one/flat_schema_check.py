@@ -57,7 +57,7 @@ def quick_check(schema: Mapping[str, Any]) -> QuickCheck | None:
         if column is None:
             return None
         columns[name] = column
-    required = tuple(schema.get("required", ()))
+    required = frozenset(schema.get("required", ()))
 
     def check(record: Mapping[str, Any]) -> bool:
         if type(record) is not dict:
@@ -71,7 +71,7 @@ def quick_check(schema: Mapping[str, Any]) -> QuickCheck | None:
                 return False
             if max_length is not None and type(value) is str and len(value) > max_length:
                 return False
-        return all(name in record for name in required)
+        return required <= record.keys()
 
     return check
 
